@@ -1,0 +1,45 @@
+"""Everything one training run needs, as plain values; checked before any data or device is touched."""
+
+import dataclasses
+
+from kmnist import data
+from kmnist.errors import KmnistError
+
+STRATEGIES = ("auto", "default", "one_device", "mirrored")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  # The tutorial's schedule: 1000 steps of SGD on batches of 100 at learning rate 0.5.
+  steps: int = 1000
+  batch_size: int = 100
+  learning_rate: float = 0.5
+  seed: int = 0
+  eval_every: int = 100
+  steps_per_execution: int = 100
+  strategy: str = "auto"
+  data_dir: str = data.DEFAULT_DATA_DIR
+  manual_dir: str | None = None
+  model_dir: str = "runs/kmnist"
+  export_dir: str = "exported"
+  export_version: int | None = None
+
+  def validate(self) -> "TrainConfig":
+    """Raises KmnistError naming the first bad flag and what would be accepted."""
+    positive = ("steps", "batch_size", "eval_every", "steps_per_execution")
+    for name in positive:
+      value = getattr(self, name)
+      if not isinstance(value, int) or value <= 0:
+        raise KmnistError(f"--{name}={value} must be a positive integer")
+    if not self.learning_rate > 0 or self.learning_rate == float("inf"):
+      raise KmnistError(f"--learning_rate={self.learning_rate} must be a positive, finite number (the tutorial uses 0.5)")
+    if self.seed < 0:
+      raise KmnistError(f"--seed={self.seed} must be >= 0")
+    if self.steps % self.eval_every:
+      raise KmnistError(
+          f"--eval_every={self.eval_every} must divide --steps={self.steps} (validation runs every --eval_every steps)")
+    if self.strategy not in STRATEGIES:
+      raise KmnistError(f"--strategy={self.strategy} is not known; use one of {', '.join(STRATEGIES)}")
+    if self.export_version is not None and self.export_version <= 0:
+      raise KmnistError(f"--export_version={self.export_version} must be a positive integer (TF Serving versions)")
+    return self

@@ -1,0 +1,118 @@
+"""MNIST through tensorflow-datasets, prepared offline from the vendored files, split as the tutorial splits it.
+
+train = first 55,000 of TFDS `train`, validation = its last 5,000, test = TFDS `test` (10,000).
+Arrays stay raw (uint8 images, integer labels) until the `tf.data` pipeline scales and one-hot encodes them,
+so the same arrays feed training, evaluation, export checks and pictures.
+"""
+
+import dataclasses
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+from kmnist.errors import KmnistError
+
+NUM_CLASSES = 10
+IMAGE_SHAPE = (28, 28)
+SPLITS = {"train": "train[:55000]", "validation": "train[55000:]", "test": "test"}
+MNIST_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+# The four original files ship inside the package, so a fresh install trains with no network.
+VENDORED_DIR = Path(__file__).resolve().parent / "mnist_files"
+DEFAULT_DATA_DIR = os.path.join("~", "tensorflow_datasets")  # TFDS's own default.
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+  """One split as raw arrays: images uint8 [N, 28, 28], labels int64 [N]."""
+  images: np.ndarray
+  labels: np.ndarray
+
+  def __len__(self):
+    return len(self.labels)
+
+
+@dataclasses.dataclass(frozen=True)
+class Datasets:
+  train: Split
+  validation: Split
+  test: Split
+
+
+def expected_checksums() -> dict[str, str]:
+  """sha256 of the genuine files, as TFDS records them (from the vendored SHA256SUMS)."""
+  sums = {}
+  for line in (VENDORED_DIR / "SHA256SUMS").read_text().splitlines():
+    if line.strip():
+      digest, name = line.split()
+      sums[name] = digest
+  return sums
+
+
+def check_manual_dir(manual_dir) -> Path:
+  """Fails fast, naming the file, unless `manual_dir` holds the four genuine MNIST files.
+
+  TFDS would otherwise fall back to downloading, which offline retries for minutes before failing.
+  """
+  manual_dir = Path(manual_dir).expanduser()
+  sums = expected_checksums()
+  for name in MNIST_FILES:
+    path = manual_dir / name
+    if not path.is_file():
+      raise KmnistError(
+          f"MNIST file {path} is missing; put the four original MNIST .gz files ({', '.join(MNIST_FILES)}) "
+          f"in --manual_dir, or leave --manual_dir unset to use the copies shipped with kmnist")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != sums[name]:
+      raise KmnistError(
+          f"MNIST file {path} is corrupted or truncated (sha256 {digest[:12]}..., expected {sums[name][:12]}...); "
+          f"replace it with the original file, or reinstall kmnist to restore the shipped copy")
+  return manual_dir
+
+
+def load(data_dir=DEFAULT_DATA_DIR, manual_dir=None) -> Datasets:
+  """Returns the three splits, preparing the TFDS `mnist` dataset from local files first if needed."""
+  import tensorflow_datasets as tfds  # Heavy import, deferred so flag errors come back fast.
+
+  builder = tfds.builder("mnist", data_dir=os.path.expanduser(data_dir))
+  if not builder.is_prepared():
+    manual_dir = check_manual_dir(manual_dir or VENDORED_DIR)
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+  splits = {}
+  for name, tfds_split in SPLITS.items():
+    images, labels = tfds.as_numpy(builder.as_dataset(split=tfds_split, batch_size=-1, as_supervised=True))
+    splits[name] = Split(images=images.reshape((-1,) + IMAGE_SHAPE), labels=labels.astype(np.int64))
+  return Datasets(**splits)
+
+
+def preprocess(images, labels):
+  """uint8 pixels -> float32 in [0, 1]; integer labels -> one-hot float32 (the tutorial's y_)."""
+  import tensorflow as tf
+
+  return tf.cast(images, tf.float32) / 255.0, tf.one_hot(labels, NUM_CLASSES, dtype=tf.float32)
+
+
+def train_dataset(split: Split, batch_size: int, seed: int):
+  """Endless shuffled batches of (image, one-hot label), reshuffled every epoch, reproducible under `seed`."""
+  import tensorflow as tf
+
+  ds = tf.data.Dataset.from_tensor_slices((split.images, split.labels))
+  ds = ds.cache().shuffle(len(split), seed=seed, reshuffle_each_iteration=True).repeat()
+  # Scale after batching: one vectorised op per batch instead of one per example.
+  ds = ds.batch(batch_size, drop_remainder=True).map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
+  return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(split: Split, batch_size: int):
+  """Every example once, in order, in batches of (image, one-hot label)."""
+  import tensorflow as tf
+
+  ds = tf.data.Dataset.from_tensor_slices((split.images, split.labels)).cache()
+  return ds.batch(batch_size).map(preprocess, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+

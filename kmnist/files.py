@@ -1,0 +1,54 @@
+"""Atomic file and directory writes: a reader (or a crash) never sees a half-written output."""
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+
+def write_bytes_atomic(path, data: bytes) -> Path:
+  """Writes `data` to `path` via a temporary sibling and a rename, so `path` is either old or complete."""
+  path = Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+  try:
+    with os.fdopen(fd, "wb") as f:
+      f.write(data)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    with contextlib.suppress(FileNotFoundError):
+      os.unlink(tmp)
+    raise
+  return path
+
+
+def write_text_atomic(path, text: str) -> Path:
+  return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path, obj) -> Path:
+  return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+@contextlib.contextmanager
+def atomic_directory(final_path):
+  """Yields a temporary sibling directory to fill; renames it to `final_path` only if the block succeeds.
+
+  The temporary name starts with '.', so TensorFlow Serving (which watches integer-named version
+  directories) never picks up a partial export. An existing `final_path` is never replaced.
+  """
+  final_path = Path(final_path)
+  final_path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = Path(tempfile.mkdtemp(prefix=f".{final_path.name}.", suffix=".tmp", dir=final_path.parent))
+  try:
+    yield tmp
+    if final_path.exists():  # os.rename would silently replace an empty directory.
+      raise FileExistsError(f"{final_path} already exists; refusing to overwrite it")
+    os.rename(tmp, final_path)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
