@@ -84,11 +84,17 @@ def load(data_dir=DEFAULT_DATA_DIR, manual_dir=None) -> Datasets:
   if not builder.is_prepared():
     manual_dir = check_manual_dir(manual_dir or VENDORED_DIR)
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
-  splits = {}
-  for name, tfds_split in SPLITS.items():
-    images, labels = tfds.as_numpy(builder.as_dataset(split=tfds_split, batch_size=-1, as_supervised=True))
-    splits[name] = Split(images=images.reshape((-1,) + IMAGE_SHAPE), labels=labels.astype(np.int64))
-  return Datasets(**splits)
+  return Datasets(**{name: _read_split(builder, tfds_split) for name, tfds_split in SPLITS.items()})
+
+
+def _read_split(builder, tfds_split: str) -> Split:
+  import tensorflow_datasets as tfds
+
+  # Big batches, concatenated: as fast as batch_size=-1, and it also works under tfds.testing.mock_data.
+  batches = list(tfds.as_numpy(builder.as_dataset(split=tfds_split, as_supervised=True).batch(10_000)))
+  images = np.concatenate([b[0] for b in batches]).reshape((-1,) + IMAGE_SHAPE)
+  labels = np.concatenate([b[1] for b in batches]).astype(np.int64)
+  return Split(images=images, labels=labels)
 
 
 def preprocess(images, labels):

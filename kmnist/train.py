@@ -2,10 +2,9 @@
 
     kmnist-train                       # the tutorial: 1000 steps x 100 examples, SGD at 0.5, ~92 % test accuracy
     kmnist-train --flagfile=my.flags   # any flag below, one per line
-
-Flags are defined here and only here; everything below `run` takes plain values, so tests call `run` directly
-with their own data (`datasets_override`) and strategy (`strategy_override`).
 """
+# Flags are defined here and only here; everything from `run` down takes plain values, so tests call `run`
+# directly with their own data (`datasets_override`) and strategy (`strategy_override`).
 
 import dataclasses
 import os
@@ -56,6 +55,7 @@ def config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> TrainConfig:
 
 @dataclasses.dataclass
 class RunResult:
+  model: object  # the trained keras.Model
   metrics: dict
   saved_model_dir: Path
   tflite_paths: dict
@@ -82,7 +82,7 @@ def run(config: TrainConfig, datasets_override: data.Datasets | None = None, str
   metrics["tflite"] = {k: str(v) for k, v in tflite_paths.items()}
   from kmnist import files
   files.write_json_atomic(Path(config.model_dir) / "metrics.json", metrics)
-  return RunResult(metrics=metrics, saved_model_dir=saved_model_dir, tflite_paths=tflite_paths)
+  return RunResult(model=model, metrics=metrics, saved_model_dir=saved_model_dir, tflite_paths=tflite_paths)
 
 
 def train_model(config: TrainConfig, datasets: data.Datasets, strategy):

@@ -1,0 +1,57 @@
+"""Shared fixtures: small learnable synthetic data for fast tests, the real vendored MNIST for slow ones."""
+
+import os
+import socket
+from unittest import mock
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from kmnist import data  # noqa: E402
+
+
+def synthetic_split(n: int, seed: int) -> data.Split:
+  """Digits-like data a softmax regression can learn: one fixed random stroke pattern per class, plus noise."""
+  prototypes = np.random.RandomState(1234).rand(data.NUM_CLASSES, *data.IMAGE_SHAPE) < 0.2
+  rng = np.random.RandomState(seed)
+  labels = rng.randint(0, data.NUM_CLASSES, n).astype(np.int64)
+  images = prototypes[labels] * 180 + rng.randint(0, 75, (n,) + data.IMAGE_SHAPE)
+  return data.Split(images=images.astype(np.uint8), labels=labels)
+
+
+@pytest.fixture(scope="session")
+def synthetic_datasets() -> data.Datasets:
+  return data.Datasets(train=synthetic_split(2000, 1), validation=synthetic_split(200, 2),
+                       test=synthetic_split(500, 3))
+
+
+class NetworkAccessError(AssertionError):
+  pass
+
+
+def _refuse(*args, **kwargs):
+  raise NetworkAccessError(f"test tried to reach the network: {args!r}")
+
+
+@pytest.fixture(scope="session")
+def no_network():
+  """Any socket connection fails loudly: proves a code path is offline."""
+  with mock.patch.object(socket.socket, "connect", _refuse), \
+       mock.patch.object(socket, "create_connection", _refuse), \
+       mock.patch.object(socket, "getaddrinfo", _refuse):
+    yield
+
+
+@pytest.fixture(scope="session")
+def real_data_dir(tmp_path_factory, no_network) -> str:
+  """A TFDS data_dir with `mnist` prepared from the files vendored in kmnist, with the network refused."""
+  data_dir = str(tmp_path_factory.mktemp("tensorflow_datasets"))
+  data.load(data_dir=data_dir)  # Prepares once per session (~13 s).
+  return data_dir
+
+
+@pytest.fixture(scope="session")
+def real_datasets(real_data_dir) -> data.Datasets:
+  return data.load(data_dir=real_data_dir)

@@ -1,0 +1,87 @@
+"""Flag parsing and validation: bad values stop with one line naming the flag, before any data is touched."""
+
+import subprocess
+import sys
+
+import pytest
+from absl import flags
+
+from kmnist import train
+from kmnist.config import TrainConfig
+from kmnist.errors import KmnistError
+
+
+def parse(argv) -> TrainConfig:
+  fv = flags.FlagValues()
+  train.define_flags(fv)
+  fv(["kmnist-train"] + argv)
+  return train.config_from_flags(fv)
+
+
+def test_defaults_are_the_tutorials_schedule():
+  config = parse([])
+  assert (config.steps, config.batch_size, config.learning_rate, config.seed) == (1000, 100, 0.5, 0)
+  assert config == TrainConfig()
+
+
+def test_flagfile_sets_flags(tmp_path):
+  flagfile = tmp_path / "run.flags"
+  flagfile.write_text("--steps=200\n--learning_rate=0.1\n--strategy=mirrored\n")
+  config = parse([f"--flagfile={flagfile}"])
+  assert (config.steps, config.learning_rate, config.strategy) == (200, 0.1, "mirrored")
+
+
+@pytest.mark.parametrize("overrides, flag", [
+    (dict(steps=0), "--steps=0"),
+    (dict(steps=-5), "--steps=-5"),
+    (dict(batch_size=0), "--batch_size=0"),
+    (dict(learning_rate=0.0), "--learning_rate=0.0"),
+    (dict(learning_rate=-0.5), "--learning_rate=-0.5"),
+    (dict(learning_rate=float("nan")), "--learning_rate=nan"),
+    (dict(strategy="tpu9"), "--strategy=tpu9"),
+    (dict(eval_every=300), "--eval_every=300"),
+    (dict(steps_per_execution=0), "--steps_per_execution=0"),
+    (dict(export_version=0), "--export_version=0"),
+    (dict(seed=-1), "--seed=-1"),
+])
+def test_invalid_values_name_the_flag(overrides, flag):
+  with pytest.raises(KmnistError, match=flag):
+    TrainConfig(**overrides).validate()
+
+
+def run_cli(*args, timeout=60):
+  return subprocess.run([sys.executable, "-m", "kmnist.train", *args], capture_output=True, text=True,
+                        timeout=timeout)
+
+
+@pytest.mark.parametrize("arg, expected", [
+    ("--steps=0", "--steps=0 must be a positive integer"),
+    ("--learning_rate=-1", "--learning_rate=-1.0 must be a positive"),
+    ("--batch_size=0", "--batch_size=0 must be a positive integer"),
+    ("--strategy=tpu9", "flag --strategy=tpu9: value should be one of"),
+    ("--no_such_flag=1", "Unknown command line flag 'no_such_flag'"),
+])
+def test_cli_rejects_bad_flags_before_touching_data(tmp_path, arg, expected):
+  data_dir, model_dir, export_dir = tmp_path / "data", tmp_path / "run", tmp_path / "exported"
+  result = run_cli(arg, f"--data_dir={data_dir}", f"--model_dir={model_dir}", f"--export_dir={export_dir}")
+  assert result.returncode != 0
+  assert expected in result.stderr
+  assert "Traceback" not in result.stderr
+  assert not data_dir.exists() and not model_dir.exists() and not export_dir.exists()
+
+
+def test_batch_not_divisible_by_replicas_is_refused_before_data(tmp_path):
+  class ThreeReplicas:
+    num_replicas_in_sync = 3
+
+  config = TrainConfig(data_dir=str(tmp_path / "data"), model_dir=str(tmp_path / "run"))
+  with pytest.raises(KmnistError, match="--batch_size=100 is the global batch and must be divisible by the 3"):
+    train.run(config, strategy_override=ThreeReplicas())
+  assert not (tmp_path / "data").exists()
+
+
+def test_helpfull_lists_the_flags():
+  result = run_cli("--helpfull")  # absl exits 1 after printing help; the text is what matters.
+  for name in ("--steps", "--batch_size", "--learning_rate", "--strategy", "--data_dir", "--manual_dir",
+               "--export_dir", "--flagfile"):
+    assert name in result.stdout
