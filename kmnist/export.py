@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kmnist import files, saved_model, tflite
+from kmnist import files, layout, saved_model, tflite
 from kmnist.data import Split
 from kmnist.errors import KmnistError
 
@@ -33,6 +33,12 @@ def check_outputs(name: str, outputs: dict, reference_logits: np.ndarray) -> dic
   return {"argmax_agreement": agreement, "max_abs_logit_diff": max_diff}
 
 
+def one_digit_per_class(split: Split) -> np.ndarray:
+  """A handful of real digits (the first of each class present) for TF Serving's warmup requests."""
+  firsts = [np.flatnonzero(split.labels == c)[0] for c in np.unique(split.labels)]
+  return split.images[firsts]
+
+
 def export_and_verify(model, test: Split, export_dir, version: int | None = None):
   """Writes the SavedModel and the TFLite models, verified on the test images. Returns (saved_model_dir, {variant: path})."""
   export_dir = Path(export_dir)
@@ -40,8 +46,8 @@ def export_and_verify(model, test: Split, export_dir, version: int | None = None
   sm_base, tfl_base = export_dir / "saved_model", export_dir / "tflite"
   if version is None:
     # One version number names the pair, so the next free number is free in both places.
-    version = max(saved_model.next_version(sm_base), saved_model.next_version(tfl_base))
-  sm_dir = saved_model.export_saved_model(model, sm_base, version)
+    version = max(layout.next_version(sm_base), layout.next_version(tfl_base))
+  sm_dir = saved_model.export_saved_model(model, sm_base, version, warmup_images=one_digit_per_class(test))
   try:
     check_outputs("saved_model", saved_model.predict_saved_model(sm_dir, test.images), reference)
     tflite_paths = {}

@@ -43,7 +43,8 @@ def atomic_directory(final_path):
   """
   final_path = Path(final_path)
   final_path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = Path(tempfile.mkdtemp(prefix=f".{final_path.name}.", suffix=".tmp", dir=final_path.parent))
+  remove_abandoned_temporaries(final_path)
+  tmp = Path(tempfile.mkdtemp(prefix=f".{final_path.name}.{os.getpid()}.", suffix=".tmp", dir=final_path.parent))
   try:
     yield tmp
     if final_path.exists():  # os.rename would silently replace an empty directory.
@@ -52,3 +53,21 @@ def atomic_directory(final_path):
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise
+
+
+def remove_abandoned_temporaries(final_path: Path) -> None:
+  """Deletes temporaries left for `final_path` by writers that were killed (their process no longer exists)."""
+  for leftover in final_path.parent.glob(f".{final_path.name}.*.tmp"):
+    pid = leftover.name[len(final_path.name) + 2:].split(".")[0]
+    if pid.isdigit() and not _process_exists(int(pid)):
+      shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _process_exists(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True
+  return True

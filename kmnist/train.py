@@ -80,8 +80,11 @@ def run(config: TrainConfig, datasets_override: data.Datasets | None = None, str
       model, datasets.test, config.export_dir, config.export_version)
   metrics["saved_model_dir"] = str(saved_model_dir)
   metrics["tflite"] = {k: str(v) for k, v in tflite_paths.items()}
-  from kmnist import files
-  files.write_json_atomic(Path(config.model_dir) / "metrics.json", metrics)
+  from kmnist import files, manifest
+  metrics_path = files.write_json_atomic(Path(config.model_dir) / "metrics.json", metrics)
+  tflite_dirs = sorted({path.parent for path in tflite_paths.values()})
+  manifest.write_manifest(config.model_dir, metrics, dataclasses.asdict(config),
+                          [metrics_path, saved_model_dir, *tflite_dirs])
   return RunResult(model=model, metrics=metrics, saved_model_dir=saved_model_dir, tflite_paths=tflite_paths)
 
 
