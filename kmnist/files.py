@@ -7,6 +7,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from kmnist.errors import KmnistError
+
 
 def write_bytes_atomic(path, data: bytes) -> Path:
   """Writes `data` to `path` via a temporary sibling and a rename, so `path` is either old or complete."""
@@ -71,3 +73,23 @@ def _process_exists(pid: int) -> bool:
   except PermissionError:
     return True
   return True
+
+
+def check_writable_directory(path, flag: str) -> None:
+  """Fails, naming `flag`, unless `path` is (or can be created as) a directory this process can write into.
+
+  Checked before any work starts, so a typo costs a second, not a training run. Writes nothing that stays: the
+  probe file is created and removed in the nearest existing ancestor.
+  """
+  existing = Path(path).expanduser().absolute()
+  while not existing.exists():
+    existing = existing.parent
+  if not existing.is_dir():
+    raise KmnistError(f"{flag}={path} cannot be a directory: {existing} is a file; give a directory path")
+  try:
+    fd, probe = tempfile.mkstemp(prefix=".kmnist-write-probe-", dir=existing)
+    os.close(fd)
+    os.unlink(probe)
+  except OSError as e:
+    raise KmnistError(f"{flag}={path} is not writable ({e.strerror} in {existing}); "
+                      f"give a directory you can write to") from None

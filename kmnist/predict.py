@@ -68,12 +68,23 @@ def load_inputs(paths) -> tuple[list, np.ndarray, list]:
   return names, np.asarray(digits, np.uint8).reshape((-1, 28, 28)), errors
 
 
-def predict(kind: str, model_path: Path, digits: np.ndarray) -> dict:
-  if kind == "tflite":
-    from kmnist import tflite
-    return tflite.predict_tflite(model_path, digits)
-  from kmnist import saved_model
-  return saved_model.predict_saved_model(model_path, digits)
+def load_predictor(kind: str, model_path: Path):
+  """Loads the model once; returns a function uint8 [N, 28, 28] -> outputs. Raises KmnistError if it won't load."""
+  try:
+    if kind == "tflite":
+      from ai_edge_litert.interpreter import Interpreter
+
+      from kmnist import tflite
+      Interpreter(model_path=str(model_path))  # fails here, not per file, on a broken model
+      return lambda digits: tflite.predict_tflite(model_path, digits)
+    from kmnist import saved_model
+    serve = saved_model.load_signature(model_path)
+  except Exception as e:  # Whatever TF or LiteRT raise on a broken file, the user needs the file named.
+    reason = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+    raise KmnistError(f"--model={model_path} could not be loaded as a {kind} ({reason}); "
+                      f"give an export written by kmnist-train") from None
+  import tensorflow as tf
+  return lambda digits: {k: v.numpy() for k, v in serve(image=tf.constant(digits)).items()}
 
 
 def format_results(names, outputs, top_k: int) -> list[dict]:
@@ -92,11 +103,12 @@ def main(argv):
     raise app.UsageError("give at least one .png or .npy file to classify")
   try:
     kind, model_path = resolve_model(fv.model)
+    predictor = load_predictor(kind, model_path)
   except KmnistError as e:
     print(f"kmnist-predict: error: {e}", file=sys.stderr)
     return 2
   names, digits, errors = load_inputs(paths)
-  results = format_results(names, predict(kind, model_path, digits), fv.top_k) if len(digits) else []
+  results = format_results(names, predictor(digits), fv.top_k) if len(digits) else []
   if fv.json:
     print(json.dumps({"model": str(model_path), "predictions": results, "errors": errors}, indent=2))
   else:
