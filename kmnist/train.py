@@ -127,7 +127,10 @@ def train_model(config: TrainConfig, datasets: data.Datasets, strategy):
     checkpoints.discard(checkpoint_dir)
   checkpointer = checkpoints.Checkpointer(checkpoint_dir, model, run_values=resume_key(config))
   start_step = checkpointer.restore()
-  if start_step:
+  if start_step == config.steps:
+    print(f"Already trained to step {start_step} ({checkpoint_dir}); evaluating and exporting it again "
+          f"(--restart to retrain).")
+  elif start_step:
     print(f"Resuming at step {start_step} of {config.steps} from {checkpoint_dir} (--restart to start over).")
   model.fit(
       # The stream is a function of the seed alone: skipping what was seen resumes it exactly.
