@@ -23,6 +23,7 @@ class TrainConfig:
   model_dir: str = "runs/kmnist"
   export_dir: str = "exported"
   export_version: int | None = None
+  visualize: bool = True
 
   def validate(self) -> "TrainConfig":
     """Raises KmnistError naming the first bad flag and what would be accepted."""

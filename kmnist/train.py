@@ -39,13 +39,17 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   flags.DEFINE_string("manual_dir", d.manual_dir,
                       "Directory with the four original MNIST .gz files; default: the copies shipped with kmnist.",
                       flag_values=fv)
-  flags.DEFINE_string("model_dir", d.model_dir, "Run directory: metrics.json and other run outputs.",
+  flags.DEFINE_string("model_dir", d.model_dir,
+                      "Run directory: metrics.json, the pictures and the TensorBoard logs (<model_dir>/logs).",
                       flag_values=fv)
   flags.DEFINE_string("export_dir", d.export_dir,
                       "Export base: SavedModel in <export_dir>/saved_model/<version>/, TFLite in "
                       "<export_dir>/tflite/<version>/.", flag_values=fv)
   flags.DEFINE_integer("export_version", d.export_version,
                        "Version number of the export; default: one past the highest existing.", flag_values=fv)
+  flags.DEFINE_boolean("visualize", d.visualize,
+                       "Draw weights.png, confusion_matrix.png and mistakes.png into --model_dir after training; "
+                       "--novisualize skips them.", flag_values=fv)
 
 
 def config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> TrainConfig:
@@ -59,6 +63,7 @@ class RunResult:
   metrics: dict
   saved_model_dir: Path
   tflite_paths: dict
+  pictures: dict = dataclasses.field(default_factory=dict)  # {file name: path}; empty under --novisualize
 
 
 def run(config: TrainConfig, datasets_override: data.Datasets | None = None, strategy_override=None) -> RunResult:
@@ -66,7 +71,7 @@ def run(config: TrainConfig, datasets_override: data.Datasets | None = None, str
   config.validate()
   import keras  # Deferred: flag errors above return in milliseconds, not after TensorFlow's start-up.
 
-  from kmnist import distribute, export
+  from kmnist import distribute, export, visualize
 
   keras.utils.set_random_seed(config.seed)
   strategy = strategy_override or distribute.make_strategy(config.strategy)
@@ -75,17 +80,26 @@ def run(config: TrainConfig, datasets_override: data.Datasets | None = None, str
 
   model = train_model(config, datasets, strategy)
   metrics = evaluate_model(model, datasets.test, config)
+  test_logits = model.predict(data.eval_dataset(datasets.test, config.batch_size), verbose=0)
+  metrics.update(visualize.class_report(datasets.test.labels, test_logits.argmax(-1)))
 
   saved_model_dir, tflite_paths = export.export_and_verify(
       model, datasets.test, config.export_dir, config.export_version)
   metrics["saved_model_dir"] = str(saved_model_dir)
   metrics["tflite"] = {k: str(v) for k, v in tflite_paths.items()}
+  pictures = {}
+  if config.visualize:
+    kernel, _ = model.get_layer("logits").get_weights()
+    pictures = visualize.write_pictures(config.model_dir, kernel, datasets.test, test_logits)
   from kmnist import files
   files.write_json_atomic(Path(config.model_dir) / "metrics.json", metrics)
-  return RunResult(model=model, metrics=metrics, saved_model_dir=saved_model_dir, tflite_paths=tflite_paths)
+  return RunResult(model=model, metrics=metrics, saved_model_dir=saved_model_dir, tflite_paths=tflite_paths,
+                   pictures=pictures)
 
 
 def train_model(config: TrainConfig, datasets: data.Datasets, strategy):
+  import keras
+
   from kmnist import model as model_lib
 
   with strategy.scope():
@@ -97,6 +111,8 @@ def train_model(config: TrainConfig, datasets: data.Datasets, strategy):
       validation_data=data.eval_dataset(datasets.validation, config.batch_size),
       shuffle=False,  # The tf.data pipeline shuffles, reproducibly under the seed.
       verbose=2 if not sys.stdout.isatty() else 1,
+      # Loss and accuracy per --eval_every steps in logs/train, validation in logs/validation.
+      callbacks=[keras.callbacks.TensorBoard(log_dir=os.path.join(config.model_dir, "logs"))],
   )
   return model
 
@@ -128,6 +144,8 @@ def main(argv):
   print(f"SavedModel: {result.saved_model_dir}")
   for variant, path in result.tflite_paths.items():
     print(f"TFLite ({variant}): {path}")
+  if result.pictures:
+    print(f"Pictures: {', '.join(str(p) for p in result.pictures.values())}")
 
 
 def cli():

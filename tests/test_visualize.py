@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -134,3 +135,31 @@ def test_pictures_render_headless_and_leave_pyplot_alone(tmp_path):
   result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
   assert result.returncode == 0, result.stderr[-2000:]
   assert sorted(p.name for p in tmp_path.iterdir()) == sorted(visualize.PICTURES)
+
+
+@pytest.mark.slow
+def test_real_confusion_matrix_adds_up_to_the_reported_accuracy(real_run):
+  metrics = json.loads((Path(real_run.metrics["config"]["model_dir"]) / "metrics.json").read_text())
+  counts = np.array(metrics["confusion_matrix"])
+  assert counts.sum() == 10_000
+  assert np.trace(counts) == round(metrics["test_accuracy"] * 10_000)
+  for digit, stats in metrics["per_class"].items():
+    d = int(digit)
+    assert stats["support"] == counts[d].sum()
+    assert stats["recall"] == pytest.approx(counts[d, d] / counts[d].sum())
+    assert stats["precision"] == pytest.approx(counts[d, d] / counts[:, d].sum())
+  assert_real_picture(real_run.pictures["confusion_matrix.png"], visualize.CONFUSION_SIZE)
+  assert_real_picture(real_run.pictures["mistakes.png"], visualize.MISTAKES_SIZE)
+
+
+@pytest.mark.slow
+def test_real_weights_png_shows_the_exported_weights(real_run):
+  # The run's picture, read back against the trained weights.
+  kernel, _ = real_run.model.get_layer("logits").get_weights()
+  path = real_run.pictures["weights.png"]
+  assert_real_picture(path, visualize.WEIGHTS_SIZE)
+  cells = cell_colours(visualize.weights_figure(kernel), read_rgb(path))
+  checked = sum(assert_red_negative_blue_positive(colours, kernel[:, int(digit)].reshape(28, 28),
+                                                  np.abs(kernel).max())
+                for digit, colours in cells.items())
+  assert len(cells) == 10 and checked > 1000
