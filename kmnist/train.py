@@ -64,6 +64,7 @@ class RunResult:
   saved_model_dir: Path
   tflite_paths: dict
   pictures: dict = dataclasses.field(default_factory=dict)  # {file name: path}; empty under --novisualize
+  pictures_seconds: float = 0.0
 
 
 def run(config: TrainConfig, datasets_override: data.Datasets | None = None, strategy_override=None) -> RunResult:
@@ -87,14 +88,16 @@ def run(config: TrainConfig, datasets_override: data.Datasets | None = None, str
       model, datasets.test, config.export_dir, config.export_version)
   metrics["saved_model_dir"] = str(saved_model_dir)
   metrics["tflite"] = {k: str(v) for k, v in tflite_paths.items()}
-  pictures = {}
+  pictures, pictures_seconds = {}, 0.0
   if config.visualize:
+    start = time.perf_counter()
     kernel, _ = model.get_layer("logits").get_weights()
     pictures = visualize.write_pictures(config.model_dir, kernel, datasets.test, test_logits)
+    pictures_seconds = time.perf_counter() - start
   from kmnist import files
   files.write_json_atomic(Path(config.model_dir) / "metrics.json", metrics)
   return RunResult(model=model, metrics=metrics, saved_model_dir=saved_model_dir, tflite_paths=tflite_paths,
-                   pictures=pictures)
+                   pictures=pictures, pictures_seconds=pictures_seconds)
 
 
 def train_model(config: TrainConfig, datasets: data.Datasets, strategy):
@@ -145,7 +148,7 @@ def main(argv):
   for variant, path in result.tflite_paths.items():
     print(f"TFLite ({variant}): {path}")
   if result.pictures:
-    print(f"Pictures: {', '.join(str(p) for p in result.pictures.values())}")
+    print(f"Pictures: {', '.join(str(p) for p in result.pictures.values())}  ({result.pictures_seconds:.1f} s)")
 
 
 def cli():

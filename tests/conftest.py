@@ -59,7 +59,7 @@ def real_datasets(real_data_dir) -> data.Datasets:
 
 @pytest.fixture(scope="session")
 def real_run(tmp_path_factory, real_data_dir):
-  """A default kmnist-train run (seed 0) on the real MNIST, into temporary directories: its metrics, exports, pictures."""
+  """A default kmnist-train run (seed 0) on the real MNIST, into temporary directories."""
   from kmnist import train
   from kmnist.config import TrainConfig
 

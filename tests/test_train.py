@@ -125,4 +125,5 @@ def test_cli_main_command(tmp_path, real_data_dir):
   metrics = json.loads((tmp_path / "runs" / "kmnist" / "metrics.json").read_text())
   assert metrics["test_accuracy"] == pytest.approx(accuracy, abs=5e-5)
   assert all((tmp_path / "runs" / "kmnist" / name).is_file() for name in visualize.PICTURES)
+  assert "Pictures: runs/kmnist/weights.png" in result.stdout
   assert list((tmp_path / "runs" / "kmnist" / "logs" / "train").glob("events.out.tfevents.*"))
