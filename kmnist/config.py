@@ -24,6 +24,7 @@ class TrainConfig:
   restart: bool = False
   export_dir: str = "exported"
   export_version: int | None = None
+  visualize: bool = True
 
   def validate(self) -> "TrainConfig":
     """Raises KmnistError naming the first bad flag and what would be accepted."""

@@ -10,12 +10,20 @@ from pathlib import Path
 from kmnist.errors import KmnistError
 
 
+
+def _umask() -> int:
+  mask = os.umask(0)  # umask can only be read by setting it; put it straight back
+  os.umask(mask)
+  return mask
+
+
 def write_bytes_atomic(path, data: bytes) -> Path:
   """Writes `data` to `path` via a temporary sibling and a rename, so `path` is either old or complete."""
   path = Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
   try:
+    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes owner-only files; outputs get the usual permissions
     with os.fdopen(fd, "wb") as f:
       f.write(data)
       f.flush()
@@ -47,6 +55,7 @@ def atomic_directory(final_path):
   final_path.parent.mkdir(parents=True, exist_ok=True)
   remove_abandoned_temporaries(final_path)
   tmp = Path(tempfile.mkdtemp(prefix=f".{final_path.name}.{os.getpid()}.", suffix=".tmp", dir=final_path.parent))
+  tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it owner-only; a server running as another user must read it
   try:
     yield tmp
     if final_path.exists():  # os.rename would silently replace an empty directory.

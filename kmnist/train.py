@@ -42,7 +42,8 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                       "Directory with the four original MNIST .gz files; default: the copies shipped with kmnist.",
                       flag_values=fv)
   flags.DEFINE_string("model_dir", d.model_dir,
-                      "Run directory: checkpoints (a rerun with the same flags resumes), metrics.json, MANIFEST.json.",
+                      "Run directory: checkpoints (a rerun with the same flags resumes), metrics.json, MANIFEST.json, "
+                      "the pictures and the TensorBoard logs (<model_dir>/logs).",
                       flag_values=fv)
   flags.DEFINE_string("export_dir", d.export_dir,
                       "Export base: SavedModel in <export_dir>/saved_model/<version>/, TFLite in "
@@ -52,6 +53,9 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                        flag_values=fv)
   flags.DEFINE_integer("export_version", d.export_version,
                        "Version number of the export; default: one past the highest existing.", flag_values=fv)
+  flags.DEFINE_boolean("visualize", d.visualize,
+                       "Draw weights.png, confusion_matrix.png and mistakes.png into --model_dir after training; "
+                       "--novisualize skips them.", flag_values=fv)
 
 
 def config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> TrainConfig:
@@ -65,6 +69,8 @@ class RunResult:
   metrics: dict
   saved_model_dir: Path
   tflite_paths: dict
+  pictures: dict = dataclasses.field(default_factory=dict)  # {file name: path}; empty under --novisualize
+  pictures_seconds: float = 0.0
 
 
 def run(config: TrainConfig, datasets_override: data.Datasets | None = None, strategy_override=None) -> RunResult:
@@ -73,7 +79,7 @@ def run(config: TrainConfig, datasets_override: data.Datasets | None = None, str
   check_paths(config)
   import keras  # Deferred: bad flags and paths are reported in milliseconds, not after TensorFlow's start-up.
 
-  from kmnist import distribute, export, files, manifest
+  from kmnist import distribute, export, files, manifest, visualize
 
   keras.utils.set_random_seed(config.seed)
   strategy = strategy_override or distribute.make_strategy(config.strategy)
@@ -82,16 +88,25 @@ def run(config: TrainConfig, datasets_override: data.Datasets | None = None, str
 
   model = train_model(config, datasets, strategy)
   metrics = evaluate_model(model, datasets.test, config)
+  test_logits = model.predict(data.eval_dataset(datasets.test, config.batch_size), verbose=0)
+  metrics.update(visualize.class_report(datasets.test.labels, test_logits.argmax(-1)))
 
   saved_model_dir, tflite_paths = export.export_and_verify(
       model, datasets.test, config.export_dir, config.export_version)
   metrics["saved_model_dir"] = str(saved_model_dir)
   metrics["tflite"] = {k: str(v) for k, v in tflite_paths.items()}
+  pictures, pictures_seconds = {}, 0.0
+  if config.visualize:
+    start = time.perf_counter()
+    kernel, _ = model.get_layer("logits").get_weights()
+    pictures = visualize.write_pictures(config.model_dir, kernel, datasets.test, test_logits)
+    pictures_seconds = time.perf_counter() - start
   metrics_path = files.write_json_atomic(Path(config.model_dir) / "metrics.json", metrics)
   tflite_dirs = sorted({path.parent for path in tflite_paths.values()})
   manifest.write_manifest(config.model_dir, metrics, dataclasses.asdict(config),
-                          [metrics_path, saved_model_dir, *tflite_dirs])
-  return RunResult(model=model, metrics=metrics, saved_model_dir=saved_model_dir, tflite_paths=tflite_paths)
+                          [metrics_path, saved_model_dir, *tflite_dirs, *pictures.values()])
+  return RunResult(model=model, metrics=metrics, saved_model_dir=saved_model_dir, tflite_paths=tflite_paths,
+                   pictures=pictures, pictures_seconds=pictures_seconds)
 
 
 def check_paths(config: TrainConfig) -> None:
@@ -115,6 +130,8 @@ def check_paths(config: TrainConfig) -> None:
 
 def train_model(config: TrainConfig, datasets: data.Datasets, strategy):
   """Fits the model, resuming from `<model_dir>/checkpoints` when an earlier run with the same flags was cut short."""
+  import keras
+
   from kmnist import checkpoints
   from kmnist import model as model_lib
 
@@ -139,7 +156,12 @@ def train_model(config: TrainConfig, datasets: data.Datasets, strategy):
       epochs=config.steps // config.eval_every,
       steps_per_epoch=config.eval_every,
       validation_data=data.eval_dataset(datasets.validation, config.batch_size),
-      callbacks=[checkpoints.StopOnNonFinite(config.learning_rate), checkpointer.callback()],
+      callbacks=[
+          checkpoints.StopOnNonFinite(config.learning_rate),  # first: nothing non-finite is checkpointed
+          checkpointer.callback(),
+          # Loss and accuracy per --eval_every steps in logs/train, validation in logs/validation.
+          keras.callbacks.TensorBoard(log_dir=os.path.join(config.model_dir, "logs")),
+      ],
       shuffle=False,  # The tf.data pipeline shuffles, reproducibly under the seed.
       verbose=2 if not sys.stdout.isatty() else 1,
   )
@@ -178,6 +200,8 @@ def main(argv):
   print(f"SavedModel: {result.saved_model_dir}")
   for variant, path in result.tflite_paths.items():
     print(f"TFLite ({variant}): {path}")
+  if result.pictures:
+    print(f"Pictures: {', '.join(str(p) for p in result.pictures.values())}  ({result.pictures_seconds:.1f} s)")
 
 
 def cli():

@@ -55,3 +55,13 @@ def real_data_dir(tmp_path_factory, no_network) -> str:
 @pytest.fixture(scope="session")
 def real_datasets(real_data_dir) -> data.Datasets:
   return data.load(data_dir=real_data_dir)
+
+
+@pytest.fixture(scope="session")
+def real_run(tmp_path_factory, real_data_dir):
+  """A default kmnist-train run (seed 0) on the real MNIST, into temporary directories."""
+  from kmnist import train
+  from kmnist.config import TrainConfig
+
+  tmp = tmp_path_factory.mktemp("real_run")
+  return train.run(TrainConfig(data_dir=real_data_dir, model_dir=str(tmp / "run"), export_dir=str(tmp / "exported")))

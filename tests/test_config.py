@@ -24,6 +24,11 @@ def test_defaults_are_the_tutorials_schedule():
   assert config == TrainConfig()
 
 
+def test_pictures_are_on_by_default_and_novisualize_turns_them_off():
+  assert parse([]).visualize is True
+  assert parse(["--novisualize"]).visualize is False
+
+
 def test_flagfile_sets_flags(tmp_path):
   flagfile = tmp_path / "run.flags"
   flagfile.write_text("--steps=200\n--learning_rate=0.1\n--strategy=mirrored\n")

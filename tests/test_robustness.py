@@ -212,6 +212,18 @@ def test_a_crash_while_writing_leaves_the_old_file_whole(tmp_path, monkeypatch):
   assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
 
 
+def test_outputs_get_the_usual_permissions(tmp_path):
+  umask = os.umask(0o022)
+  try:
+    path = files.write_json_atomic(tmp_path / "metrics.json", {})
+    with files.atomic_directory(tmp_path / "1") as tmp:
+      (tmp / "saved_model.pb").write_bytes(b"")
+  finally:
+    os.umask(umask)
+  assert path.stat().st_mode & 0o777 == 0o644
+  assert (tmp_path / "1").stat().st_mode & 0o777 == 0o755
+
+
 def test_predict_refuses_broken_models(tmp_path):
   broken_sm = tmp_path / "sm"
   broken_sm.mkdir()

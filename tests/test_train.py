@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from kmnist import data, saved_model, tflite, train
+from kmnist import data, saved_model, tflite, train, visualize
 from kmnist.config import TrainConfig
 
 
@@ -33,6 +33,53 @@ def test_steps_per_execution_never_adds_steps(tmp_path, synthetic_datasets):
   assert int(result.model.optimizer.iterations) == 100
 
 
+def test_run_draws_pictures_and_reports_each_digit(tmp_path, synthetic_datasets):
+  result = train.run(small_config(tmp_path), datasets_override=synthetic_datasets)
+  run_dir = tmp_path / "run"
+  assert result.pictures == {name: run_dir / name for name in visualize.PICTURES}
+  assert all(path.stat().st_size > 0 for path in result.pictures.values())
+  metrics = json.loads((run_dir / "metrics.json").read_text())
+  counts = np.array(metrics["confusion_matrix"])
+  assert counts.sum() == len(synthetic_datasets.test)
+  assert np.trace(counts) == round(metrics["test_accuracy"] * len(synthetic_datasets.test))
+  assert metrics["per_class"]["3"]["support"] == np.sum(synthetic_datasets.test.labels == 3)
+
+
+def test_novisualize_skips_the_pictures_but_not_the_class_report(tmp_path, synthetic_datasets):
+  result = train.run(small_config(tmp_path, visualize=False), datasets_override=synthetic_datasets)
+  assert result.pictures == {}
+  assert not any((tmp_path / "run" / name).exists() for name in visualize.PICTURES)
+  assert "per_class" in json.loads((tmp_path / "run" / "metrics.json").read_text())
+
+
+def tensorboard_scalars(log_dir) -> dict:
+  """{(run, tag): [values by step]} of what TensorBoard shows as scalars, read from the event files in `log_dir`."""
+  import tensorflow as tf
+
+  scalars = {}
+  for events in sorted(log_dir.glob("*/events.out.tfevents.*")):
+    for record in tf.data.TFRecordDataset(str(events)):
+      for value in tf.compat.v1.Event.FromString(record.numpy()).summary.value:
+        if value.metadata.plugin_data.plugin_name == "scalars":
+          scalars.setdefault((events.parent.name, value.tag), []).append(float(tf.make_ndarray(value.tensor)))
+  return scalars
+
+
+def test_training_logs_tensorboard_scalars(tmp_path, synthetic_datasets):
+  import tensorflow as tf
+
+  config = small_config(tmp_path)
+  model = train.train_model(config, synthetic_datasets, tf.distribute.get_strategy())
+  scalars = tensorboard_scalars(tmp_path / "run" / "logs")
+  epochs = config.steps // config.eval_every
+  for key in [("train", "epoch_loss"), ("train", "epoch_accuracy"), ("validation", "epoch_accuracy")]:
+    assert len(scalars[key]) == epochs, key
+  # The last validation point is the trained model's accuracy on the validation split.
+  validation = model.evaluate(data.eval_dataset(synthetic_datasets.validation, config.batch_size), verbose=0,
+                              return_dict=True)
+  assert scalars[("validation", "epoch_accuracy")][-1] == pytest.approx(validation["accuracy"])
+
+
 def test_same_seed_same_weights(tmp_path, synthetic_datasets):
   a = train.run(small_config(tmp_path / "a"), datasets_override=synthetic_datasets)
   b = train.run(small_config(tmp_path / "b"), datasets_override=synthetic_datasets)
@@ -43,9 +90,8 @@ def test_same_seed_same_weights(tmp_path, synthetic_datasets):
 
 
 @pytest.mark.slow
-def test_end_to_end_on_real_mnist(tmp_path, real_data_dir, real_datasets):
-  result = train.run(TrainConfig(data_dir=real_data_dir, model_dir=str(tmp_path / "run"),
-                                 export_dir=str(tmp_path / "exported")))
+def test_end_to_end_on_real_mnist(real_run, real_datasets):
+  result = real_run  # The default run, seed 0; shared with the pictures' tests.
   assert result.metrics["test_accuracy"] >= 0.905
   test = real_datasets.test
   reference = result.model.predict(test.images / 255.0, batch_size=10_000, verbose=0)
@@ -64,7 +110,7 @@ def test_accuracy_over_seeds_matches_the_tutorial(real_datasets, tmp_path):
 
   accuracies = []
   for seed in range(5):
-    config = TrainConfig(seed=seed, model_dir=str(tmp_path / str(seed)))
+    config = TrainConfig(seed=seed, model_dir=str(tmp_path / f"seed{seed}"))
     keras.utils.set_random_seed(seed)
     model = train.train_model(config, real_datasets, strategy=__import__("tensorflow").distribute.get_strategy())
     accuracies.append(train.evaluate_model(model, real_datasets.test, config)["test_accuracy"])
@@ -85,3 +131,6 @@ def test_cli_main_command(tmp_path, real_data_dir):
   assert (tmp_path / "exported" / "tflite" / "1" / "kmnist_float.tflite").is_file()
   metrics = json.loads((tmp_path / "runs" / "kmnist" / "metrics.json").read_text())
   assert metrics["test_accuracy"] == pytest.approx(accuracy, abs=5e-5)
+  assert all((tmp_path / "runs" / "kmnist" / name).is_file() for name in visualize.PICTURES)
+  assert "Pictures: runs/kmnist/weights.png" in result.stdout
+  assert list((tmp_path / "runs" / "kmnist" / "logs" / "train").glob("events.out.tfevents.*"))
