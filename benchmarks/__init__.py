@@ -1,0 +1,1 @@
+"""kmnist's benchmark harness: `python -m benchmarks` (see README, "Performance")."""

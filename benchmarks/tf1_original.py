@@ -1,0 +1,50 @@
+"""The tutorial's original TF1 program (mnist_softmax.py), run through tf.compat.v1: placeholders, feed_dict,
+GradientDescentOptimizer(0.5). Run in its own process: disabling eager execution is global.
+
+    python -m benchmarks.tf1_original DATA.npz OUT.json
+"""
+
+import json
+import sys
+import time
+
+import numpy as np
+
+
+def main(data_path, out_path):
+  import tensorflow as tf
+
+  tf.compat.v1.disable_eager_execution()
+  data = np.load(data_path)
+  x_all = data["train_images"].reshape(-1, 784).astype(np.float32) / 255.0
+  y_all = np.eye(10, dtype=np.float32)[data["train_labels"]]
+  batches = data["batches"]
+
+  # The tutorial's lines, with the numerically stable loss it recommends.
+  x = tf.compat.v1.placeholder(tf.float32, [None, 784])
+  W = tf.Variable(tf.zeros([784, 10]))
+  b = tf.Variable(tf.zeros([10]))
+  y = tf.matmul(x, W) + b
+  y_ = tf.compat.v1.placeholder(tf.float32, [None, 10])
+  cross_entropy = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=y_, logits=y))
+  train_step = tf.compat.v1.train.GradientDescentOptimizer(0.5).minimize(cross_entropy)
+  correct = tf.equal(tf.argmax(y, 1), tf.argmax(y_, 1))
+  accuracy = tf.reduce_mean(tf.cast(correct, tf.float32))
+
+  with tf.compat.v1.Session() as sess:
+    sess.run(tf.compat.v1.global_variables_initializer())
+    sess.run(train_step, feed_dict={x: x_all[batches[0]], y_: y_all[batches[0]]})  # first run: graph set-up
+    start = time.perf_counter()
+    for index in batches[1:]:
+      sess.run(train_step, feed_dict={x: x_all[index], y_: y_all[index]})
+    seconds = time.perf_counter() - start
+    test_x = data["test_images"].reshape(-1, 784).astype(np.float32) / 255.0
+    test_y = np.eye(10, dtype=np.float32)[data["test_labels"]]
+    acc = float(sess.run(accuracy, feed_dict={x: test_x, y_: test_y}))
+  steady_steps = len(batches) - 1
+  with open(out_path, "w") as f:
+    json.dump({"test_accuracy": acc, "seconds_steady": seconds, "steady_steps": steady_steps}, f)
+
+
+if __name__ == "__main__":
+  main(*sys.argv[1:3])
