@@ -46,11 +46,15 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                       "<export_dir>/tflite/<version>/.", flag_values=fv)
   flags.DEFINE_integer("export_version", d.export_version,
                        "Version number of the export; default: one past the highest existing.", flag_values=fv)
+  flags.DEFINE_list("tflite", ",".join(d.tflite),
+                    "TFLite variants to export, comma-separated: float, dynamic (dynamic-range quantized), int8 "
+                    "(full integer).", flag_values=fv)
 
 
 def config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> TrainConfig:
   names = [f.name for f in dataclasses.fields(TrainConfig)]
-  return TrainConfig(**{name: fv[name].value for name in names})
+  values = {name: fv[name].value for name in names}
+  return TrainConfig(**{name: tuple(v) if isinstance(v, list) else v for name, v in values.items()})
 
 
 @dataclasses.dataclass
