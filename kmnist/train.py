@@ -63,6 +63,7 @@ class RunResult:
   metrics: dict
   saved_model_dir: Path
   tflite_paths: dict
+  tflite_report: dict
 
 
 def run(config: TrainConfig, datasets_override: data.Datasets | None = None, strategy_override=None) -> RunResult:
@@ -80,13 +81,13 @@ def run(config: TrainConfig, datasets_override: data.Datasets | None = None, str
   model = train_model(config, datasets, strategy)
   metrics = evaluate_model(model, datasets.test, config)
 
-  saved_model_dir, tflite_paths = export.export_and_verify(
-      model, datasets.test, config.export_dir, config.export_version)
-  metrics["saved_model_dir"] = str(saved_model_dir)
-  metrics["tflite"] = {k: str(v) for k, v in tflite_paths.items()}
+  exports = export.export_and_verify(model, datasets, config.export_dir, config.export_version, config.tflite)
+  metrics["saved_model_dir"] = str(exports.saved_model_dir)
+  metrics["tflite"] = {k: str(v) for k, v in exports.tflite_paths.items()}
   from kmnist import files
   files.write_json_atomic(Path(config.model_dir) / "metrics.json", metrics)
-  return RunResult(model=model, metrics=metrics, saved_model_dir=saved_model_dir, tflite_paths=tflite_paths)
+  return RunResult(model=model, metrics=metrics, saved_model_dir=exports.saved_model_dir,
+                   tflite_paths=exports.tflite_paths, tflite_report=exports.tflite_report)
 
 
 def train_model(config: TrainConfig, datasets: data.Datasets, strategy):
@@ -130,8 +131,8 @@ def main(argv):
   print(f"test accuracy: {m['test_accuracy']:.4f}  test loss: {m['test_loss']:.4f}  "
         f"({time.time() - start:.1f} s)")
   print(f"SavedModel: {result.saved_model_dir}")
-  for variant, path in result.tflite_paths.items():
-    print(f"TFLite ({variant}): {path}")
+  from kmnist import tflite_report
+  print(tflite_report.markdown(result.tflite_report), end="")
 
 
 def cli():
