@@ -23,9 +23,10 @@ from kmnist.errors import KmnistError
 
 # A correct export computes the Keras model's function, up to float rounding (saved_model, float) or quantization
 # (dynamic, int8). Logit differences count relative to the largest |Keras logit| (at least 1), because
-# quantization errors grow with the logits' range. The thresholds, and what each export measures, are in
-# BUILD_NOTES.md ("TFLite variants").
-MIN_AGREEMENT = {"saved_model": 1.0, "float": 0.9999, "dynamic": 0.999, "int8": 0.99}
+# quantization errors grow with the logits' range. Quantized models disagree on a few near-tie images: dynamic
+# 99.90-99.98 % agreement over seeds 0-14, so its bar is 99.8 %, not the 99.9 % the default run is held to in
+# the tests, lest a correct model be refused over one image. Measured figures: BUILD_NOTES.md, "TFLite variants".
+MIN_AGREEMENT = {"saved_model": 1.0, "float": 0.9999, "dynamic": 0.998, "int8": 0.99}
 MAX_LOGIT_DIFF = {"saved_model": 1e-5, "float": 1e-4, "dynamic": 0.01, "int8": 0.02}
 # How far test accuracy may fall below the Keras model's: the issue's criterion for int8 (0.3 points); for the
 # others it follows from the agreement.
