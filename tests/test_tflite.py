@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
@@ -79,3 +81,27 @@ def test_unknown_variant_is_refused(tmp_path):
   with pytest.raises(ValueError, match="unknown TFLite variant 'int4'"):
     tflite.convert("int4", tmp_path, None, None)
 
+
+
+def readme_python_snippet() -> str:
+  readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+  section = readme.split("## TFLite models for app developers")[1].split("\n## ")[0]
+  return section.split("```python\n")[1].split("```")[0]
+
+
+@pytest.mark.parametrize("variant", tflite.VARIANTS)
+def test_readme_python_snippet_reads_every_variant(converted, trained_model, synthetic_datasets, tmp_path,
+                                                   monkeypatch, capsys, variant):
+  (tmp_path / "exported" / "tflite" / "1").mkdir(parents=True)
+  (tmp_path / "exported" / "tflite" / "1" / f"kmnist_{variant}.tflite").write_bytes(converted[variant])
+  snippet = readme_python_snippet()
+  assert "kmnist_int8.tflite" in snippet and "np.zeros((1, 28, 28), np.uint8)" in snippet
+  snippet = snippet.replace("kmnist_int8", f"kmnist_{variant}").replace("np.zeros((1, 28, 28), np.uint8)", "image")
+  image = synthetic_datasets.test.images[:1]
+  monkeypatch.chdir(tmp_path)
+  exec(snippet, {"image": image})
+  _, digit, _, probability = capsys.readouterr().out.split()
+  keras_probabilities = trained_model.predict(image / 255.0, verbose=0)
+  keras_probabilities = np.exp(keras_probabilities) / np.exp(keras_probabilities).sum()
+  assert int(digit) == keras_probabilities.argmax()
+  assert float(probability) == pytest.approx(keras_probabilities.max(), abs=2 / 256)
