@@ -23,6 +23,7 @@ class TrainConfig:
   data_dir: str = data.DEFAULT_DATA_DIR
   manual_dir: str | None = None
   model_dir: str = "runs/kmnist"
+  restart: bool = False
   export_dir: str = "exported"
   export_version: int | None = None
   tflite: tuple[str, ...] = TFLITE_VARIANTS

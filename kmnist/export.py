@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kmnist import files, saved_model, tflite, tflite_report
-from kmnist.data import NUM_CLASSES, Datasets
+from kmnist import files, layout, saved_model, tflite, tflite_report
+from kmnist.data import NUM_CLASSES, Datasets, Split
 from kmnist.errors import KmnistError
 
 # A correct export computes the Keras model's function, up to float rounding (saved_model, float) or quantization
@@ -64,6 +64,12 @@ def check_outputs(name: str, outputs: dict, reference_logits: np.ndarray, labels
   return {"test_accuracy": accuracy, "argmax_agreement": agreement, "max_abs_logit_diff": max_diff}
 
 
+def one_digit_per_class(split: Split) -> np.ndarray:
+  """A handful of real digits (the first of each class present) for TF Serving's warmup requests."""
+  firsts = [np.flatnonzero(split.labels == c)[0] for c in np.unique(split.labels)]
+  return split.images[firsts]
+
+
 def export_and_verify(model, datasets: Datasets, export_dir, version: int | None = None,
                       tflite_variants=tflite.VARIANTS) -> Exports:
   """Writes the SavedModel and the TFLite models, scored on the test images (int8 calibrated on the training
@@ -74,11 +80,11 @@ def export_and_verify(model, datasets: Datasets, export_dir, version: int | None
   sm_base, tfl_base = export_dir / "saved_model", export_dir / "tflite"
   if version is None:
     # One version number names the pair, so the next free number is free in both places.
-    version = max(saved_model.next_version(sm_base), saved_model.next_version(tfl_base))
+    version = max(layout.next_version(sm_base), layout.next_version(tfl_base))
   tfl_dir = tfl_base / str(version)
   if tfl_dir.exists():
     raise KmnistError(f"export version {tfl_dir} already exists; pick another --export_version or leave it unset")
-  sm_dir = saved_model.export_saved_model(model, sm_base, version)
+  sm_dir = saved_model.export_saved_model(model, sm_base, version, warmup_images=one_digit_per_class(test))
   try:
     check_outputs("saved_model", saved_model.predict_saved_model(sm_dir, test.images), reference, test.labels)
   except BaseException:

@@ -7,6 +7,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from kmnist.errors import KmnistError
+
 
 def write_bytes_atomic(path, data: bytes) -> Path:
   """Writes `data` to `path` via a temporary sibling and a rename, so `path` is either old or complete."""
@@ -43,7 +45,8 @@ def atomic_directory(final_path):
   """
   final_path = Path(final_path)
   final_path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = Path(tempfile.mkdtemp(prefix=f".{final_path.name}.", suffix=".tmp", dir=final_path.parent))
+  remove_abandoned_temporaries(final_path)
+  tmp = Path(tempfile.mkdtemp(prefix=f".{final_path.name}.{os.getpid()}.", suffix=".tmp", dir=final_path.parent))
   try:
     yield tmp
     if final_path.exists():  # os.rename would silently replace an empty directory.
@@ -52,3 +55,41 @@ def atomic_directory(final_path):
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise
+
+
+def remove_abandoned_temporaries(final_path: Path) -> None:
+  """Deletes temporaries left for `final_path` by writers that were killed (their process no longer exists)."""
+  for leftover in final_path.parent.glob(f".{final_path.name}.*.tmp"):
+    pid = leftover.name[len(final_path.name) + 2:].split(".")[0]
+    if pid.isdigit() and not _process_exists(int(pid)):
+      shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _process_exists(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True
+  return True
+
+
+def check_writable_directory(path, flag: str) -> None:
+  """Fails, naming `flag`, unless `path` is (or can be created as) a directory this process can write into.
+
+  Checked before any work starts, so a typo costs a second, not a training run. Writes nothing that stays: the
+  probe file is created and removed in the nearest existing ancestor.
+  """
+  existing = Path(path).expanduser().absolute()
+  while not existing.exists():
+    existing = existing.parent
+  if not existing.is_dir():
+    raise KmnistError(f"{flag}={path} cannot be a directory: {existing} is a file; give a directory path")
+  try:
+    fd, probe = tempfile.mkstemp(prefix=".kmnist-write-probe-", dir=existing)
+    os.close(fd)
+    os.unlink(probe)
+  except OSError as e:
+    raise KmnistError(f"{flag}={path} is not writable ({e.strerror} in {existing}); "
+                      f"give a directory you can write to") from None

@@ -7,6 +7,7 @@
 # directly with their own data (`datasets_override`) and strategy (`strategy_override`).
 
 import dataclasses
+import math
 import os
 import sys
 import time
@@ -32,18 +33,23 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   flags.DEFINE_integer("eval_every", d.eval_every,
                        "Steps between validation evaluations (one Keras epoch); must divide --steps.", flag_values=fv)
   flags.DEFINE_integer("steps_per_execution", d.steps_per_execution,
-                       "Steps run per call into the compiled graph (speed; results are identical).", flag_values=fv)
+                       "Steps run per call into the compiled graph (speed only; results are identical); "
+                       "lowered to a divisor of --eval_every.", flag_values=fv)
   flags.DEFINE_enum("strategy", d.strategy, STRATEGIES,
                     "tf.distribute strategy: auto = all GPUs mirrored if any, else default.", flag_values=fv)
   flags.DEFINE_string("data_dir", d.data_dir, "TFDS data directory (prepared `mnist` is kept here).", flag_values=fv)
   flags.DEFINE_string("manual_dir", d.manual_dir,
                       "Directory with the four original MNIST .gz files; default: the copies shipped with kmnist.",
                       flag_values=fv)
-  flags.DEFINE_string("model_dir", d.model_dir, "Run directory: metrics.json and other run outputs.",
+  flags.DEFINE_string("model_dir", d.model_dir,
+                      "Run directory: checkpoints (a rerun with the same flags resumes), metrics.json, MANIFEST.json.",
                       flag_values=fv)
   flags.DEFINE_string("export_dir", d.export_dir,
                       "Export base: SavedModel in <export_dir>/saved_model/<version>/, TFLite in "
                       "<export_dir>/tflite/<version>/.", flag_values=fv)
+  flags.DEFINE_boolean("restart", d.restart,
+                       "Discard the checkpoints in --model_dir and train from step 0 (default: resume them).",
+                       flag_values=fv)
   flags.DEFINE_integer("export_version", d.export_version,
                        "Version number of the export; default: one past the highest existing.", flag_values=fv)
   flags.DEFINE_list("tflite", ",".join(d.tflite),
@@ -69,9 +75,10 @@ class RunResult:
 def run(config: TrainConfig, datasets_override: data.Datasets | None = None, strategy_override=None) -> RunResult:
   """Trains, evaluates and exports one model as `config` says. Raises KmnistError on bad input."""
   config.validate()
-  import keras  # Deferred: flag errors above return in milliseconds, not after TensorFlow's start-up.
+  check_paths(config)
+  import keras  # Deferred: bad flags and paths are reported in milliseconds, not after TensorFlow's start-up.
 
-  from kmnist import distribute, export
+  from kmnist import distribute, export, files, manifest
 
   keras.utils.set_random_seed(config.seed)
   strategy = strategy_override or distribute.make_strategy(config.strategy)
@@ -84,26 +91,69 @@ def run(config: TrainConfig, datasets_override: data.Datasets | None = None, str
   exports = export.export_and_verify(model, datasets, config.export_dir, config.export_version, config.tflite)
   metrics["saved_model_dir"] = str(exports.saved_model_dir)
   metrics["tflite"] = {k: str(v) for k, v in exports.tflite_paths.items()}
-  from kmnist import files
-  files.write_json_atomic(Path(config.model_dir) / "metrics.json", metrics)
+  metrics_path = files.write_json_atomic(Path(config.model_dir) / "metrics.json", metrics)
+  tflite_dirs = sorted({path.parent for path in exports.tflite_paths.values()})
+  manifest.write_manifest(config.model_dir, metrics, dataclasses.asdict(config),
+                          [metrics_path, exports.saved_model_dir, *tflite_dirs])
   return RunResult(model=model, metrics=metrics, saved_model_dir=exports.saved_model_dir,
                    tflite_paths=exports.tflite_paths, tflite_report=exports.tflite_report)
 
 
+def check_paths(config: TrainConfig) -> None:
+  """Before TensorFlow starts: the directories the run writes are writable, a requested export version is free,
+  and the MNIST files in a --manual_dir are the genuine ones (a bad file the user named is worth saying even when
+  the data is already prepared)."""
+  from kmnist import files, layout
+
+  if config.manual_dir:
+    data.check_manual_dir(config.manual_dir)
+  for flag, path in (("--model_dir", config.model_dir), ("--export_dir", config.export_dir),
+                     ("--data_dir", config.data_dir)):
+    files.check_writable_directory(path, flag)
+  if config.export_version is not None:
+    for kind in ("saved_model", "tflite"):
+      taken = Path(config.export_dir) / kind / str(config.export_version)
+      if taken.exists():
+        raise KmnistError(f"--export_version={config.export_version}: {taken} already exists and is never "
+                          f"overwritten; pick another version or leave --export_version unset for the next free one")
+
+
 def train_model(config: TrainConfig, datasets: data.Datasets, strategy):
+  """Fits the model, resuming from `<model_dir>/checkpoints` when an earlier run with the same flags was cut short."""
+  from kmnist import checkpoints
   from kmnist import model as model_lib
 
+  # Keras runs whole executions, overshooting an epoch that they do not divide: use a divisor of --eval_every.
+  steps_per_execution = math.gcd(config.steps_per_execution, config.eval_every)
   with strategy.scope():
-    model = model_lib.compile_model(model_lib.build_model(), config.learning_rate, config.steps_per_execution)
+    model = model_lib.compile_model(model_lib.build_model(), config.learning_rate, steps_per_execution)
+  checkpoint_dir = Path(config.model_dir) / "checkpoints"
+  if config.restart:
+    checkpoints.discard(checkpoint_dir)
+  checkpointer = checkpoints.Checkpointer(checkpoint_dir, model, run_values=resume_key(config))
+  start_step = checkpointer.restore()
+  if start_step == config.steps:
+    print(f"Already trained to step {start_step} ({checkpoint_dir}); evaluating and exporting it again "
+          f"(--restart to retrain).")
+  elif start_step:
+    print(f"Resuming at step {start_step} of {config.steps} from {checkpoint_dir} (--restart to start over).")
   model.fit(
-      data.train_dataset(datasets.train, config.batch_size, config.seed),
+      # The stream is a function of the seed alone: skipping what was seen resumes it exactly.
+      data.train_dataset(datasets.train, config.batch_size, config.seed).skip(start_step),
+      initial_epoch=start_step // config.eval_every,
       epochs=config.steps // config.eval_every,
       steps_per_epoch=config.eval_every,
       validation_data=data.eval_dataset(datasets.validation, config.batch_size),
+      callbacks=[checkpoints.StopOnNonFinite(config.learning_rate), checkpointer.callback()],
       shuffle=False,  # The tf.data pipeline shuffles, reproducibly under the seed.
       verbose=2 if not sys.stdout.isatty() else 1,
   )
   return model
+
+
+def resume_key(config: TrainConfig) -> dict:
+  """The flags that decide the weights: a checkpoint is resumed only under the same values."""
+  return {name: getattr(config, name) for name in ("steps", "batch_size", "learning_rate", "seed", "eval_every")}
 
 
 def evaluate_model(model, test: data.Split, config: TrainConfig) -> dict:

@@ -181,9 +181,10 @@ def test_every_tflite_variant_meets_the_acceptance_criteria_on_real_mnist(tmp_pa
   from kmnist.config import TrainConfig
 
   keras.utils.set_random_seed(0)
-  model = train.train_model(TrainConfig(), real_datasets, tf.distribute.get_strategy())
-  exports = export.export_and_verify(model, real_datasets, tmp_path)
-  print("\n" + (tmp_path / "tflite" / "1" / "tflite_report.md").read_text())
+  model = train.train_model(TrainConfig(model_dir=str(tmp_path / "run")), real_datasets,
+                            tf.distribute.get_strategy())
+  exports = export.export_and_verify(model, real_datasets, tmp_path / "exported")
+  print("\n" + (tmp_path / "exported" / "tflite" / "1" / "tflite_report.md").read_text())
   # Rescored from the files on all 10,000 test images, against the criteria (not kmnist's constants).
   test = real_datasets.test
   assert len(test) == 10_000

@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from kmnist import model as model_lib
-from kmnist import saved_model
+from kmnist import layout, saved_model
 from kmnist.errors import KmnistError
 
 
@@ -20,7 +20,7 @@ def test_versions_count_up_and_never_overwrite(tmp_path, trained_model):
   assert saved_model.export_saved_model(trained_model, base) == base / "1"
   assert saved_model.export_saved_model(trained_model, base) == base / "2"
   assert saved_model.export_saved_model(trained_model, base, version=7) == base / "7"
-  assert saved_model.next_version(base) == 8
+  assert layout.next_version(base) == 8
   before = sorted(p.name for p in (base / "7").rglob("*"))
   with pytest.raises(KmnistError, match="already exists"):
     saved_model.export_saved_model(trained_model, base, version=7)

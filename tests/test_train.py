@@ -26,12 +26,19 @@ def test_run_trains_evaluates_and_exports(tmp_path, synthetic_datasets):
   assert sorted(result.tflite_paths) == ["dynamic", "float", "int8"]
   assert all(path.is_file() for path in result.tflite_paths.values())
   assert metrics["tflite"] == {k: str(v) for k, v in result.tflite_paths.items()}
+  assert int(result.model.optimizer.iterations) == 60
 
 
 def test_tflite_config_picks_the_variants(tmp_path, synthetic_datasets):
   result = train.run(small_config(tmp_path, tflite=("dynamic",)), datasets_override=synthetic_datasets)
   assert list(result.tflite_paths) == ["dynamic"]
   assert [row["variant"] for row in result.tflite_report["variants"]] == ["dynamic"]
+
+
+def test_steps_per_execution_never_adds_steps(tmp_path, synthetic_datasets):
+  config = small_config(tmp_path, steps=100, eval_every=50, steps_per_execution=100)
+  result = train.run(config, datasets_override=synthetic_datasets)
+  assert int(result.model.optimizer.iterations) == 100
 
 
 def test_same_seed_same_weights(tmp_path, synthetic_datasets):
@@ -59,13 +66,13 @@ def test_end_to_end_on_real_mnist(tmp_path, real_data_dir, real_datasets):
 
 
 @pytest.mark.slow
-def test_accuracy_over_seeds_matches_the_tutorial(real_datasets):
+def test_accuracy_over_seeds_matches_the_tutorial(real_datasets, tmp_path):
   # The tutorial's "about 92 %": the last SGD iterate at lr 0.5 is noisy, so judge the spread, not one seed.
   import keras
 
   accuracies = []
   for seed in range(5):
-    config = TrainConfig(seed=seed)
+    config = TrainConfig(seed=seed, model_dir=str(tmp_path / str(seed)))
     keras.utils.set_random_seed(seed)
     model = train.train_model(config, real_datasets, strategy=__import__("tensorflow").distribute.get_strategy())
     accuracies.append(train.evaluate_model(model, real_datasets.test, config)["test_accuracy"])
