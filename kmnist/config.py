@@ -6,6 +6,8 @@ from kmnist import data
 from kmnist.errors import KmnistError
 
 STRATEGIES = ("auto", "default", "one_device", "mirrored")
+# Here rather than in kmnist.tflite so that checking flags does not import TensorFlow.
+TFLITE_VARIANTS = ("float", "dynamic", "int8")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +27,7 @@ class TrainConfig:
   export_dir: str = "exported"
   export_version: int | None = None
   visualize: bool = True
+  tflite: tuple[str, ...] = TFLITE_VARIANTS
 
   def validate(self) -> "TrainConfig":
     """Raises KmnistError naming the first bad flag and what would be accepted."""
@@ -44,4 +47,15 @@ class TrainConfig:
       raise KmnistError(f"--strategy={self.strategy} is not known; use one of {', '.join(STRATEGIES)}")
     if self.export_version is not None and self.export_version <= 0:
       raise KmnistError(f"--export_version={self.export_version} must be a positive integer (TF Serving versions)")
+    self._validate_tflite()
     return self
+
+  def _validate_tflite(self):
+    flag, choices = f"--tflite={','.join(self.tflite)}", f"use a comma-separated list of {', '.join(TFLITE_VARIANTS)}"
+    unknown = [v for v in self.tflite if v not in TFLITE_VARIANTS]
+    if unknown:
+      raise KmnistError(f"{flag}: {unknown[0]!r} is not a TFLite variant; {choices}")
+    if not self.tflite:
+      raise KmnistError(f"{flag} names no TFLite variant; {choices} (default: all three)")
+    if len(set(self.tflite)) != len(self.tflite):
+      raise KmnistError(f"{flag} names a variant twice; {choices}, each once")

@@ -56,11 +56,15 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   flags.DEFINE_boolean("visualize", d.visualize,
                        "Draw weights.png, confusion_matrix.png and mistakes.png into --model_dir after training; "
                        "--novisualize skips them.", flag_values=fv)
+  flags.DEFINE_list("tflite", ",".join(d.tflite),
+                    "TFLite variants to export, comma-separated: float, dynamic (dynamic-range quantized), int8 "
+                    "(full integer).", flag_values=fv)
 
 
 def config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> TrainConfig:
   names = [f.name for f in dataclasses.fields(TrainConfig)]
-  return TrainConfig(**{name: fv[name].value for name in names})
+  values = {name: fv[name].value for name in names}
+  return TrainConfig(**{name: tuple(v) if isinstance(v, list) else v for name, v in values.items()})
 
 
 @dataclasses.dataclass
@@ -69,6 +73,7 @@ class RunResult:
   metrics: dict
   saved_model_dir: Path
   tflite_paths: dict
+  tflite_report: dict
   pictures: dict = dataclasses.field(default_factory=dict)  # {file name: path}; empty under --novisualize
   pictures_seconds: float = 0.0
 
@@ -91,10 +96,9 @@ def run(config: TrainConfig, datasets_override: data.Datasets | None = None, str
   test_logits = model.predict(data.eval_dataset(datasets.test, config.batch_size), verbose=0)
   metrics.update(visualize.class_report(datasets.test.labels, test_logits.argmax(-1)))
 
-  saved_model_dir, tflite_paths = export.export_and_verify(
-      model, datasets.test, config.export_dir, config.export_version)
-  metrics["saved_model_dir"] = str(saved_model_dir)
-  metrics["tflite"] = {k: str(v) for k, v in tflite_paths.items()}
+  exports = export.export_and_verify(model, datasets, config.export_dir, config.export_version, config.tflite)
+  metrics["saved_model_dir"] = str(exports.saved_model_dir)
+  metrics["tflite"] = {k: str(v) for k, v in exports.tflite_paths.items()}
   pictures, pictures_seconds = {}, 0.0
   if config.visualize:
     start = time.perf_counter()
@@ -102,10 +106,11 @@ def run(config: TrainConfig, datasets_override: data.Datasets | None = None, str
     pictures = visualize.write_pictures(config.model_dir, kernel, datasets.test, test_logits)
     pictures_seconds = time.perf_counter() - start
   metrics_path = files.write_json_atomic(Path(config.model_dir) / "metrics.json", metrics)
-  tflite_dirs = sorted({path.parent for path in tflite_paths.values()})
+  tflite_dirs = sorted({path.parent for path in exports.tflite_paths.values()})
   manifest.write_manifest(config.model_dir, metrics, dataclasses.asdict(config),
-                          [metrics_path, saved_model_dir, *tflite_dirs, *pictures.values()])
-  return RunResult(model=model, metrics=metrics, saved_model_dir=saved_model_dir, tflite_paths=tflite_paths,
+                          [metrics_path, exports.saved_model_dir, *tflite_dirs, *pictures.values()])
+  return RunResult(model=model, metrics=metrics, saved_model_dir=exports.saved_model_dir,
+                   tflite_paths=exports.tflite_paths, tflite_report=exports.tflite_report,
                    pictures=pictures, pictures_seconds=pictures_seconds)
 
 
@@ -198,8 +203,8 @@ def main(argv):
   print(f"test accuracy: {m['test_accuracy']:.4f}  test loss: {m['test_loss']:.4f}  "
         f"({time.time() - start:.1f} s)")
   print(f"SavedModel: {result.saved_model_dir}")
-  for variant, path in result.tflite_paths.items():
-    print(f"TFLite ({variant}): {path}")
+  from kmnist import tflite_report
+  print(tflite_report.markdown(result.tflite_report), end="")
   if result.pictures:
     print(f"Pictures: {', '.join(str(p) for p in result.pictures.values())}  ({result.pictures_seconds:.1f} s)")
 

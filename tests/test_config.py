@@ -27,6 +27,9 @@ def test_defaults_are_the_tutorials_schedule():
 def test_pictures_are_on_by_default_and_novisualize_turns_them_off():
   assert parse([]).visualize is True
   assert parse(["--novisualize"]).visualize is False
+def test_tflite_flag_picks_variants_in_order():
+  assert parse([]).tflite == ("float", "dynamic", "int8")
+  assert parse(["--tflite=int8,float"]).tflite == ("int8", "float")
 
 
 def test_flagfile_sets_flags(tmp_path):
@@ -48,6 +51,9 @@ def test_flagfile_sets_flags(tmp_path):
     (dict(steps_per_execution=0), "--steps_per_execution=0"),
     (dict(export_version=0), "--export_version=0"),
     (dict(seed=-1), "--seed=-1"),
+    (dict(tflite=("float", "int4")), "--tflite=float,int4: 'int4' is not a TFLite variant"),
+    (dict(tflite=()), "--tflite= names no TFLite variant"),
+    (dict(tflite=("int8", "int8")), "--tflite=int8,int8 names a variant twice"),
 ])
 def test_invalid_values_name_the_flag(overrides, flag):
   with pytest.raises(KmnistError, match=flag):
@@ -65,6 +71,7 @@ def run_cli(*args, timeout=60):
     ("--batch_size=0", "--batch_size=0 must be a positive integer"),
     ("--strategy=tpu9", "flag --strategy=tpu9: value should be one of"),
     ("--no_such_flag=1", "Unknown command line flag 'no_such_flag'"),
+    ("--tflite=float,fp16", "--tflite=float,fp16: 'fp16' is not a TFLite variant; use a comma-separated list of"),
 ])
 def test_cli_rejects_bad_flags_before_touching_data(tmp_path, arg, expected):
   data_dir, model_dir, export_dir = tmp_path / "data", tmp_path / "run", tmp_path / "exported"
@@ -88,5 +95,5 @@ def test_batch_not_divisible_by_replicas_is_refused_before_data(tmp_path):
 def test_helpfull_lists_the_flags():
   result = run_cli("--helpfull")  # absl exits 1 after printing help; the text is what matters.
   for name in ("--steps", "--batch_size", "--learning_rate", "--strategy", "--data_dir", "--manual_dir",
-               "--export_dir", "--flagfile"):
+               "--export_dir", "--tflite", "--flagfile"):
     assert name in result.stdout

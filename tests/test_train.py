@@ -23,8 +23,16 @@ def test_run_trains_evaluates_and_exports(tmp_path, synthetic_datasets):
   assert metrics["test_examples"] == len(synthetic_datasets.test)
   assert metrics["config"]["steps"] == 60
   assert result.saved_model_dir == tmp_path / "exported" / "saved_model" / "1"
-  assert result.tflite_paths["float"].is_file()
+  assert sorted(result.tflite_paths) == ["dynamic", "float", "int8"]
+  assert all(path.is_file() for path in result.tflite_paths.values())
+  assert metrics["tflite"] == {k: str(v) for k, v in result.tflite_paths.items()}
   assert int(result.model.optimizer.iterations) == 60
+
+
+def test_tflite_config_picks_the_variants(tmp_path, synthetic_datasets):
+  result = train.run(small_config(tmp_path, tflite=("dynamic",)), datasets_override=synthetic_datasets)
+  assert list(result.tflite_paths) == ["dynamic"]
+  assert [row["variant"] for row in result.tflite_report["variants"]] == ["dynamic"]
 
 
 def test_steps_per_execution_never_adds_steps(tmp_path, synthetic_datasets):
@@ -128,7 +136,12 @@ def test_cli_main_command(tmp_path, real_data_dir):
   accuracy = float(result.stdout.split("test accuracy:")[1].split()[0])
   assert accuracy >= 0.905
   assert (tmp_path / "exported" / "saved_model" / "1" / "saved_model.pb").is_file()
-  assert (tmp_path / "exported" / "tflite" / "1" / "kmnist_float.tflite").is_file()
+  tflite_dir = tmp_path / "exported" / "tflite" / "1"
+  for name in ("kmnist_float.tflite", "kmnist_dynamic.tflite", "kmnist_int8.tflite", "labels.txt",
+               "tflite_report.json"):
+    assert (tflite_dir / name).is_file()
+  # The report's table is printed too.
+  assert (tflite_dir / "tflite_report.md").read_text() in result.stdout
   metrics = json.loads((tmp_path / "runs" / "kmnist" / "metrics.json").read_text())
   assert metrics["test_accuracy"] == pytest.approx(accuracy, abs=5e-5)
   assert all((tmp_path / "runs" / "kmnist" / name).is_file() for name in visualize.PICTURES)
