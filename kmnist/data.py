@@ -8,6 +8,7 @@ so the same arrays feed training, evaluation, export checks and pictures.
 import dataclasses
 import hashlib
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,8 @@ MNIST_FILES = (
 # The four original files ship inside the package, so a fresh install trains with no network.
 VENDORED_DIR = Path(__file__).resolve().parent / "mnist_files"
 DEFAULT_DATA_DIR = os.path.join("~", "tensorflow_datasets")  # TFDS's own default.
+TFDS_VERSION = "3.0.1"  # pinned: the same bytes on every machine
+SPLITS_CACHE = "kmnist_splits.npz"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,14 +80,50 @@ def check_manual_dir(manual_dir) -> Path:
 
 
 def load(data_dir=DEFAULT_DATA_DIR, manual_dir=None) -> Datasets:
-  """Returns the three splits, preparing the TFDS `mnist` dataset from local files first if needed."""
+  """Returns the three splits, preparing the TFDS `mnist` dataset from local files first if needed.
+
+  Decoding TFDS's 70,000 PNG-encoded records takes seconds, so the decoded splits are kept beside them in
+  `<data_dir>/mnist/<version>/kmnist_splits.npz` and read from there (in ~0.1 s) on later runs.
+  """
+  cache = Path(data_dir).expanduser() / "mnist" / TFDS_VERSION / SPLITS_CACHE
+  cached = _read_cache(cache)
+  if cached:
+    return cached
   import tensorflow_datasets as tfds  # Heavy import, deferred so flag errors come back fast.
 
-  builder = tfds.builder("mnist", data_dir=os.path.expanduser(data_dir))
+  builder = tfds.builder(f"mnist:{TFDS_VERSION}", data_dir=os.path.expanduser(data_dir))
   if not builder.is_prepared():
     manual_dir = check_manual_dir(manual_dir or VENDORED_DIR)
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
-  return Datasets(**{name: _read_split(builder, tfds_split) for name, tfds_split in SPLITS.items()})
+  datasets = Datasets(**{name: _read_split(builder, tfds_split) for name, tfds_split in SPLITS.items()})
+  if cache.parent.is_dir():  # only beside a really prepared dataset (not under tfds.testing.mock_data)
+    _write_cache(cache, datasets)
+  return datasets
+
+
+def _read_cache(path: Path) -> Datasets | None:
+  if not path.is_file():
+    return None
+  try:
+    with np.load(path, allow_pickle=False) as arrays:
+      splits = {name: Split(images=arrays[f"{name}_images"], labels=arrays[f"{name}_labels"]) for name in SPLITS}
+  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+    return None  # unreadable: rebuilt from TFDS below
+  if not all(s.images.dtype == np.uint8 and s.images.shape[1:] == IMAGE_SHAPE and len(s.images) == len(s.labels)
+             for s in splits.values()):
+    return None
+  return Datasets(**splits)
+
+
+def _write_cache(path: Path, datasets: Datasets) -> None:
+  import io
+
+  from kmnist import files
+
+  buffer = io.BytesIO()
+  np.savez(buffer, **{f"{name}_{part}": getattr(getattr(datasets, name), part)
+                      for name in SPLITS for part in ("images", "labels")})
+  files.write_bytes_atomic(path, buffer.getvalue())
 
 
 def _read_split(builder, tfds_split: str) -> Split:

@@ -88,3 +88,32 @@ def test_real_splits_follow_the_tutorial(real_datasets, real_data_dir):
   for split in (real_datasets.train, real_datasets.validation, real_datasets.test):
     assert split.images.max() == 255 and split.images.min() == 0
     assert set(np.unique(split.labels)) == set(range(10))
+
+
+def test_decoded_splits_are_cached_beside_the_prepared_dataset(tmp_path, synthetic_datasets, monkeypatch):
+  cache = tmp_path / "mnist" / data.TFDS_VERSION / data.SPLITS_CACHE
+  data._write_cache(cache, synthetic_datasets)
+  monkeypatch.setitem(__import__("sys").modules, "tensorflow_datasets", None)  # any TFDS use would now fail
+  loaded = data.load(data_dir=str(tmp_path))
+  for name in data.SPLITS:
+    np.testing.assert_array_equal(getattr(loaded, name).images, getattr(synthetic_datasets, name).images)
+    np.testing.assert_array_equal(getattr(loaded, name).labels, getattr(synthetic_datasets, name).labels)
+
+
+def test_a_damaged_cache_is_ignored(tmp_path):
+  cache = tmp_path / "mnist" / data.TFDS_VERSION / data.SPLITS_CACHE
+  cache.parent.mkdir(parents=True)
+  cache.write_bytes(b"PK\x03\x04 truncated")
+  with tfds.testing.mock_data(num_examples=30):
+    datasets = data.load(data_dir=str(tmp_path))
+  assert len(datasets.train) == 30
+
+
+@pytest.mark.slow
+def test_real_cache_matches_tfds(real_data_dir):
+  cached = data.load(data_dir=real_data_dir)  # the fixture's first load wrote the cache; this one reads it
+  builder = tfds.builder(f"mnist:{data.TFDS_VERSION}", data_dir=real_data_dir)
+  for name, tfds_split in data.SPLITS.items():
+    from_tfds = data._read_split(builder, tfds_split)
+    np.testing.assert_array_equal(getattr(cached, name).images, from_tfds.images)
+    np.testing.assert_array_equal(getattr(cached, name).labels, from_tfds.labels)
