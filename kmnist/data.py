@@ -143,14 +143,27 @@ def preprocess(images, labels):
   return tf.cast(images, tf.float32) / 255.0, tf.one_hot(labels, NUM_CLASSES, dtype=tf.float32)
 
 
-def train_dataset(split: Split, batch_size: int, seed: int):
-  """Endless shuffled batches of (image, one-hot label), reshuffled every epoch, reproducible under `seed`."""
+def batch_indices(num_examples: int, batch_size: int, seed: int, start_step: int = 0):
+  """The training order: endless batches of example indices, reshuffled every epoch, a function of `seed` alone.
+
+  Kept apart from the pixels so that a resumed run can skip `start_step` batches without touching them, and so
+  that the benchmarks can feed other implementations exactly the same batches.
+  """
   import tensorflow as tf
 
-  ds = tf.data.Dataset.from_tensor_slices((split.images, split.labels))
-  ds = ds.cache().shuffle(len(split), seed=seed, reshuffle_each_iteration=True).repeat()
-  # Scale after batching: one vectorised op per batch instead of one per example.
-  ds = ds.batch(batch_size, drop_remainder=True).map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
+  order = tf.data.Dataset.range(num_examples).shuffle(num_examples, seed=seed, reshuffle_each_iteration=True)
+  return order.repeat().batch(batch_size, drop_remainder=True).skip(start_step)
+
+
+def train_dataset(split: Split, batch_size: int, seed: int, start_step: int = 0):
+  """Endless shuffled batches of (image, one-hot label) in the order of `batch_indices`."""
+  import tensorflow as tf
+
+  # The split stays in memory as two tensors (the cache); a batch is one gather, not 100 slices.
+  images, labels = tf.constant(split.images), tf.constant(split.labels)
+  ds = batch_indices(len(split), batch_size, seed, start_step)
+  ds = ds.map(lambda index: preprocess(tf.gather(images, index), tf.gather(labels, index)),
+              num_parallel_calls=tf.data.AUTOTUNE)
   return ds.prefetch(tf.data.AUTOTUNE)
 
 

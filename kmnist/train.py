@@ -156,7 +156,7 @@ def train_model(config: TrainConfig, datasets: data.Datasets, strategy):
     print(f"Resuming at step {start_step} of {config.steps} from {checkpoint_dir} (--restart to start over).")
   model.fit(
       # The stream is a function of the seed alone: skipping what was seen resumes it exactly.
-      data.train_dataset(datasets.train, config.batch_size, config.seed).skip(start_step),
+      data.train_dataset(datasets.train, config.batch_size, config.seed, start_step),
       initial_epoch=start_step // config.eval_every,
       epochs=config.steps // config.eval_every,
       steps_per_epoch=config.eval_every,
