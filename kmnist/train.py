@@ -7,6 +7,7 @@
 # directly with their own data (`datasets_override`) and strategy (`strategy_override`).
 
 import dataclasses
+import math
 import os
 import sys
 import time
@@ -85,11 +86,24 @@ def run(config: TrainConfig, datasets_override: data.Datasets | None = None, str
   return RunResult(model=model, metrics=metrics, saved_model_dir=saved_model_dir, tflite_paths=tflite_paths)
 
 
+def runnable_steps_per_execution(config: TrainConfig, replicas: int) -> int:
+  """--steps_per_execution as Keras can run it; the flag trades speed only, so this never changes results.
+
+  Keras runs whole executions, so a value that does not divide --eval_every would train extra steps every epoch
+  (100 per call with --eval_every=20 trains 100 steps per epoch): use the largest divisor of both.
+  """
+  return math.gcd(config.steps_per_execution, config.eval_every)
+
+
 def train_model(config: TrainConfig, datasets: data.Datasets, strategy):
   from kmnist import model as model_lib
 
+  steps_per_execution = runnable_steps_per_execution(config, strategy.num_replicas_in_sync)
+  if steps_per_execution != config.steps_per_execution:
+    logging.warning("--steps_per_execution=%d runs as %d here (see train.runnable_steps_per_execution); it only "
+                    "changes speed", config.steps_per_execution, steps_per_execution)
   with strategy.scope():
-    model = model_lib.compile_model(model_lib.build_model(), config.learning_rate, config.steps_per_execution)
+    model = model_lib.compile_model(model_lib.build_model(), config.learning_rate, steps_per_execution)
   model.fit(
       data.train_dataset(datasets.train, config.batch_size, config.seed),
       epochs=config.steps // config.eval_every,
