@@ -33,8 +33,12 @@ def check_outputs(name: str, outputs: dict, reference_logits: np.ndarray) -> dic
   return {"argmax_agreement": agreement, "max_abs_logit_diff": max_diff}
 
 
-def export_and_verify(model, test: Split, export_dir, version: int | None = None):
-  """Writes the SavedModel and the TFLite models, verified on the test images. Returns (saved_model_dir, {variant: path})."""
+def export_and_verify(model, test: Split, export_dir, version: int | None = None, chief: bool = True):
+  """Writes the SavedModel and the TFLite models, verified on the test images. Returns (saved_model_dir, {variant: path}).
+
+  Under a multi-worker strategy every worker calls this: the Keras predictions and the SavedModel write are
+  collective operations. A non-chief worker (`chief=False`) stops after them; only the chief checks and converts.
+  """
   export_dir = Path(export_dir)
   reference = keras_logits(model, test.images)
   sm_base, tfl_base = export_dir / "saved_model", export_dir / "tflite"
@@ -42,6 +46,8 @@ def export_and_verify(model, test: Split, export_dir, version: int | None = None
     # One version number names the pair, so the next free number is free in both places.
     version = max(saved_model.next_version(sm_base), saved_model.next_version(tfl_base))
   sm_dir = saved_model.export_saved_model(model, sm_base, version)
+  if not chief:
+    return sm_dir, {}
   try:
     check_outputs("saved_model", saved_model.predict_saved_model(sm_dir, test.images), reference)
     tflite_paths = {}

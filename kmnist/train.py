@@ -10,6 +10,7 @@ import dataclasses
 import math
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,7 +36,12 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   flags.DEFINE_integer("steps_per_execution", d.steps_per_execution,
                        "Steps run per call into the compiled graph (speed; results are identical).", flag_values=fv)
   flags.DEFINE_enum("strategy", d.strategy, STRATEGIES,
-                    "tf.distribute strategy: auto = all GPUs mirrored if any, else default.", flag_values=fv)
+                    "tf.distribute strategy: auto = mirrored over this machine's GPUs (or --cpu_replicas CPUs) if "
+                    "any, else default; multi_worker = MultiWorkerMirroredStrategy, cluster from TF_CONFIG.",
+                    flag_values=fv)
+  flags.DEFINE_integer("cpu_replicas", d.cpu_replicas,
+                       "Split the CPU into this many logical devices before TensorFlow starts, so mirrored runs "
+                       "that many replicas on one machine (to try distribution without GPUs).", flag_values=fv)
   flags.DEFINE_string("data_dir", d.data_dir, "TFDS data directory (prepared `mnist` is kept here).", flag_values=fv)
   flags.DEFINE_string("manual_dir", d.manual_dir,
                       "Directory with the four original MNIST .gz files; default: the copies shipped with kmnist.",
@@ -58,7 +64,7 @@ def config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> TrainConfig:
 class RunResult:
   model: object  # the trained keras.Model
   metrics: dict
-  saved_model_dir: Path
+  saved_model_dir: Path | None  # None on a non-chief worker: only the chief keeps outputs
   tflite_paths: dict
 
 
@@ -69,16 +75,28 @@ def run(config: TrainConfig, datasets_override: data.Datasets | None = None, str
 
   from kmnist import distribute, export
 
+  if strategy_override is None:
+    # Both before TensorFlow's first op: devices and a cluster's collectives are fixed when it starts.
+    distribute.split_cpu(config.cpu_replicas)
+    strategy = distribute.make_strategy(config.strategy)
+  else:
+    strategy = strategy_override
   keras.utils.set_random_seed(config.seed)
-  strategy = strategy_override or distribute.make_strategy(config.strategy)
   distribute.check_global_batch(config.batch_size, strategy)
   datasets = datasets_override or data.load(config.data_dir, config.manual_dir)
 
-  model = train_model(config, datasets, strategy)
-  metrics = evaluate_model(model, datasets.test, config)
-
-  saved_model_dir, tflite_paths = export.export_and_verify(
-      model, datasets.test, config.export_dir, config.export_version)
+  with distribute.lost_peers_reported(strategy):
+    model = train_model(config, datasets, strategy)
+    metrics = evaluate_model(model, datasets.test, config)
+    metrics["replicas"] = strategy.num_replicas_in_sync
+    if not distribute.is_chief(strategy):
+      # Every worker takes part in the collective steps of the export (TF's multi-worker pattern: non-chief
+      # workers save to a temporary directory and delete it); only the chief keeps outputs.
+      with tempfile.TemporaryDirectory(prefix="kmnist-worker-") as scratch:
+        export.export_and_verify(model, datasets.test, scratch, chief=False)
+      return RunResult(model=model, metrics=metrics, saved_model_dir=None, tflite_paths={})
+    saved_model_dir, tflite_paths = export.export_and_verify(
+        model, datasets.test, config.export_dir, config.export_version)
   metrics["saved_model_dir"] = str(saved_model_dir)
   metrics["tflite"] = {k: str(v) for k, v in tflite_paths.items()}
   from kmnist import files
@@ -90,12 +108,17 @@ def runnable_steps_per_execution(config: TrainConfig, replicas: int) -> int:
   """--steps_per_execution as Keras can run it; the flag trades speed only, so this never changes results.
 
   Keras runs whole executions, so a value that does not divide --eval_every would train extra steps every epoch
-  (100 per call with --eval_every=20 trains 100 steps per epoch): use the largest divisor of both.
+  (100 per call with --eval_every=20 trains 100 steps per epoch): use the largest divisor of both. On several
+  replicas Keras 3 fails with more than one step per execution ("You must feed a value for placeholder tensor",
+  keras-team/keras#19246): use 1.
   """
+  if replicas > 1:
+    return 1
   return math.gcd(config.steps_per_execution, config.eval_every)
 
 
 def train_model(config: TrainConfig, datasets: data.Datasets, strategy):
+  from kmnist import distribute
   from kmnist import model as model_lib
 
   steps_per_execution = runnable_steps_per_execution(config, strategy.num_replicas_in_sync)
@@ -105,7 +128,8 @@ def train_model(config: TrainConfig, datasets: data.Datasets, strategy):
   with strategy.scope():
     model = model_lib.compile_model(model_lib.build_model(), config.learning_rate, steps_per_execution)
   model.fit(
-      data.train_dataset(datasets.train, config.batch_size, config.seed),
+      distribute.replica_batches(
+          strategy, lambda: data.train_dataset(datasets.train, config.batch_size, config.seed), config.batch_size),
       epochs=config.steps // config.eval_every,
       steps_per_epoch=config.eval_every,
       validation_data=data.eval_dataset(datasets.validation, config.batch_size),
@@ -139,6 +163,9 @@ def main(argv):
   m = result.metrics
   print(f"test accuracy: {m['test_accuracy']:.4f}  test loss: {m['test_loss']:.4f}  "
         f"({time.time() - start:.1f} s)")
+  if result.saved_model_dir is None:
+    print("non-chief worker: done; the chief wrote metrics.json and the exports")
+    return
   print(f"SavedModel: {result.saved_model_dir}")
   for variant, path in result.tflite_paths.items():
     print(f"TFLite ({variant}): {path}")

@@ -51,3 +51,11 @@ def test_a_failed_check_leaves_no_export(tmp_path, trained_model, synthetic_data
     export.export_and_verify(trained_model, synthetic_datasets.test, tmp_path)
   assert list((tmp_path / "saved_model").iterdir()) == []
   assert list((tmp_path / "tflite").iterdir()) == []
+
+
+def test_a_non_chief_worker_stops_after_the_collective_steps(tmp_path, trained_model, synthetic_datasets):
+  # Under multi_worker the other workers join the Keras predictions and the SavedModel write (collective
+  # operations), into a directory run() then deletes; checking and converting is the chief's alone.
+  sm_dir, tflite_paths = export.export_and_verify(trained_model, synthetic_datasets.test, tmp_path, chief=False)
+  assert (sm_dir / "saved_model.pb").is_file()
+  assert tflite_paths == {} and not (tmp_path / "tflite").exists()

@@ -47,6 +47,7 @@ def test_runnable_steps_per_execution():
   assert train.runnable_steps_per_execution(TrainConfig(steps_per_execution=100, eval_every=100), replicas=1) == 100
   assert train.runnable_steps_per_execution(TrainConfig(steps_per_execution=100, eval_every=20), replicas=1) == 20
   assert train.runnable_steps_per_execution(TrainConfig(steps_per_execution=15, eval_every=20), replicas=1) == 5
+  assert train.runnable_steps_per_execution(TrainConfig(steps_per_execution=100, eval_every=100), replicas=2) == 1
 
 
 @pytest.mark.slow
