@@ -22,7 +22,7 @@ LOST_PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
 def split_cpu(replicas: int) -> None:
   """Splits the CPU into `replicas` logical devices, so `mirrored` runs that many replicas on one machine.
 
-  Must run before TensorFlow initialises its devices (its first op), which is why it is a flag of its own.
+  Must run before TensorFlow initialises its devices (its first op), so `train.run` calls it first.
   """
   if replicas == 1:
     return
@@ -72,7 +72,7 @@ class MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
   Keras 3 reduces its first input batch, an (images, labels) pair, before training, and its scalar metrics
   along axis 0 after every step; TensorFlow's multi-worker `reduce` accepts neither, so stock Keras 3 cannot `fit`
   under it (keras-team/keras#20585, tensorflow/tensorflow#72388). The results are checked against one device in
-  tests/test_distribute.py.
+  tests/test_distribute_runs.py.
   """
 
   def reduce(self, reduce_op, value, axis=None):
