@@ -20,6 +20,11 @@ from kmnist.errors import KmnistError
 RUN_FILE = "run.json"  # the flags that decide the weights; a resume with other values would mix two runs
 
 
+def optimizer_step(model: keras.Model) -> int:
+  """SGD updates applied so far (`.numpy()`: under a strategy the counter is a distributed variable)."""
+  return int(model.optimizer.iterations.numpy())
+
+
 class Checkpointer:
   """Saves every `--eval_every` steps into `directory`; `restore()` returns the step to resume from."""
 
@@ -41,14 +46,14 @@ class Checkpointer:
       raise KmnistError(f"--model_dir={self.directory.parent} holds checkpoints of another run ({differences}); "
                         f"pass --restart to discard them, or use another --model_dir")
     self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
-    return int(self.model.optimizer.iterations)
+    return optimizer_step(self.model)
 
   def save(self) -> None:
     if not (self.directory / RUN_FILE).is_file():
       files.write_json_atomic(self.directory / RUN_FILE, self.run_values)
     # CheckpointManager writes the files first and the `checkpoint` index last, so a kill mid-save leaves the
     # previous checkpoint as the latest.
-    self.manager.save(checkpoint_number=int(self.model.optimizer.iterations))
+    self.manager.save(checkpoint_number=optimizer_step(self.model))
 
   def callback(self) -> keras.callbacks.Callback:
     checkpointer = self
@@ -76,7 +81,7 @@ class StopOnNonFinite(keras.callbacks.Callback):
     self.learning_rate = learning_rate
 
   def _fail(self, what):
-    step = int(self.model.optimizer.iterations)
+    step = optimizer_step(self.model)
     raise KmnistError(f"training diverged: {what} at step {step}; lower --learning_rate "
                       f"(now {self.learning_rate:g}; the tutorial uses 0.5). Nothing was exported")
 

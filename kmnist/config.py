@@ -5,7 +5,9 @@ import dataclasses
 from kmnist import data
 from kmnist.errors import KmnistError
 
-STRATEGIES = ("auto", "default", "one_device", "mirrored")
+STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
+# Strategies that mirror over one machine's devices, so splitting the CPU gives them replicas to mirror over.
+CPU_REPLICA_STRATEGIES = ("auto", "mirrored")
 # Here rather than in kmnist.tflite so that checking flags does not import TensorFlow.
 TFLITE_VARIANTS = ("float", "dynamic", "int8")
 
@@ -20,6 +22,7 @@ class TrainConfig:
   eval_every: int = 100
   steps_per_execution: int = 100
   strategy: str = "auto"
+  cpu_replicas: int = 1
   data_dir: str = data.DEFAULT_DATA_DIR
   manual_dir: str | None = None
   model_dir: str = "runs/kmnist"
@@ -31,7 +34,7 @@ class TrainConfig:
 
   def validate(self) -> "TrainConfig":
     """Raises KmnistError naming the first bad flag and what would be accepted."""
-    positive = ("steps", "batch_size", "eval_every", "steps_per_execution")
+    positive = ("steps", "batch_size", "eval_every", "steps_per_execution", "cpu_replicas")
     for name in positive:
       value = getattr(self, name)
       if not isinstance(value, int) or value <= 0:
@@ -45,6 +48,10 @@ class TrainConfig:
           f"--eval_every={self.eval_every} must divide --steps={self.steps} (validation runs every --eval_every steps)")
     if self.strategy not in STRATEGIES:
       raise KmnistError(f"--strategy={self.strategy} is not known; use one of {', '.join(STRATEGIES)}")
+    if self.cpu_replicas > 1 and self.strategy not in CPU_REPLICA_STRATEGIES:
+      raise KmnistError(
+          f"--cpu_replicas={self.cpu_replicas} needs --strategy=mirrored or auto to have replicas to run "
+          f"(--strategy={self.strategy} uses one CPU device per process); drop --cpu_replicas or change --strategy")
     if self.export_version is not None and self.export_version <= 0:
       raise KmnistError(f"--export_version={self.export_version} must be a positive integer (TF Serving versions)")
     self._validate_tflite()

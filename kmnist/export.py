@@ -71,9 +71,14 @@ def one_digit_per_class(split: Split) -> np.ndarray:
 
 
 def export_and_verify(model, datasets: Datasets, export_dir, version: int | None = None,
-                      tflite_variants=tflite.VARIANTS) -> Exports:
+                      tflite_variants=tflite.VARIANTS, chief: bool = True) -> Exports | None:
   """Writes the SavedModel and the TFLite models, scored on the test images (int8 calibrated on the training
-  images). Raises KmnistError if any export fails, after keeping what passed (see the module docstring)."""
+  images). Raises KmnistError if any export fails, after keeping what passed (see the module docstring).
+
+  Under a multi-worker strategy every worker calls this: the Keras predictions and the SavedModel write are
+  collective operations. A non-chief worker (`chief=False`) stops after them and gets None; only the chief checks
+  and converts.
+  """
   export_dir = Path(export_dir)
   test = datasets.test
   reference = keras_logits(model, test.images)
@@ -85,6 +90,8 @@ def export_and_verify(model, datasets: Datasets, export_dir, version: int | None
   if tfl_dir.exists():
     raise KmnistError(f"export version {tfl_dir} already exists; pick another --export_version or leave it unset")
   sm_dir = saved_model.export_saved_model(model, sm_base, version, warmup_images=one_digit_per_class(test))
+  if not chief:
+    return None
   try:
     check_outputs("saved_model", saved_model.predict_saved_model(sm_dir, test.images), reference, test.labels)
   except BaseException:

@@ -10,6 +10,7 @@ import dataclasses
 import math
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,7 +37,12 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                        "Steps run per call into the compiled graph (speed only; results are identical); "
                        "lowered to a divisor of --eval_every.", flag_values=fv)
   flags.DEFINE_enum("strategy", d.strategy, STRATEGIES,
-                    "tf.distribute strategy: auto = all GPUs mirrored if any, else default.", flag_values=fv)
+                    "tf.distribute strategy: auto = mirrored over this machine's GPUs (or --cpu_replicas CPUs) if "
+                    "any, else default; multi_worker = MultiWorkerMirroredStrategy, cluster from TF_CONFIG.",
+                    flag_values=fv)
+  flags.DEFINE_integer("cpu_replicas", d.cpu_replicas,
+                       "Split the CPU into this many logical devices before TensorFlow starts, so mirrored runs "
+                       "that many replicas on one machine (to try distribution without GPUs).", flag_values=fv)
   flags.DEFINE_string("data_dir", d.data_dir, "TFDS data directory (prepared `mnist` is kept here).", flag_values=fv)
   flags.DEFINE_string("manual_dir", d.manual_dir,
                       "Directory with the four original MNIST .gz files; default: the copies shipped with kmnist.",
@@ -71,7 +77,7 @@ def config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> TrainConfig:
 class RunResult:
   model: object  # the trained keras.Model
   metrics: dict
-  saved_model_dir: Path
+  saved_model_dir: Path | None  # None on a non-chief worker: only the chief keeps outputs
   tflite_paths: dict
   tflite_report: dict
   pictures: dict = dataclasses.field(default_factory=dict)  # {file name: path}; empty under --novisualize
@@ -86,17 +92,30 @@ def run(config: TrainConfig, datasets_override: data.Datasets | None = None, str
 
   from kmnist import distribute, export, files, manifest, visualize
 
+  if strategy_override is None:
+    # Both before TensorFlow's first op: devices and a cluster's collectives are fixed when it starts.
+    distribute.split_cpu(config.cpu_replicas)
+    strategy = distribute.make_strategy(config.strategy)
+  else:
+    strategy = strategy_override
   keras.utils.set_random_seed(config.seed)
-  strategy = strategy_override or distribute.make_strategy(config.strategy)
   distribute.check_global_batch(config.batch_size, strategy)
   datasets = datasets_override or data.load(config.data_dir, config.manual_dir)
 
-  model = train_model(config, datasets, strategy)
-  metrics = evaluate_model(model, datasets.test, config)
-  test_logits = model.predict(data.eval_dataset(datasets.test, config.batch_size), verbose=0)
-  metrics.update(visualize.class_report(datasets.test.labels, test_logits.argmax(-1)))
+  with distribute.lost_peers_reported(strategy):
+    model = train_model(config, datasets, strategy)
+    metrics = evaluate_model(model, datasets.test, config)
+    metrics["replicas"] = strategy.num_replicas_in_sync
+    test_logits = model.predict(data.eval_dataset(datasets.test, config.batch_size), verbose=0)
+    metrics.update(visualize.class_report(datasets.test.labels, test_logits.argmax(-1)))
+    if not distribute.is_chief(strategy):
+      # Every worker takes part in the collective steps of the export (TF's multi-worker pattern: non-chief
+      # workers save to a temporary directory and delete it); only the chief keeps outputs.
+      with tempfile.TemporaryDirectory(prefix="kmnist-worker-") as scratch:
+        export.export_and_verify(model, datasets, scratch, chief=False)
+      return RunResult(model=model, metrics=metrics, saved_model_dir=None, tflite_paths={}, tflite_report={})
+    exports = export.export_and_verify(model, datasets, config.export_dir, config.export_version, config.tflite)
 
-  exports = export.export_and_verify(model, datasets, config.export_dir, config.export_version, config.tflite)
   metrics["saved_model_dir"] = str(exports.saved_model_dir)
   metrics["tflite"] = {k: str(v) for k, v in exports.tflite_paths.items()}
   pictures, pictures_seconds = {}, 0.0
@@ -133,43 +152,69 @@ def check_paths(config: TrainConfig) -> None:
                           f"overwritten; pick another version or leave --export_version unset for the next free one")
 
 
+def runnable_steps_per_execution(config: TrainConfig, replicas: int) -> int:
+  """--steps_per_execution as Keras can run it; the flag trades speed only, so this never changes results.
+
+  Keras runs whole executions, so a value that does not divide --eval_every would train extra steps every epoch
+  (100 per call with --eval_every=20 trains 100 steps per epoch): use the largest divisor of both. On several
+  replicas Keras 3 fails with more than one step per execution ("You must feed a value for placeholder tensor",
+  keras-team/keras#19246): use 1.
+  """
+  if replicas > 1:
+    return 1
+  return math.gcd(config.steps_per_execution, config.eval_every)
+
+
 def train_model(config: TrainConfig, datasets: data.Datasets, strategy):
   """Fits the model, resuming from `<model_dir>/checkpoints` when an earlier run with the same flags was cut short."""
   import keras
 
-  from kmnist import checkpoints
+  from kmnist import checkpoints, distribute
   from kmnist import model as model_lib
 
-  # Keras runs whole executions, overshooting an epoch that they do not divide: use a divisor of --eval_every.
-  steps_per_execution = math.gcd(config.steps_per_execution, config.eval_every)
-  with strategy.scope():
-    model = model_lib.compile_model(model_lib.build_model(), config.learning_rate, steps_per_execution)
-  checkpoint_dir = Path(config.model_dir) / "checkpoints"
+  steps_per_execution = runnable_steps_per_execution(config, strategy.num_replicas_in_sync)
+  if steps_per_execution != config.steps_per_execution:
+    logging.warning("--steps_per_execution=%d runs as %d here (see train.runnable_steps_per_execution); it only "
+                    "changes speed", config.steps_per_execution, steps_per_execution)
+  in_cluster = distribute.cluster_task(strategy) is not None
+  if in_cluster:
+    # Workers would all have to resume from the same step, each from checkpoints of its own: a cluster run starts
+    # at step 0 and every worker saves (a collective step) into a scratch directory removed at the end.
+    scratch = tempfile.TemporaryDirectory(prefix="kmnist-checkpoints-")
+    checkpoint_dir = Path(scratch.name)
+  else:
+    checkpoint_dir = Path(config.model_dir) / "checkpoints"
   if config.restart:
     checkpoints.discard(checkpoint_dir)
-  checkpointer = checkpoints.Checkpointer(checkpoint_dir, model, run_values=resume_key(config))
+  with strategy.scope():
+    model = model_lib.compile_model(model_lib.build_model(), config.learning_rate, steps_per_execution)
+    checkpointer = checkpoints.Checkpointer(checkpoint_dir, model, run_values=resume_key(config))
   start_step = checkpointer.restore()
   if start_step == config.steps:
     print(f"Already trained to step {start_step} ({checkpoint_dir}); evaluating and exporting it again "
           f"(--restart to retrain).")
   elif start_step:
     print(f"Resuming at step {start_step} of {config.steps} from {checkpoint_dir} (--restart to start over).")
+  callbacks = [checkpoints.StopOnNonFinite(config.learning_rate),  # first: nothing non-finite is checkpointed
+               checkpointer.callback()]
+  if distribute.is_chief(strategy):
+    # Loss and accuracy per --eval_every steps in logs/train, validation in logs/validation.
+    callbacks.append(keras.callbacks.TensorBoard(log_dir=os.path.join(config.model_dir, "logs")))
   model.fit(
       # The stream is a function of the seed alone: skipping what was seen resumes it exactly.
-      data.train_dataset(datasets.train, config.batch_size, config.seed, start_step),
+      distribute.replica_batches(
+          strategy, lambda: data.train_dataset(datasets.train, config.batch_size, config.seed, start_step),
+          config.batch_size),
       initial_epoch=start_step // config.eval_every,
       epochs=config.steps // config.eval_every,
       steps_per_epoch=config.eval_every,
       validation_data=data.eval_dataset(datasets.validation, config.batch_size),
-      callbacks=[
-          checkpoints.StopOnNonFinite(config.learning_rate),  # first: nothing non-finite is checkpointed
-          checkpointer.callback(),
-          # Loss and accuracy per --eval_every steps in logs/train, validation in logs/validation.
-          keras.callbacks.TensorBoard(log_dir=os.path.join(config.model_dir, "logs")),
-      ],
+      callbacks=callbacks,
       shuffle=False,  # The tf.data pipeline shuffles, reproducibly under the seed.
       verbose=2 if not sys.stdout.isatty() else 1,
   )
+  if in_cluster:
+    scratch.cleanup()
   return model
 
 
@@ -202,6 +247,9 @@ def main(argv):
   m = result.metrics
   print(f"test accuracy: {m['test_accuracy']:.4f}  test loss: {m['test_loss']:.4f}  "
         f"({time.time() - start:.1f} s)")
+  if result.saved_model_dir is None:
+    print("non-chief worker: done; the chief wrote metrics.json and the exports")
+    return
   print(f"SavedModel: {result.saved_model_dir}")
   from kmnist import tflite_report
   print(tflite_report.markdown(result.tflite_report), end="")

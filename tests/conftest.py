@@ -21,10 +21,14 @@ def synthetic_split(n: int, seed: int) -> data.Split:
   return data.Split(images=images.astype(np.uint8), labels=labels)
 
 
-@pytest.fixture(scope="session")
-def synthetic_datasets() -> data.Datasets:
+def make_synthetic_datasets() -> data.Datasets:
   return data.Datasets(train=synthetic_split(2000, 1), validation=synthetic_split(200, 2),
                        test=synthetic_split(500, 3))
+
+
+@pytest.fixture(scope="session")
+def synthetic_datasets() -> data.Datasets:
+  return make_synthetic_datasets()
 
 
 class NetworkAccessError(AssertionError):

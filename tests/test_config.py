@@ -1,5 +1,6 @@
 """Flag parsing and validation: bad values stop with one line naming the flag, before any data is touched."""
 
+import os
 import subprocess
 import sys
 
@@ -54,15 +55,25 @@ def test_flagfile_sets_flags(tmp_path):
     (dict(tflite=("float", "int4")), "--tflite=float,int4: 'int4' is not a TFLite variant"),
     (dict(tflite=()), "--tflite= names no TFLite variant"),
     (dict(tflite=("int8", "int8")), "--tflite=int8,int8 names a variant twice"),
+    (dict(cpu_replicas=0), "--cpu_replicas=0 must be a positive integer"),
+    (dict(cpu_replicas=2, strategy="default"), "--cpu_replicas=2 needs --strategy=mirrored or auto"),
+    (dict(cpu_replicas=2, strategy="multi_worker"), "--cpu_replicas=2 needs --strategy=mirrored or auto"),
 ])
 def test_invalid_values_name_the_flag(overrides, flag):
   with pytest.raises(KmnistError, match=flag):
     TrainConfig(**overrides).validate()
 
 
-def run_cli(*args, timeout=60):
+def test_strategies_and_cpu_replicas_parse():
+  config = parse(["--strategy=mirrored", "--cpu_replicas=2"])
+  assert (config.strategy, config.cpu_replicas) == ("mirrored", 2)
+  assert parse(["--strategy=multi_worker"]).strategy == "multi_worker"
+  assert parse([]).cpu_replicas == 1
+
+
+def run_cli(*args, timeout=60, env=None):
   return subprocess.run([sys.executable, "-m", "kmnist.train", *args], capture_output=True, text=True,
-                        timeout=timeout)
+                        timeout=timeout, env=env)
 
 
 @pytest.mark.parametrize("arg, expected", [
@@ -78,6 +89,24 @@ def test_cli_rejects_bad_flags_before_touching_data(tmp_path, arg, expected):
   result = run_cli(arg, f"--data_dir={data_dir}", f"--model_dir={model_dir}", f"--export_dir={export_dir}")
   assert result.returncode != 0
   assert expected in result.stderr
+  assert "Traceback" not in result.stderr
+  assert not data_dir.exists() and not model_dir.exists() and not export_dir.exists()
+
+
+@pytest.mark.parametrize("tf_config, strategy, expected", [
+    ('{"cluster": {"worker": ["127.0.0.1:1"]}', "multi_worker", "TF_CONFIG is not a valid cluster description"),
+    ('{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 1}}', "multi_worker",
+     "TF_CONFIG task index 1 is outside the 1 'worker' addresses"),
+    ("", "tpu", "--strategy=tpu: no TPU is reachable from this machine"),
+])
+def test_cli_refuses_a_cluster_it_cannot_join_before_touching_data(tmp_path, tf_config, strategy, expected):
+  env = dict(os.environ, TF_CONFIG=tf_config)
+  env.pop("TPU_NAME", None)
+  data_dir, model_dir, export_dir = tmp_path / "data", tmp_path / "run", tmp_path / "exported"
+  result = run_cli(f"--strategy={strategy}", f"--data_dir={data_dir}", f"--model_dir={model_dir}",
+                   f"--export_dir={export_dir}", env=env)
+  assert result.returncode == 2
+  assert f"kmnist-train: error: {expected}" in result.stderr
   assert "Traceback" not in result.stderr
   assert not data_dir.exists() and not model_dir.exists() and not export_dir.exists()
 

@@ -199,3 +199,11 @@ def test_every_tflite_variant_meets_the_acceptance_criteria_on_real_mnist(tmp_pa
   assert abs(scores["int8"]["accuracy"] - scores["float"]["accuracy"]) <= 0.003
   assert scores["int8"]["size"] <= 11 * 1024
   assert scores["float"]["size"] <= 35 * 1024
+
+
+def test_a_non_chief_worker_stops_after_the_collective_steps(tmp_path, trained_model, synthetic_datasets):
+  # Under multi_worker the other workers join the Keras predictions and the SavedModel write (collective
+  # operations), into a directory run() then deletes; checking and converting is the chief's alone.
+  assert export.export_and_verify(trained_model, synthetic_datasets, tmp_path, chief=False) is None
+  assert (tmp_path / "saved_model" / "1" / "saved_model.pb").is_file()
+  assert not (tmp_path / "tflite").exists()

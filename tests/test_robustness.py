@@ -30,7 +30,7 @@ CHILD_RUN = textwrap.dedent("""
     original_save = checkpoints.Checkpointer.save
     def reporting_save(self):
       original_save(self)
-      print("SAVED", int(self.model.optimizer.iterations), flush=True)
+      print("SAVED", checkpoints.optimizer_step(self.model), flush=True)
     checkpoints.Checkpointer.save = reporting_save
 
     run_dir = sys.argv[1]

@@ -97,6 +97,21 @@ def test_same_seed_same_weights(tmp_path, synthetic_datasets):
   assert not np.array_equal(a.model.get_weights()[0], c.model.get_weights()[0])
 
 
+@pytest.mark.parametrize("steps_per_execution", [10, 15, 100])
+def test_steps_per_execution_never_changes_the_number_of_steps(tmp_path, synthetic_datasets, steps_per_execution):
+  # Keras runs whole executions: 15 or 100 per call with --eval_every=20 would train 30 or 100 steps per epoch.
+  config = small_config(tmp_path, steps_per_execution=steps_per_execution)
+  result = train.run(config, datasets_override=synthetic_datasets)
+  assert int(result.model.optimizer.iterations.numpy()) == config.steps == 60
+
+
+def test_runnable_steps_per_execution():
+  assert train.runnable_steps_per_execution(TrainConfig(steps_per_execution=100, eval_every=100), replicas=1) == 100
+  assert train.runnable_steps_per_execution(TrainConfig(steps_per_execution=100, eval_every=20), replicas=1) == 20
+  assert train.runnable_steps_per_execution(TrainConfig(steps_per_execution=15, eval_every=20), replicas=1) == 5
+  assert train.runnable_steps_per_execution(TrainConfig(steps_per_execution=100, eval_every=100), replicas=2) == 1
+
+
 @pytest.mark.slow
 def test_end_to_end_on_real_mnist(real_run, real_datasets):
   result = real_run  # The default run, seed 0; shared with the pictures' tests.
