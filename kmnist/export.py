@@ -71,7 +71,8 @@ def one_digit_per_class(split: Split) -> np.ndarray:
 
 
 def export_and_verify(model, datasets: Datasets, export_dir, version: int | None = None,
-                      tflite_variants=tflite.VARIANTS, chief: bool = True) -> Exports | None:
+                      tflite_variants=tflite.VARIANTS, chief: bool = True,
+                      reference_logits: np.ndarray | None = None) -> Exports | None:
   """Writes the SavedModel and the TFLite models, scored on the test images (int8 calibrated on the training
   images). Raises KmnistError if any export fails, after keeping what passed (see the module docstring).
 
@@ -81,7 +82,8 @@ def export_and_verify(model, datasets: Datasets, export_dir, version: int | None
   """
   export_dir = Path(export_dir)
   test = datasets.test
-  reference = keras_logits(model, test.images)
+  # The Keras model's own test logits, the yardstick of every export (computed here unless the caller has them).
+  reference = keras_logits(model, test.images) if reference_logits is None else reference_logits
   sm_base, tfl_base = export_dir / "saved_model", export_dir / "tflite"
   if version is None:
     # One version number names the pair, so the next free number is free in both places.

@@ -162,3 +162,16 @@ def test_cli_main_command(tmp_path, real_data_dir):
   assert all((tmp_path / "runs" / "kmnist" / name).is_file() for name in visualize.PICTURES)
   assert "Pictures: runs/kmnist/weights.png" in result.stdout
   assert list((tmp_path / "runs" / "kmnist" / "logs" / "train").glob("events.out.tfevents.*"))
+
+
+def test_test_scores_match_keras_metrics():
+  import keras
+
+  rng = np.random.RandomState(0)
+  logits = rng.randn(500, 10).astype(np.float32) * 3
+  labels = rng.randint(0, 10, 500)
+  scores = train.score_test_logits(logits, labels, TrainConfig())
+  keras_loss = keras.losses.CategoricalCrossentropy(from_logits=True)(np.eye(10)[labels], logits)
+  assert scores["test_loss"] == pytest.approx(float(keras_loss), rel=1e-5)
+  assert scores["test_accuracy"] == np.mean(logits.argmax(-1) == labels)
+  assert scores["test_examples"] == 500
