@@ -155,13 +155,15 @@ def batch_indices(num_examples: int, batch_size: int, seed: int, start_step: int
   return order.repeat().batch(batch_size, drop_remainder=True).skip(start_step)
 
 
-def train_dataset(split: Split, batch_size: int, seed: int, start_step: int = 0):
-  """Endless shuffled batches of (image, one-hot label) in the order of `batch_indices`."""
+def train_dataset(split: Split, batch_size: int, seed: int, start_step: int = 0, indices=None):
+  """Endless shuffled batches of (image, one-hot label) in the order of `batch_indices` (or of `indices`, a
+  dataset of index batches)."""
   import tensorflow as tf
 
-  # The split stays in memory as two tensors (the cache); a batch is one gather, not 100 slices.
+  # The split stays in memory as two tensors (the cache); a batch is one gather, not 100 slices. Only the small
+  # index pipeline may be rebuilt per iterator (see distribute.replica_batches); the pixels are captured once.
   images, labels = tf.constant(split.images), tf.constant(split.labels)
-  ds = batch_indices(len(split), batch_size, seed, start_step)
+  ds = batch_indices(len(split), batch_size, seed, start_step) if indices is None else indices
   ds = ds.map(lambda index: preprocess(tf.gather(images, index), tf.gather(labels, index)),
               num_parallel_calls=tf.data.AUTOTUNE)
   return ds.prefetch(tf.data.AUTOTUNE)

@@ -204,9 +204,7 @@ def train_model(config: TrainConfig, datasets: data.Datasets, strategy):
     callbacks.append(keras.callbacks.TensorBoard(log_dir=os.path.join(config.model_dir, "logs")))
   model.fit(
       # The stream is a function of the seed alone: skipping what was seen resumes it exactly.
-      distribute.replica_batches(
-          strategy, lambda: data.train_dataset(datasets.train, config.batch_size, config.seed, start_step),
-          config.batch_size),
+      training_batches(config, datasets.train, strategy, start_step),
       initial_epoch=start_step // config.eval_every,
       epochs=config.steps // config.eval_every,
       steps_per_epoch=config.eval_every,
@@ -218,6 +216,17 @@ def train_model(config: TrainConfig, datasets: data.Datasets, strategy):
   if in_cluster:
     scratch.cleanup()
   return model
+
+
+def training_batches(config: TrainConfig, train: data.Split, strategy, start_step: int = 0):
+  """What `fit` trains on: each replica's rows of the seeded global batches, from `start_step` on."""
+  from kmnist import distribute
+
+  return distribute.replica_batches(
+      strategy,
+      lambda: data.batch_indices(len(train), config.batch_size, config.seed, start_step),
+      lambda indices: data.train_dataset(train, config.batch_size, config.seed, indices=indices),
+      config.batch_size)
 
 
 def resume_key(config: TrainConfig) -> dict:

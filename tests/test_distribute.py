@@ -128,13 +128,18 @@ def labels_of(batches):
 
 
 def test_one_replica_trains_on_the_single_device_batches(synthetic_datasets):
-  def make():
-    return data.train_dataset(synthetic_datasets.train, 50, seed=0)
+  train = synthetic_datasets.train
 
-  expected = labels_of(make().take(45))  # past the 40 batches of one epoch: reshuffled epochs match too
+  def make_indices():
+    return data.batch_indices(len(train), 50, seed=0)
+
+  def to_batches(indices):
+    return data.train_dataset(train, 50, seed=0, indices=indices)
+
+  expected = labels_of(data.train_dataset(train, 50, seed=0).take(45))  # past one epoch's 40: reshuffles match
   for strategy in (tf.distribute.get_strategy(), tf.distribute.OneDeviceStrategy("/cpu:0"),
                    tf.distribute.MirroredStrategy(["/cpu:0"])):
-    batches = distribute.replica_batches(strategy, make, 50)
+    batches = distribute.replica_batches(strategy, make_indices, to_batches, 50)
     for _ in range(2):  # every iterator starts the same order (Keras opens one before training)
       iterator = iter(batches)
       np.testing.assert_array_equal(labels_of(next(iterator) for _ in range(45)), expected)
@@ -154,11 +159,14 @@ class FakeCluster:
 def test_each_replica_gets_its_rows_of_every_global_batch():
   images, row_labels = np.zeros((80, 28, 28), np.uint8), np.arange(80) % 8
 
-  def make():  # global batches of 8, each example labelled with its row 0..7
-    return tf.data.Dataset.from_tensor_slices((images, row_labels)).batch(8).map(data.preprocess)
+  def make_indices():  # global batches of 8 examples, in order
+    return tf.data.Dataset.range(80).batch(8)
+
+  def to_batches(indices):  # each example labelled with its row 0..7
+    return indices.map(lambda i: data.preprocess(tf.gather(images, i), tf.gather(row_labels, i)))
 
   # 2 workers x 2 replicas: worker 1 feeds global replicas 2 and 3, rows 4-5 and 6-7, batch after batch.
-  worker1 = distribute.replica_batches(FakeCluster(workers=2, worker=1, local=2), make, global_batch=8)
+  worker1 = distribute.replica_batches(FakeCluster(workers=2, worker=1, local=2), make_indices, to_batches, 8)
   assert [list(labels) for labels in labels_of(worker1.take(4))] == [[4, 5], [6, 7], [4, 5], [6, 7]]
-  worker0 = distribute.replica_batches(FakeCluster(workers=2, worker=0, local=2), make, global_batch=8)
+  worker0 = distribute.replica_batches(FakeCluster(workers=2, worker=0, local=2), make_indices, to_batches, 8)
   assert [list(labels) for labels in labels_of(worker0.take(2))] == [[0, 1], [2, 3]]
