@@ -145,6 +145,11 @@ def replica_batches(strategy: tf.distribute.Strategy, make_indices, to_batches, 
   the batches one device would, and the summed gradients are the one-device gradients up to float rounding.
   Every worker builds the whole seeded pipeline and keeps its replicas' rows (`distribute_datasets_from_function`).
   """
+  if strategy.num_replicas_in_sync == 1 and cluster_task(strategy) is None:
+    # One replica gets whole batches: no splitting, and no distributed iterator between the batches and `fit`.
+    fresh_indices = tf.data.Dataset.from_tensors(0).flat_map(lambda _: make_indices())
+    return to_batches(fresh_indices)
+
   def dataset_for_worker(context: tf.distribute.InputContext):
     replicas = context.num_replicas_in_sync
     per_replica = context.get_per_replica_batch_size(global_batch)

@@ -30,7 +30,7 @@ from kmnist.saved_model import SERVING_SIGNATURE, outputs_from_logits
 
 # The int8 model's `image`: real value = INPUT_SCALE * (pixel - INPUT_ZERO_POINT), i.e. pixel / 255.
 INPUT_SCALE, INPUT_ZERO_POINT = 1 / 255, 0
-CALIBRATION_BATCH = 100
+CALIBRATION_BATCH = 1000
 
 
 def convert(variant: str, saved_model_dir, model: keras.Model, train_images: np.ndarray) -> bytes:
