@@ -151,6 +151,10 @@ class FakeCluster:
   def __init__(self, workers, worker, local):
     self.context = tf.distribute.InputContext(num_input_pipelines=workers, input_pipeline_id=worker,
                                               num_replicas_in_sync=workers * local)
+    self.num_replicas_in_sync = workers * local
+    self.cluster_resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
+        tf.train.ClusterSpec({"worker": [f"localhost:{port}" for port in range(workers)]}),
+        task_type="worker", task_id=worker)
 
   def distribute_datasets_from_function(self, dataset_fn):
     return dataset_fn(self.context)
