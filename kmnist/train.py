@@ -139,7 +139,7 @@ def check_paths(config: TrainConfig) -> None:
   """Before TensorFlow starts: the directories the run writes are writable, a requested export version is free,
   and the MNIST files in a --manual_dir are the genuine ones (a bad file the user named is worth saying even when
   the data is already prepared)."""
-  from kmnist import files, layout
+  from kmnist import files
 
   if config.manual_dir:
     data.check_manual_dir(config.manual_dir)

@@ -31,6 +31,17 @@ def synthetic_datasets() -> data.Datasets:
   return make_synthetic_datasets()
 
 
+@pytest.fixture(scope="session")
+def trained_model(synthetic_datasets):
+  """A softmax regression fitted for one epoch on the synthetic digits (read-only: tests share it)."""
+  from kmnist import model as model_lib
+
+  model = model_lib.compile_model(model_lib.build_model(), learning_rate=0.5)
+  train = synthetic_datasets.train
+  model.fit(train.images / 255.0, np.eye(10)[train.labels], epochs=1, batch_size=100, verbose=0)
+  return model
+
+
 class NetworkAccessError(AssertionError):
   pass
 

@@ -5,18 +5,9 @@ import numpy as np
 import pytest
 
 from kmnist import export, saved_model, tflite
-from kmnist import model as model_lib
 from kmnist.errors import KmnistError
 
 VARIANTS = ("float", "dynamic", "int8")
-
-
-@pytest.fixture(scope="module")
-def trained_model(synthetic_datasets):
-  model = model_lib.compile_model(model_lib.build_model(), learning_rate=0.5)
-  train = synthetic_datasets.train
-  model.fit(train.images / 255.0, np.eye(10)[train.labels], epochs=1, batch_size=100, verbose=0)
-  return model
 
 
 def test_export_writes_saved_model_and_every_tflite_variant(tmp_path, trained_model, synthetic_datasets):

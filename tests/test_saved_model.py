@@ -2,17 +2,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kmnist import model as model_lib
 from kmnist import layout, saved_model
 from kmnist.errors import KmnistError
-
-
-@pytest.fixture(scope="module")
-def trained_model(synthetic_datasets):
-  model = model_lib.compile_model(model_lib.build_model(), learning_rate=0.5)
-  train = synthetic_datasets.train
-  model.fit(train.images / 255.0, np.eye(10)[train.labels], epochs=1, batch_size=100, verbose=0)
-  return model
 
 
 def test_versions_count_up_and_never_overwrite(tmp_path, trained_model):

@@ -1,7 +1,6 @@
 """The SavedModel as TensorFlow Serving sees it: the signature contract, PredictRequests, warmup, atomic versions."""
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,14 +22,6 @@ CONTRACT = {
 }
 OUTPUTS = {"class_id": (tf.int64, [None]), "probabilities": (tf.float32, [None, 10]),
            "logits": (tf.float32, [None, 10])}
-
-
-@pytest.fixture(scope="module")
-def trained_model(synthetic_datasets):
-  model = model_lib.compile_model(model_lib.build_model(), learning_rate=0.5)
-  train = synthetic_datasets.train
-  model.fit(train.images / 255.0, np.eye(10)[train.labels], epochs=1, batch_size=100, verbose=0)
-  return model
 
 
 @pytest.fixture(scope="module")

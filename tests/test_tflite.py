@@ -4,18 +4,9 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
-from kmnist import model as model_lib
 from kmnist import saved_model, tflite
 
 OUTPUT_DTYPES = {"float": np.float32, "dynamic": np.float32, "int8": np.int8}
-
-
-@pytest.fixture(scope="module")
-def trained_model(synthetic_datasets):
-  model = model_lib.compile_model(model_lib.build_model(), learning_rate=0.5)
-  train = synthetic_datasets.train
-  model.fit(train.images / 255.0, np.eye(10)[train.labels], epochs=1, batch_size=100, verbose=0)
-  return model
 
 
 @pytest.fixture(scope="module")

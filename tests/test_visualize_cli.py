@@ -9,18 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kmnist import model as model_lib
 from kmnist import saved_model, visualize, visualize_cli
 from kmnist.errors import KmnistError
 from png_checks import assert_red_negative_blue_positive, cell_colours, read_rgb
-
-
-@pytest.fixture(scope="module")
-def trained_model(synthetic_datasets):
-  model = model_lib.compile_model(model_lib.build_model(), learning_rate=0.5)
-  train = synthetic_datasets.train
-  model.fit(train.images / 255.0, np.eye(10)[train.labels], epochs=1, batch_size=100, verbose=0)
-  return model
 
 
 @pytest.fixture(scope="module")
