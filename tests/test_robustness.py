@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from kmnist import files, train
-from kmnist.config import TrainConfig
+from train_helpers import small_config
 from kmnist.errors import KmnistError
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -85,13 +85,6 @@ def test_sigkill_then_rerun_resumes_to_bit_identical_weights(tmp_path):
   metrics = [json.loads((d / "run" / "metrics.json").read_text()) for d in (tmp_path / "uninterrupted", killed)]
   assert metrics[0]["test_accuracy"] == metrics[1]["test_accuracy"]
   assert metrics[0]["test_loss"] == metrics[1]["test_loss"]
-
-
-def small_config(tmp_path, **overrides) -> TrainConfig:
-  values = dict(steps=60, eval_every=20, steps_per_execution=10, batch_size=50,
-                model_dir=str(tmp_path / "run"), export_dir=str(tmp_path / "exported"))
-  values.update(overrides)
-  return TrainConfig(**values)
 
 
 def test_same_seed_gives_identical_weights_metrics_and_variable_bytes(tmp_path, synthetic_datasets):

@@ -7,13 +7,7 @@ import pytest
 
 from kmnist import data, saved_model, tflite, train, visualize
 from kmnist.config import TrainConfig
-
-
-def small_config(tmp_path, **overrides) -> TrainConfig:
-  values = dict(steps=60, eval_every=20, steps_per_execution=10, batch_size=50,
-                model_dir=str(tmp_path / "run"), export_dir=str(tmp_path / "exported"))
-  values.update(overrides)
-  return TrainConfig(**values)
+from train_helpers import small_config
 
 
 def test_run_trains_evaluates_and_exports(tmp_path, synthetic_datasets):

@@ -1,0 +1,10 @@
+"""A short training configuration for tests that run `train.run` on the synthetic digits."""
+
+from kmnist.config import TrainConfig
+
+
+def small_config(tmp_path, **overrides) -> TrainConfig:
+  values = dict(steps=60, eval_every=20, steps_per_execution=10, batch_size=50,
+                model_dir=str(tmp_path / "run"), export_dir=str(tmp_path / "exported"))
+  values.update(overrides)
+  return TrainConfig(**values)
