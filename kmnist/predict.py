@@ -6,7 +6,6 @@
 """
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -101,12 +100,8 @@ def main(argv):
   paths = argv[1:]
   if not paths:
     raise app.UsageError("give at least one .png or .npy file to classify")
-  try:
-    kind, model_path = resolve_model(fv.model)
-    predictor = load_predictor(kind, model_path)
-  except KmnistError as e:
-    print(f"kmnist-predict: error: {e}", file=sys.stderr)
-    return 2
+  kind, model_path = resolve_model(fv.model)
+  predictor = load_predictor(kind, model_path)
   names, digits, errors = load_inputs(paths)
   results = format_results(names, predictor(digits), fv.top_k) if len(digits) else []
   if fv.json:
@@ -122,9 +117,8 @@ def main(argv):
 
 def cli():
   """Console-script entry point (`kmnist-predict`)."""
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  define_flags()
-  app.run(main)
+  from kmnist import command
+  command.run_command("kmnist-predict", define_flags, main)
 
 
 if __name__ == "__main__":

@@ -258,14 +258,8 @@ def score_test_logits(logits, labels, config: TrainConfig) -> dict:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}; kmnist-train takes only --flags")
-  if not flags.FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)  # TensorFlow logs a page of INFO lines on export; -v 0 brings them back.
   start = time.time()
-  try:
-    result = run(config_from_flags())
-  except KmnistError as e:
-    print(f"kmnist-train: error: {e}", file=sys.stderr)
-    sys.exit(2)
+  result = run(config_from_flags())
   m = result.metrics
   print(f"test accuracy: {m['test_accuracy']:.4f}  test loss: {m['test_loss']:.4f}  "
         f"({time.time() - start:.1f} s)")
@@ -281,9 +275,8 @@ def main(argv):
 
 def cli():
   """Console-script entry point (`kmnist-train`)."""
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before TensorFlow loads: hide its C++ start-up chatter.
-  define_flags()
-  app.run(main)
+  from kmnist import command
+  command.run_command("kmnist-train", define_flags, main)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,11 @@ into --model_dir, the confusion matrix and per-digit precision and recall into i
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from absl import app, flags, logging
+from absl import app, flags
 
 from kmnist import data
 from kmnist.config import TrainConfig
@@ -114,22 +113,15 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}; kmnist-visualize takes only --flags")
   fv = flags.FLAGS
-  if not fv["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)
   start = time.time()
-  try:
-    pictures = run(fv.model_dir, fv.export, fv.data_dir, fv.manual_dir)
-  except KmnistError as e:
-    print(f"kmnist-visualize: error: {e}", file=sys.stderr)
-    sys.exit(2)
+  pictures = run(fv.model_dir, fv.export, fv.data_dir, fv.manual_dir)
   print(f"Pictures: {', '.join(str(p) for p in pictures.values())}  ({time.time() - start:.1f} s)")
 
 
 def cli():
   """Console-script entry point (`kmnist-visualize`)."""
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before TensorFlow loads: hide its C++ start-up chatter.
-  define_flags()
-  app.run(main)
+  from kmnist import command
+  command.run_command("kmnist-visualize", define_flags, main)
 
 
 if __name__ == "__main__":

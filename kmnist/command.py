@@ -1,0 +1,25 @@
+"""What every kmnist command does alike: quiet TensorFlow, absl flags, and a KmnistError as one line with exit 2."""
+
+import os
+import sys
+
+from absl import app, flags, logging
+
+from kmnist.errors import KmnistError
+
+
+def run_command(name: str, define_flags, main) -> None:
+  """Defines the command's flags, then runs `main(argv)` under absl; its return value is the exit code."""
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before TensorFlow loads: hide its C++ start-up chatter.
+  define_flags()
+
+  def main_reporting_errors(argv):
+    if not flags.FLAGS["verbosity"].present:
+      logging.set_verbosity(logging.WARNING)  # TensorFlow logs a page of INFO lines on export; -v 0 brings them back.
+    try:
+      return main(argv)
+    except KmnistError as e:
+      print(f"{name}: error: {e}", file=sys.stderr)
+      return 2
+
+  app.run(main_reporting_errors)
