@@ -5,7 +5,17 @@ import sys
 
 from absl import app, flags, logging
 
+from kmnist import data
 from kmnist.errors import KmnistError
+
+
+def define_data_flags(fv: flags.FlagValues) -> None:
+  """--data_dir and --manual_dir, for every command that reads MNIST."""
+  flags.DEFINE_string("data_dir", data.DEFAULT_DATA_DIR, "TFDS data directory (prepared `mnist` is kept here).",
+                      flag_values=fv)
+  flags.DEFINE_string("manual_dir", None,
+                      "Directory with the four original MNIST .gz files; default: the copies shipped with kmnist.",
+                      flag_values=fv)
 
 
 def run_command(name: str, define_flags, main) -> None:

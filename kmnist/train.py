@@ -16,7 +16,7 @@ from pathlib import Path
 
 from absl import app, flags, logging
 
-from kmnist import data
+from kmnist import command, data
 from kmnist.config import STRATEGIES, TrainConfig
 from kmnist.errors import KmnistError
 
@@ -43,10 +43,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   flags.DEFINE_integer("cpu_replicas", d.cpu_replicas,
                        "Split the CPU into this many logical devices before TensorFlow starts, so mirrored runs "
                        "that many replicas on one machine (to try distribution without GPUs).", flag_values=fv)
-  flags.DEFINE_string("data_dir", d.data_dir, "TFDS data directory (prepared `mnist` is kept here).", flag_values=fv)
-  flags.DEFINE_string("manual_dir", d.manual_dir,
-                      "Directory with the four original MNIST .gz files; default: the copies shipped with kmnist.",
-                      flag_values=fv)
+  command.define_data_flags(fv)
   flags.DEFINE_string("model_dir", d.model_dir,
                       "Run directory: checkpoints (a rerun with the same flags resumes), metrics.json, MANIFEST.json, "
                       "the pictures and the TensorBoard logs (<model_dir>/logs).",
@@ -275,7 +272,6 @@ def main(argv):
 
 def cli():
   """Console-script entry point (`kmnist-train`)."""
-  from kmnist import command
   command.run_command("kmnist-train", define_flags, main)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from absl import app, flags
 
-from kmnist import data
+from kmnist import command, data
 from kmnist.config import TrainConfig
 from kmnist.errors import KmnistError
 
@@ -33,10 +33,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   flags.DEFINE_string("model_dir", d.model_dir,
                       "Run directory: the pictures go here, the confusion matrix and per-digit precision and recall "
                       "into its metrics.json.", flag_values=fv)
-  flags.DEFINE_string("data_dir", d.data_dir, "TFDS data directory (prepared `mnist` is kept here).", flag_values=fv)
-  flags.DEFINE_string("manual_dir", d.manual_dir,
-                      "Directory with the four original MNIST .gz files; default: the copies shipped with kmnist.",
-                      flag_values=fv)
+  command.define_data_flags(fv)
 
 
 def read_run_metrics(metrics_path: Path) -> dict:
@@ -120,7 +117,6 @@ def main(argv):
 
 def cli():
   """Console-script entry point (`kmnist-visualize`)."""
-  from kmnist import command
   command.run_command("kmnist-visualize", define_flags, main)
 
 
