@@ -1,0 +1,164 @@
+"""The kserve.Model that serves kmnist: every protocol's request goes to the served signatures.
+
+kserve calls preprocess -> predict -> postprocess (each timed into its Prometheus histograms) for
+  * V1 :predict bodies (TF Serving REST format: a dict, or bytes if the Content-Type was not JSON),
+  * V2 Open Inference requests (InferRequest, REST or gRPC): an input named "image" goes to
+    serving_default, "x" to serving_float,
+  * TF Serving gRPC PredictRequests (routed here by tf_serving_grpc).
+preprocess takes the served version once and carries it to predict, so a version swap between the
+steps cannot mix two versions in one answer. :explain answers the same outputs plus the softmax
+model's evidence map (the drawing page uses it).
+"""
+
+import dataclasses
+
+import kserve
+import numpy as np
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+from tensorflow_serving.apis import predict_pb2
+
+from kmnist.serve import tf_serving_grpc, tf_serving_rest
+from kmnist.serve.servable import BadRequest, Servable, Signature, check_array
+
+DEFAULT_MAX_BATCH_SIZE = 1000
+V2_DATATYPES = {np.dtype(np.uint8): "UINT8", np.dtype(np.float32): "FP32",
+                np.dtype(np.int64): "INT64"}
+
+
+@dataclasses.dataclass
+class Prepared:
+  """A checked request of any protocol, bound to the version that will answer it."""
+  protocol: str  # "v1", "v2" or "tf_serving_grpc"
+  servable: Servable
+  signature: Signature
+  array: np.ndarray
+  original: object  # the V1 response format, the InferRequest or the PredictRequest
+
+
+@dataclasses.dataclass
+class Result:
+  prepared: Prepared
+  outputs: dict
+
+
+class KmnistModel(kserve.Model):
+  """Model `name`, answered by the version `versions` serves when a request starts."""
+
+  def __init__(self, name: str, versions, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE):
+    super().__init__(name)
+    self.versions = versions  # a versions.VersionManager that has loaded a version
+    self.max_batch_size = max_batch_size
+    self.ready = versions.current is not None
+
+  def load(self) -> bool:
+    self.ready = self.versions.current is not None
+    return self.ready
+
+  async def healthy(self) -> bool:
+    return self.versions.current is not None
+
+  def stop(self):
+    self.versions.stop()
+    super().stop()
+
+  def get_input_types(self) -> list[dict]:
+    """Open Inference model metadata: one input per signature (a request sends one of them)."""
+    return [{"name": s.input_name, "datatype": V2_DATATYPES[s.dtype], "shape": [-1, *s.shape]}
+            for s in self._signatures()]
+
+  def get_output_types(self) -> list[dict]:
+    outputs = {}
+    for signature in self._signatures():
+      for name, spec in signature.function.structured_outputs.items():
+        outputs[name] = {"name": name,
+                         "datatype": V2_DATATYPES[np.dtype(spec.dtype.as_numpy_dtype)],
+                         "shape": [-1 if d is None else d for d in spec.shape]}
+    return [outputs[name] for name in sorted(outputs)]
+
+  def _signatures(self) -> list[Signature]:
+    return [s for _, s in sorted(self.versions.current.signatures.items())]
+
+  def preprocess(self, payload, headers=None) -> Prepared:
+    servable = self.versions.current  # once: this version answers, whatever swaps meanwhile
+    if isinstance(payload, InferRequest):
+      signature, array = self._v2_input(payload, servable)
+      return Prepared("v2", servable, signature, array, payload)
+    if isinstance(payload, predict_pb2.PredictRequest):
+      tf_serving_grpc.check_version(payload.model_spec, servable)
+      signature, array = tf_serving_grpc.request_array(servable, payload, self.max_batch_size)
+      return Prepared("tf_serving_grpc", servable, signature, array, payload)
+    request = tf_serving_rest.parse_predict(payload, servable, self.max_batch_size)
+    return Prepared("v1", servable, request.signature, request.array, request.format)
+
+  def predict(self, payload: Prepared, headers=None) -> Result:
+    return Result(payload, payload.servable.run(payload.signature, payload.array))
+
+  def postprocess(self, result, headers=None, response_headers=None):
+    if not isinstance(result, Result):  # :explain's answer is complete already
+      return result
+    prepared = result.prepared
+    if prepared.protocol == "v1":
+      return tf_serving_rest.predict_response(result.outputs, prepared.original)
+    if prepared.protocol == "tf_serving_grpc":
+      return tf_serving_grpc.predict_response(self.name, prepared.servable, prepared.signature,
+                                              result.outputs,
+                                              list(prepared.original.output_filter))
+    return self._v2_response(prepared, result.outputs)
+
+  def explain(self, payload: Prepared, headers=None) -> dict:
+    """What the page shows: per image the outputs, and for the softmax model the evidence map of
+    the predicted digit (weight x pixel, 28x28; with the bias it sums to the digit's logit)."""
+    if payload.protocol != "v1":
+      raise BadRequest(':explain takes TF Serving\'s REST format ({"instances": [...]})')
+    servable = payload.servable
+    outputs = servable.run(payload.signature, payload.array)
+    evidence = servable.evidence(payload.array, outputs["class_id"])
+    explanations = tf_serving_rest.predict_response(outputs, tf_serving_rest.ROW)["predictions"]
+    for i, explanation in enumerate(explanations):
+      digit = explanation["class_id"]
+      explanation["evidence"] = None if evidence is None else evidence[i].reshape(28, 28).tolist()
+      explanation["bias"] = None if servable.bias is None else float(servable.bias[digit])
+    return {"model_version": str(servable.version), "explanations": explanations}
+
+  def _v2_input(self, request: InferRequest, servable: Servable) -> tuple[Signature, np.ndarray]:
+    if len(request.inputs) != 1:
+      choices = " or ".join(f"'{s.input_name}'" for s in servable.signatures.values())
+      raise BadRequest(f"send exactly one input tensor ({choices}), got {len(request.inputs)}")
+    infer_input = request.inputs[0]
+    signature = servable.signature_for_input(infer_input.name)
+    datatype = V2_DATATYPES[signature.dtype]
+    where = f"input '{infer_input.name}'"
+    if infer_input.datatype != datatype:
+      raise BadRequest(f"{where} has datatype {infer_input.datatype}, but {signature.name} takes "
+                       f"{datatype}: {signature.describe()}")
+    shape = list(infer_input.shape)
+    try:
+      # Binary data (gRPC raw_input_contents, REST's binary extension) or JSON data, flat or nested.
+      raw = infer_input._raw_data is not None  # kserve keeps it private; as_numpy reads it
+      values = infer_input.as_numpy() if raw else np.asarray(infer_input.data)
+    except (ValueError, OverflowError) as e:
+      raise BadRequest(f"{where}: its data is not an array of numbers of shape {shape} ({e})") \
+          from None
+    needed = int(np.prod(shape))
+    if values.size != needed:
+      raise BadRequest(f"{where}: its data has {values.size} values, but its shape {shape} needs "
+                       f"{needed}")
+    return signature, check_array(signature, values.reshape(shape), self.max_batch_size, where)
+
+  def _v2_response(self, prepared: Prepared, outputs: dict) -> InferResponse:
+    request: InferRequest = prepared.original
+    wanted = [o.name for o in request.request_outputs or []] or sorted(outputs)
+    unknown = sorted(set(wanted) - set(outputs))
+    if unknown:
+      raise BadRequest(f"requested outputs {unknown} are not outputs of "
+                       f"{prepared.signature.name}; it returns {sorted(outputs)}")
+    infer_outputs = []
+    for name in wanted:
+      value = outputs[name]
+      infer_output = InferOutput(name=name, shape=list(value.shape),
+                                 datatype=V2_DATATYPES[value.dtype])
+      infer_output.set_data_from_numpy(value, binary_data=request.from_grpc)
+      infer_outputs.append(infer_output)
+    return InferResponse(response_id=request.id or "", model_name=self.name,
+                         infer_outputs=infer_outputs, model_version=str(prepared.servable.version),
+                         from_grpc=request.from_grpc)
