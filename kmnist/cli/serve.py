@@ -12,6 +12,7 @@ after it appears, without failing a request.
 """
 
 import errno
+import gc
 import logging
 import socket
 import sys
@@ -147,6 +148,10 @@ def main(argv):
 
   kserve_logging.configure_logging()
   configure_logging(fv.access_log)
+  # What start-up made (TensorFlow's and kserve's modules) is never freed: keep it out of the garbage
+  # collector's scans, so the collection after each version swap takes ~5 ms instead of ~0.4 s.
+  gc.collect()
+  gc.freeze()
   manager = versions.VersionManager(model_path, tf_serving_grpc.load_and_warm_up, fv.poll_seconds)
   manager.load_initial()
   model = model_lib.KmnistModel(fv.model_name, manager, fv.max_batch_size)

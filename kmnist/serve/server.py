@@ -99,6 +99,10 @@ class BodyLimit:
 def _error(status: int):
   async def handler(request: Request, exc: Exception):
     message = str(exc)
+    if message.startswith("Unrecognized request format: "):  # kserve's JSON parse of a JSON body
+      reason = message.split(": ", 1)[1]
+      message = (f"request body is not valid JSON ({reason}); send a JSON object such as "
+                 f'{{"instances": [...]}}')
     logger.warning("%d %s %s: %s", status, request.method, request.url.path, message)
     return ORJSON(status_code=status, content={"error": message})
   return handler
