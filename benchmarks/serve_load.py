@@ -39,7 +39,8 @@ def http_json(url: str, body=None, timeout: float = 30):
   """(status, parsed JSON) of a GET, or of a POST of `body` (bytes, or an object sent as JSON)."""
   if body is not None and not isinstance(body, bytes):
     body = json.dumps(body).encode()
-  request = urllib.request.Request(url, data=body)
+  headers = {"Content-Type": "application/json"} if body is not None else {}
+  request = urllib.request.Request(url, data=body, headers=headers)
   try:
     with urllib.request.urlopen(request, timeout=timeout) as reply:
       return reply.status, json.loads(reply.read())

@@ -99,13 +99,23 @@ class BodyLimit:
 def _error(status: int):
   async def handler(request: Request, exc: Exception):
     message = str(exc)
-    if message.startswith("Unrecognized request format: "):  # kserve's JSON parse of a JSON body
-      reason = message.split(": ", 1)[1]
-      message = (f"request body is not valid JSON ({reason}); send a JSON object such as "
-                 f'{{"instances": [...]}}')
+    message = _reworded(message, request)
     logger.warning("%d %s %s: %s", status, request.method, request.url.path, message)
     return ORJSON(status_code=status, content={"error": message})
   return handler
+
+
+def _reworded(message: str, request: Request) -> str:
+  """kserve's own wording of two common mistakes, made to name the fix."""
+  if message.startswith("Unrecognized request format: "):  # its JSON parse of a JSON body
+    return (f"request body is not valid JSON ({message.split(': ', 1)[1]}); send a JSON object "
+            f'such as {{"instances": [...]}}')
+  if message.startswith("received byte inputs, but the"):  # a V2 body sent without a JSON type
+    content_type = request.headers.get("content-type", "none")
+    return (f"an Open Inference request must be sent with Content-Type: application/json (this "
+            f"one: {content_type}), or as binary data with the inference-header-content-length "
+            f"header")
+  return message
 
 
 async def _http_error(request: Request, exc: HTTPException):
