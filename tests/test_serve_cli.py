@@ -1,6 +1,7 @@
 """kmnist-serve's command line: every fault a user can meet is one line, exit code 2, and flag
 faults are found before TensorFlow loads."""
 
+import concurrent.futures
 import socket
 import subprocess
 import sys
@@ -69,10 +70,16 @@ def free_port() -> int:
 
 
 def test_flag_faults_are_one_line_before_tensorflow(tmp_path, busy_port):
-  for args, message in flag_faults(tmp_path, busy_port):
+  faults = flag_faults(tmp_path, busy_port)
+
+  def run(args):
     ports = [f"--{name}={free_port()}" for name in ("http_port", "grpc_port")
              if not any(a.startswith(f"--{name}") for a in args)]
-    result = run_cli(*args, *ports)
+    return run_cli(*args, *ports)
+
+  with concurrent.futures.ThreadPoolExecutor(4) as pool:
+    results = list(pool.map(run, [args for args, _ in faults]))
+  for (args, message), result in zip(faults, results):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode in (1, 2) and "Traceback" not in result.stderr, (args, result.stderr)
     assert lines[-1] == "tensorflow imported: False", args
