@@ -199,7 +199,8 @@ def test_tf_serving_grpc_status_metadata_and_errors(server):
         get_model_status_pb2.GetModelStatusRequest(
             model_spec=model_pb2.ModelSpec(name="kmnist")), timeout=10)
     (version,) = status.model_version_status
-    assert version.version == 1 and version.state == get_model_status_pb2.ModelVersionStatus.AVAILABLE
+    assert version.version == 1
+    assert version.state == get_model_status_pb2.ModelVersionStatus.AVAILABLE
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
     metadata = stub.GetModelMetadata(get_model_metadata_pb2.GetModelMetadataRequest(
         model_spec=model_pb2.ModelSpec(name="kmnist"), metadata_field=["signature_def"]))

@@ -1,0 +1,25 @@
+# kmnist-serve in a container: the kmnist SavedModel behind KServe's model server, answering
+# TensorFlow Serving's REST (8501) and gRPC (8500) APIs, the Open Inference Protocol and the
+# drawing page. Run it as TF Serving's image is run (SERVE_README.md):
+#   docker build -t kmnist-serve .
+#   docker run --rm -p 8501:8501 -p 8500:8500 \
+#     --mount type=bind,source="$PWD/exported/saved_model",target=/models/kmnist kmnist-serve
+# Without the mount it serves the committed reference export.
+FROM python:3.11-slim
+
+WORKDIR /opt/kmnist
+COPY pyproject.toml README.md ./
+COPY kmnist ./kmnist
+RUN pip install --no-cache-dir ".[serve]"
+
+# The reference export, served unless a model base is mounted over /models/kmnist.
+COPY exported/reference/saved_model /models/kmnist
+
+RUN useradd --system --uid 1000 --no-create-home kmnist
+USER kmnist
+EXPOSE 8501 8500
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s CMD ["python", "-c", \
+  "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8501/v2/health/ready')"]
+ENTRYPOINT ["kmnist-serve"]
+# Listening on every interface is what a container needs; outside one the default is 127.0.0.1.
+CMD ["--host=0.0.0.0", "--model=/models/kmnist", "--http_port=8501", "--grpc_port=8500"]

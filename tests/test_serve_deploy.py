@@ -1,0 +1,118 @@
+"""The Dockerfile and the KServe manifests name only what exists: files to copy, the command and
+its flags, the ports it listens on, the routes probed, the extra installed. (No Docker or
+Kubernetes here: this is what can be checked without them.)"""
+
+import json
+import re
+import shlex
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+from absl import flags
+from kserve.model_repository import ModelRepository
+from kserve.protocol.dataplane import DataPlane
+
+from kmnist.cli import serve
+from kmnist.layout import existing_versions, is_saved_model
+from kmnist.serve import server as server_lib
+
+ROOT = Path(__file__).resolve().parent.parent
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def dockerfile() -> dict[str, list]:
+  """Instruction -> its arguments, one entry per occurrence (continuation lines joined)."""
+  text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
+  instructions = {}
+  for line in text.splitlines():
+    if line.strip() and not line.lstrip().startswith("#"):
+      word, _, rest = line.strip().partition(" ")
+      instructions.setdefault(word, []).append(rest.strip())
+  return instructions
+
+
+def exec_form(argument: str) -> list[str]:
+  return json.loads(argument) if argument.startswith("[") else shlex.split(argument)
+
+
+def parse_serve_flags(args: list[str]) -> flags.FlagValues:
+  """Parses args with kmnist-serve's own flag definitions: an unknown flag fails here."""
+  fv = flags.FlagValues()
+  serve.define_flags(fv)
+  fv(["kmnist-serve", *args])
+  return fv
+
+
+def test_dockerfile_copies_what_exists_and_runs_kmnist_serve_with_its_flags():
+  steps = dockerfile()
+  copies = [exec_form(c) for c in steps["COPY"]]
+  for *sources, _ in copies:
+    for source in sources:
+      assert (ROOT / source).exists(), source
+  (model_copy,) = [c for c in copies if c[0] == "exported/reference/saved_model"]
+  base = ROOT / model_copy[0]
+  assert existing_versions(base)
+  assert all(is_saved_model(base / str(v)) for v in existing_versions(base))
+  installs = [r for r in steps["RUN"] if "pip install" in r]
+  extras = set(re.findall(r'"\.\[([a-z,]+)\]"', " ".join(installs))[0].split(","))
+  assert extras <= set(PYPROJECT["project"]["optional-dependencies"])
+
+  (entrypoint,) = [exec_form(e) for e in steps["ENTRYPOINT"]]
+  assert entrypoint == ["kmnist-serve"] and "kmnist-serve" in PYPROJECT["project"]["scripts"]
+  (cmd,) = [exec_form(c) for c in steps["CMD"]]
+  fv = parse_serve_flags(cmd)
+  assert fv.model == model_copy[1] and fv.host == "0.0.0.0"
+  exposed = {int(p) for e in steps["EXPOSE"] for p in e.split()}
+  assert exposed == {fv.http_port, fv.grpc_port}
+  (health,) = steps["HEALTHCHECK"]
+  assert f"http://127.0.0.1:{fv.http_port}/v2/health/ready" in health
+  ignored = (ROOT / ".dockerignore").read_text().split()
+  assert not any(copy[0].startswith(tuple(i for i in ignored if not i.startswith("*")))
+                 for copy in copies)
+
+
+@pytest.fixture(scope="module")
+def client():
+  from fastapi.testclient import TestClient
+
+  app = server_lib.create_app(DataPlane(model_registry=ModelRepository()), None)
+  with TestClient(app) as client:
+    yield client
+
+
+def manifests():
+  documents = {}
+  for path in sorted((ROOT / "deploy" / "kserve").glob("*.yaml")):
+    for document in yaml.safe_load_all(path.read_text()):
+      documents[(document["kind"], document["metadata"]["name"])] = document
+  return documents
+
+
+def test_kserve_manifest_runs_the_image_with_flags_ports_and_probes_that_exist(client):
+  documents = manifests()
+  predictor = documents[("InferenceService", "kmnist")]["spec"]["predictor"]
+  (container,) = predictor["containers"]
+  assert container["name"] == "kserve-container"
+  assert container["image"].split(":")[0] == "kmnist-serve"  # the tag SERVE_README.md builds
+  fv = parse_serve_flags(container["args"])
+  assert fv.model == "/mnt/models" and fv.host == "0.0.0.0"  # where KServe mounts STORAGE_URI
+  (port,) = container["ports"]
+  assert port["containerPort"] == fv.http_port and port["name"] == "http1"
+  for probe in ("readinessProbe", "livenessProbe"):
+    assert container[probe]["httpGet"]["port"] == fv.http_port
+    assert client.get(container[probe]["httpGet"]["path"]).status_code == 200
+  claim = {e["name"]: e["value"] for e in container["env"]}["STORAGE_URI"]
+  assert claim.startswith("pvc://kmnist-models/")
+  assert ("PersistentVolumeClaim", "kmnist-models") in documents
+  assert predictor["scaleMetric"] == "concurrency" and predictor["minReplicas"] >= 1
+
+
+def test_tf_serving_manifest_points_at_the_same_model_base():
+  documents = manifests()
+  custom = documents[("InferenceService", "kmnist")]["spec"]["predictor"]["containers"][0]
+  model = documents[("InferenceService", "kmnist-tfserving")]["spec"]["predictor"]["model"]
+  assert model["modelFormat"]["name"] == "tensorflow"
+  assert model["storageUri"] == {e["name"]: e["value"] for e in custom["env"]}["STORAGE_URI"]
+  assert model["storageUri"].endswith("/saved_model")  # a base of versions, as kmnist-train writes
