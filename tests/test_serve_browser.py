@@ -19,6 +19,7 @@ from PIL import Image
 
 from benchmarks.serve_load import ServerProcess
 from kmnist.predict import REFERENCE_EXPORT
+from serve_clients import loopback_allowed  # noqa: F401 (a fixture)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -60,7 +61,7 @@ TOUCH_DIGIT = 4  # drawn with a finger
 
 
 @pytest.fixture(scope="module")
-def page():
+def page(loopback_allowed):
   with ServerProcess(REFERENCE_EXPORT / "saved_model", "--grpc_port=0") as server, \
        sync_playwright() as playwright:
     browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)

@@ -11,12 +11,13 @@ import pytest
 
 from benchmarks import serve_load
 from kmnist import saved_model
+from serve_clients import loopback_allowed  # noqa: F401 (a fixture)
 
 USERS = 16
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, trained_model, synthetic_datasets):
+def server(tmp_path_factory, trained_model, synthetic_datasets, loopback_allowed):
   base = tmp_path_factory.mktemp("load") / "saved_model"
   saved_model.export_saved_model(trained_model, base,
                                  warmup_images=synthetic_datasets.test.images[:3])

@@ -24,6 +24,8 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
                                      prediction_service_pb2_grpc)
 
 from benchmarks.serve_load import ServerProcess, http_json, wait_for_version
+from serve_clients import loopback_allowed  # noqa: F401 (a fixture)
+from serve_clients import readme_grpc_client, readme_rest_client
 from kmnist import model as model_lib
 from kmnist import saved_model
 from kmnist.serve import model as serve_model
@@ -141,32 +143,13 @@ def test_metrics(client, digits):
 # --- kmnist-serve itself, one process for the rest of the module. ---
 
 @pytest.fixture(scope="module")
-def server(base, tmp_path_factory):
+def server(base, tmp_path_factory, loopback_allowed):
   local = tmp_path_factory.mktemp("served") / "saved_model"
   shutil.copytree(base, local)
   with ServerProcess(local, "--poll_seconds=0.2", f"--max_batch_size={MAX_BATCH}",
                      f"--max_request_bytes={MAX_BYTES}") as process:
     process.base = local
     yield process
-
-
-def readme_rest_client(url: str, pixels: np.ndarray) -> int:
-  """README's REST example, verbatim but for the URL (urllib sends a form Content-Type)."""
-  body = json.dumps({"signature_name": "serving_default", "instances": [pixels.tolist()]}).encode()
-  reply = urllib.request.urlopen(f"{url}/v1/models/kmnist:predict", body)
-  return json.load(reply)["predictions"][0]["class_id"]
-
-
-def readme_grpc_client(port: int, digits: np.ndarray) -> np.ndarray:
-  """README's gRPC example (tensorflow-serving-api), verbatim but for the port."""
-  stub = prediction_service_pb2_grpc.PredictionServiceStub(
-      grpc.insecure_channel(f"localhost:{port}"))
-  request = predict_pb2.PredictRequest()
-  request.model_spec.name = "kmnist"
-  request.model_spec.signature_name = "serving_default"
-  request.inputs["image"].CopyFrom(tf.make_tensor_proto(digits))
-  response = stub.Predict(request, timeout=10.0)
-  return tf.make_ndarray(response.outputs["class_id"])
 
 
 def test_readme_clients_work_unchanged(server, digits, expected_classes):
