@@ -135,6 +135,52 @@ def load_run(server, digits, batch: int, workdir, swap_from=None) -> dict:
   return stats
 
 
+def grpc_batch_run(server, digits: np.ndarray, clients: int = 8, seconds: float = 10) -> dict:
+  """Batches of 100 through TF Serving's gRPC Predict (binary tensors, no JSON), from `clients`
+  threads of this process: what the same server does when JSON is taken out."""
+  import threading
+
+  import grpc
+  import tensorflow as tf
+  from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+  requests = []
+  for i in range(0, 2000, 100):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "kmnist"
+    request.inputs["image"].CopyFrom(tf.make_tensor_proto(digits[i:i + 100]))
+    requests.append(request)
+  latencies, errors, stop = [], [], threading.Event()
+
+  def client(k):
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+      stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+      n = k
+      while not stop.is_set():
+        start = time.perf_counter()
+        try:
+          stub.Predict(requests[n % len(requests)], timeout=30)
+          latencies.append(time.perf_counter() - start)
+        except grpc.RpcError as e:
+          errors.append(e.code().name)
+        n += 1
+
+  threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+  start = time.perf_counter()
+  for thread in threads:
+    thread.start()
+  time.sleep(seconds)
+  stop.set()
+  for thread in threads:
+    thread.join()
+  wall = time.perf_counter() - start
+  latencies = np.array(latencies) * 1000
+  return {"clients": clients, "requests": len(latencies), "errors": len(errors),
+          "requests_per_s": len(latencies) / wall, "images_per_s": 100 * len(latencies) / wall,
+          "p50_ms": float(np.percentile(latencies, 50)),
+          "p99_ms": float(np.percentile(latencies, 99))}
+
+
 def table(figures: dict) -> str:
   rows = ["| run | users | requests/s | images/s | p50 ms | p99 ms | errors | RSS before→after "
           "MiB | server CPU |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -144,6 +190,10 @@ def table(figures: dict) -> str:
                 f"| {f['p50_ms']:.1f} | {f['p99_ms']:.1f} | {f['errors']} | "
                 f"{f['rss_before_mib']:.0f}→{f['rss_after_mib']:.0f} "
                 f"({100 * f['rss_growth']:+.1f} %) | {f['server_cpu_cores']:.2f} |")
+  g = figures["load"]["grpc_batch_100"]
+  rows.append(f"| batch_100 over TF Serving gRPC | {g['clients']} | {g['requests_per_s']:,.0f} | "
+              f"{g['images_per_s']:,.0f} | {g['p50_ms']:.1f} | {g['p99_ms']:.1f} | {g['errors']} "
+              f"| | |")
   swap = figures["load"]["single_during_swap"]
   rows.append(f"\nNew version {swap['version']} served {swap['seconds_to_served']:.2f} s after it "
               f"was written, under load.")
@@ -194,6 +244,7 @@ def main(argv):
           "single": load_run(server, digits, 1, tmp),
           "batch_100": load_run(server, digits, 100, tmp),
           "single_during_swap": load_run(server, digits, 1, tmp, swap_from=source),
+          "grpc_batch_100": grpc_batch_run(server, digits, seconds=min(10, FLAGS.seconds)),
       }
   figures["machine"]["loadavg_after"] = os.getloadavg()
   out = Path(FLAGS.out)

@@ -92,6 +92,16 @@ def test_tf_serving_status_and_metadata_routes(client):
     assert message in reply.json()["error"]
 
 
+def test_version_pinned_predict(client, digits, expected_classes):
+  body = {"instances": digits[:3].tolist()}
+  reply = client.post("/v1/models/kmnist/versions/1:predict", json=body)
+  assert [p["class_id"] for p in reply.json()["predictions"]] == expected_classes[:3].tolist()
+  for url, message in [("/v1/models/kmnist/versions/2:predict", "Specific(kmnist, 2)"),
+                       ("/v1/models/kmnist/labels/stable:predict", "no version labels")]:
+    reply = client.post(url, json=body)
+    assert reply.status_code == 404 and message in reply.json()["error"], url
+
+
 def test_request_size_limit(client):
   big = b'{"instances": [' + b"0," * MAX_BYTES + b"0]}"
   reply = client.post("/v1/models/kmnist:predict", content=big)

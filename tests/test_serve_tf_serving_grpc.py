@@ -65,6 +65,9 @@ def test_version_must_be_the_served_one(servable):
   tf_serving_grpc.check_version(predict_request(np.zeros((1, 28, 28))).model_spec, servable)
   with pytest.raises(tf_serving_grpc.VersionNotFound, match=r"Specific\(kmnist, 2\)"):
     tf_serving_grpc.check_version(predict_request(np.zeros(1), version=2).model_spec, servable)
+  labelled = model_pb2.ModelSpec(name="kmnist", version_label="stable")
+  with pytest.raises(tf_serving_grpc.VersionNotFound, match="no version labels"):
+    tf_serving_grpc.check_version(labelled, servable)
 
 
 def test_warm_up_replays_the_versions_records(servable, tmp_path, trained_model):

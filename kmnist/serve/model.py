@@ -21,6 +21,8 @@ from kmnist.serve import tf_serving_grpc, tf_serving_rest
 from kmnist.serve.servable import BadRequest, Servable, Signature, check_array
 
 DEFAULT_MAX_BATCH_SIZE = 1000
+# Set by the REST route /v1/models/<name>/versions/<v>:predict: the version the client asked for.
+PINNED_VERSION_HEADER = "kmnist-model-version"
 V2_DATATYPES = {np.dtype(np.uint8): "UINT8", np.dtype(np.float32): "FP32",
                 np.dtype(np.int64): "INT64"}
 
@@ -80,6 +82,11 @@ class KmnistModel(kserve.Model):
 
   def preprocess(self, payload, headers=None) -> Prepared:
     servable = self.versions.current  # once: this version answers, whatever swaps meanwhile
+    pinned = (headers or {}).get(PINNED_VERSION_HEADER)
+    if pinned is not None and int(pinned) != servable.version:
+      raise tf_serving_grpc.VersionNotFound(
+          f"Servable not found for request: Specific({self.name}, {pinned}); this server serves "
+          f"version {servable.version}")
     if isinstance(payload, InferRequest):
       signature, array = self._v2_input(payload, servable)
       return Prepared("v2", servable, signature, array, payload)

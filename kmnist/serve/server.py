@@ -35,10 +35,11 @@ from kserve.protocol.grpc.server import GRPCServer
 from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.protocol.model_repository_extension import ModelRepositoryExtension
 from kserve.protocol.rest.server import RESTServer, metrics_handler
-from kserve.protocol.rest.v1_endpoints import register_v1_endpoints
+from kserve.protocol.rest.v1_endpoints import V1Endpoints, register_v1_endpoints
 from kserve.protocol.rest.v2_endpoints import register_v2_endpoints
 from starlette.exceptions import HTTPException
 
+from kmnist.serve import model as serve_model
 from kmnist.serve import page, tf_serving_grpc, tf_serving_rest
 from kmnist.serve.servable import BadRequest
 
@@ -177,6 +178,21 @@ def create_app(dataplane, repository_extension,
   @router.get("/v1/models/{model_name}/versions/{version}/metadata")
   async def version_metadata(model_name: str, version: int):
     return metadata(model_name, version)
+
+  v1 = V1Endpoints(dataplane, repository_extension)
+
+  @router.post("/v1/models/{model_name}/versions/{version:int}:predict")
+  async def version_predict(model_name: str, version: int, request: Request):
+    """TF Serving's version-pinned :predict, through kserve's own V1 handler. The version travels
+    as a header to preprocess, which checks it against the version it takes for the request."""
+    header = (serve_model.PINNED_VERSION_HEADER.encode(), str(version).encode())
+    scope = dict(request.scope, headers=[*request.scope["headers"], header])
+    return await v1.predict(model_name, Request(scope, request.receive))
+
+  @router.post("/v1/models/{model_name}/labels/{label}:predict")
+  async def label_predict(model_name: str, label: str):
+    raise tf_serving_grpc.VersionNotFound(f"version label '{label}' of model {model_name} is not "
+                                          f"known: kmnist-serve has no version labels")
 
   @router.post("/demo/prepare")
   async def prepare(request: Request):

@@ -51,6 +51,10 @@ def request_array(servable: Servable, request: predict_pb2.PredictRequest,
 
 
 def check_version(spec: model_pb2.ModelSpec, servable: Servable) -> None:
+  """A request naming a version (or a label) is answered only by that version."""
+  if spec.version_label:
+    raise VersionNotFound(f"version label '{spec.version_label}' of model {spec.name} is not "
+                          f"known: kmnist-serve has no version labels")
   if spec.HasField("version") and spec.version.value != servable.version:
     raise VersionNotFound(f"Servable not found for request: Specific({spec.name}, "
                           f"{spec.version.value}); this server serves version {servable.version}")
