@@ -120,7 +120,9 @@ def test_errors_are_one_json_line(client):
   assert bad_json.json()["error"].startswith("request body is not valid JSON (")
   v2 = client.post("/v2/models/kmnist/infer", json={"inputs": [{"name": "image"}]})
   assert v2.status_code == 400
-  assert v2.json()["error"].startswith("not a valid Open Inference request (body.")
+  assert v2.json()["error"] == (
+      "not a valid Open Inference request (inputs.0.shape: Field required; inputs.0.datatype: "
+      "Field required; inputs.0.data: Field required)")
 
 
 def test_repository_api_cannot_unload(client):

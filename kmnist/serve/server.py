@@ -127,8 +127,10 @@ async def _http_error(request: Request, exc: HTTPException):
 async def _validation_error(request: Request, exc: RequestValidationError):
   """FastAPI's own check of Open Inference bodies: 400 with one line, like other bad requests."""
   errors = [e for e in exc.errors() if e.get("loc", ())[-1:] != ("bytes",)] or exc.errors()
-  problems = "; ".join(f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg', '')}"
-                       for e in errors[:3])
+  # "body.InferenceRequest.inputs.0.data" -> "inputs.0.data": where in the request it is wrong.
+  where = [".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "InferenceRequest"))
+           for e in errors[:3]]
+  problems = "; ".join(f"{w or 'body'}: {e.get('msg', '')}" for w, e in zip(where, errors))
   return await _error(400)(request, Exception(f"not a valid Open Inference request ({problems})"))
 
 
