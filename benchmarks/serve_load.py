@@ -71,6 +71,13 @@ class ServerProcess:
     with open(self.log_path, "wb") as log:
       self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
                                       env=self.env)
+    try:
+      self._wait_ready(timeout)
+    except BaseException:  # never leave a server behind, whatever went wrong while waiting
+      self.stop()
+      raise
+
+  def _wait_ready(self, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
       if self.process.poll() is not None:
@@ -81,7 +88,6 @@ class ServerProcess:
       except OSError:
         pass
       time.sleep(0.1)
-    self.stop()
     raise RuntimeError(f"kmnist-serve was not ready within {timeout} s:\n{self.log()}")
 
   def stop(self, timeout: float = 30) -> int | None:
