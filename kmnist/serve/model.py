@@ -83,7 +83,7 @@ class KmnistModel(kserve.Model):
   def preprocess(self, payload, headers=None) -> Prepared:
     servable = self.versions.current  # once: this version answers, whatever swaps meanwhile
     pinned = (headers or {}).get(PINNED_VERSION_HEADER)
-    if pinned is not None and int(pinned) != servable.version:
+    if pinned is not None and pinned != str(servable.version):
       raise tf_serving_grpc.VersionNotFound(
           f"Servable not found for request: Specific({self.name}, {pinned}); this server serves "
           f"version {servable.version}")

@@ -99,8 +99,7 @@ class BodyLimit:
 
 def _error(status: int):
   async def handler(request: Request, exc: Exception):
-    message = str(exc)
-    message = _reworded(message, request)
+    message = _reworded(str(exc), request)
     logger.warning("%d %s %s: %s", status, request.method, request.url.path, message)
     return ORJSON(status_code=status, content={"error": message})
   return handler
