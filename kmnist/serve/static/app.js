@@ -1,8 +1,8 @@
 // kmnist-serve's drawing page: draw with a mouse, pen or finger (Pointer Events), then
-//   1. POST the drawing as a PNG to /demo/prepare: the server prepares it exactly as kmnist-predict prepares a
-//      picture and returns the 28x28 pixels the model receives;
-//   2. POST those pixels to /v1/models/<name>:explain (TF Serving's request format): the same signature that
-//      :predict runs, plus the softmax model's evidence map;
+//   1. POST the drawing as a PNG to /demo/prepare: the server prepares it exactly as
+//      kmnist-predict prepares a picture and returns the 28x28 pixels the model receives;
+//   2. POST those pixels to /v1/models/<name>:explain (TF Serving's request format): the same
+//      signature that :predict runs, plus the softmax model's evidence map;
 //   3. draw the pixels, the ten probabilities as bars and the evidence map (red against, blue for).
 // No libraries and no build step; nothing is fetched from outside this server.
 "use strict";
@@ -17,7 +17,7 @@
   const modelInfo = document.getElementById("model-info");
   const evidenceDigit = document.getElementById("evidence-digit");
   const evidenceSum = document.getElementById("evidence-sum");
-  const STROKE_WIDTH = 20; // on the 280-pixel pad: about 2 pixels of the 28x28 picture, as MNIST's strokes
+  const STROKE_WIDTH = 20; // on the 280-pixel pad: ~2 pixels of the 28x28 picture, as MNIST's
   let modelName = "kmnist";
   let drawing = false;
   let drawn = false;
@@ -45,7 +45,8 @@
 
   function point(event) {
     const box = pad.getBoundingClientRect();
-    return [(event.clientX - box.left) * pad.width / box.width, (event.clientY - box.top) * pad.height / box.height];
+    return [(event.clientX - box.left) * pad.width / box.width,
+            (event.clientY - box.top) * pad.height / box.height];
   }
 
   function strokeTo(p) {
@@ -127,7 +128,8 @@
       const prepared = await postJson("/demo/prepare", png, "image/png");
       if (mine !== request) return;
       paintPixels(inputCanvas, prepared.pixels);
-      inputCanvas.setAttribute("aria-label", "The 28 by 28 picture sent to the model, white digit on black");
+      inputCanvas.setAttribute("aria-label",
+                               "The 28 by 28 picture sent to the model, white digit on black");
       const reply = await postJson("/v1/models/" + encodeURIComponent(modelName) + ":explain",
                                    JSON.stringify({instances: [prepared.pixels]}));
       if (mine !== request) return;
@@ -148,7 +150,8 @@
     const strong = document.createElement("strong");
     strong.id = "prediction";
     strong.textContent = String(digit);
-    answer.append(strong, " (" + (100 * confidence).toFixed(1) + " % sure, version " + version + ")");
+    answer.append(strong,
+                  " (" + (100 * confidence).toFixed(1) + " % sure, version " + version + ")");
     document.body.setAttribute("data-prediction", String(digit));
     renderBars(result.probabilities, digit);
     evidenceDigit.textContent = String(digit);
@@ -197,7 +200,9 @@
     }
     let limit = 0;
     let total = 0;
-    evidence.forEach(function (row) { row.forEach(function (v) { limit = Math.max(limit, Math.abs(v)); total += v; }); });
+    evidence.forEach(function (row) {
+      row.forEach(function (v) { limit = Math.max(limit, Math.abs(v)); total += v; });
+    });
     limit = limit || 1;
     for (let i = 0; i < 784; i++) {
       const v = evidence[Math.floor(i / 28)][i % 28];
@@ -205,9 +210,11 @@
     }
     context.putImageData(image, 0, 0);
     panel.removeAttribute("data-empty");
-    evidenceSum.textContent = "Here the evidence adds up to " + total.toFixed(2) + "; with the bias " +
-      bias.toFixed(2) + " that is " + (total + bias).toFixed(2) + ", the model's score (logit) for " + digit + ".";
-    evidenceCanvas.setAttribute("aria-label", "Evidence map for " + digit + ": total evidence " + total.toFixed(2));
+    evidenceSum.textContent = "Here the evidence adds up to " + total.toFixed(2) +
+      "; with the bias " + bias.toFixed(2) + " that is " + (total + bias).toFixed(2) +
+      ", the model's score (logit) for " + digit + ".";
+    evidenceCanvas.setAttribute(
+      "aria-label", "Evidence map for " + digit + ": total evidence " + total.toFixed(2));
   }
 
   async function connect() {
@@ -216,8 +223,11 @@
       if (models.models && models.models.length) modelName = models.models[0];
       document.querySelectorAll(".model-name").forEach(function (e) { e.textContent = modelName; });
       const status = await (await fetch("/v1/models/" + encodeURIComponent(modelName))).json();
-      const serving = status.model_version_status.filter(function (s) { return s.state === "AVAILABLE"; })[0];
-      modelInfo.textContent = "model " + modelName + (serving ? ", version " + serving.version : "");
+      const serving = status.model_version_status.filter(function (s) {
+        return s.state === "AVAILABLE";
+      })[0];
+      modelInfo.textContent = "model " + modelName +
+        (serving ? ", version " + serving.version : "");
     } catch (error) {
       modelInfo.textContent = "the server did not answer: " + error.message;
     }
