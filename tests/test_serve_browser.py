@@ -29,7 +29,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 def missing_browser() -> str | None:
   if not CHROMIUM.is_file():
-    return f"{CHROMIUM} is not installed (apt-get install chromium chromium-driver)"
+    return f"{CHROMIUM} is not installed (as root: apt-get install chromium)"
   try:
     import playwright.sync_api  # noqa: F401
   except ImportError:
