@@ -89,3 +89,13 @@ def real_run(tmp_path_factory, real_data_dir):
           data_dir=real_data_dir, model_dir=str(tmp / "run"), export_dir=str(tmp / "exported")
       )
   )
+
+
+REAL_DATA_FIXTURES = {"real_data_dir", "real_datasets", "real_run"}
+
+
+def pytest_collection_modifyitems(items):
+  """The tests on the real data share one xdist worker, which prepares it once."""
+  for item in items:
+    if REAL_DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
+      item.add_marker(pytest.mark.xdist_group("real_data"))

@@ -90,31 +90,13 @@ def test_steps_per_execution_never_changes_the_number_of_steps(
   assert int(model.optimizer.iterations.numpy()) == config.steps == 60
 
 
-def test_runnable_steps_per_execution():
-  assert (
-      train.runnable_steps_per_execution(
-          TrainConfig(steps_per_execution=100, eval_every=100), replicas=1
-      )
-      == 100
-  )
-  assert (
-      train.runnable_steps_per_execution(
-          TrainConfig(steps_per_execution=100, eval_every=20), replicas=1
-      )
-      == 20
-  )
-  assert (
-      train.runnable_steps_per_execution(
-          TrainConfig(steps_per_execution=15, eval_every=20), replicas=1
-      )
-      == 5
-  )
-  assert (
-      train.runnable_steps_per_execution(
-          TrainConfig(steps_per_execution=100, eval_every=100), replicas=2
-      )
-      == 1
-  )
+@pytest.mark.parametrize(
+    "steps_per_execution, eval_every, replicas, runs_as",
+    [(100, 100, 1, 100), (100, 20, 1, 20), (15, 20, 1, 5), (100, 100, 2, 1)],
+)
+def test_runnable_steps_per_execution(steps_per_execution, eval_every, replicas, runs_as):
+  config = TrainConfig(steps_per_execution=steps_per_execution, eval_every=eval_every)
+  assert train.runnable_steps_per_execution(config, replicas) == runs_as
 
 
 def tensorboard_scalars(log_dir) -> dict:
