@@ -38,6 +38,17 @@ flags.DEFINE_integer(
 flags.DEFINE_boolean(
     "end_to_end", True, "Also time the default command as subprocesses (the slow part)."
 )
+flags.DEFINE_list(
+    "models",
+    [],
+    "Benchmark these models instead (benchmarks/models.py), e.g. softmax,mlp,cnn,cnn+augment: "
+    "default runs of each on --seeds, beside the keras-io convnet recipe.",
+)
+flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of the --models runs.")
+flags.DEFINE_boolean("kerasio", True, "With --models: also train the keras-io recipe on each seed.")
+flags.DEFINE_string(
+    "models_out", "runs/models_benchmark.json", "Where --models writes its figures."
+)
 
 STEPS, BATCH, LEARNING_RATE = 1000, 100, 0.5  # the tutorial's schedule
 
@@ -246,6 +257,14 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   from kmnist import data
 
+  if FLAGS.models:
+    from benchmarks import models
+
+    datasets = data.load(FLAGS.data_dir)
+    seeds = [int(seed) for seed in FLAGS.seeds]
+    figures = models.benchmark(FLAGS.models, seeds, datasets, FLAGS.data_dir, FLAGS.kerasio)
+    write_figures(figures, FLAGS.models_out, models.table(figures))
+    return
   # The commands first, while this process is small: a child's peak RSS starts from its parent's at
   # fork.
   end_to_end_figures = end_to_end(FLAGS.data_dir) if FLAGS.end_to_end else None
@@ -264,10 +283,14 @@ def main(argv):
   figures = {"training_loop": loops, "export": export_figures(model, datasets)}
   if end_to_end_figures:
     figures["end_to_end"] = end_to_end_figures
-  out = Path(FLAGS.out)
+  write_figures(figures, FLAGS.out, table(figures))
+
+
+def write_figures(figures: dict, path: str, text: str) -> None:
+  out = Path(path)
   out.parent.mkdir(parents=True, exist_ok=True)
   out.write_text(json.dumps(figures, indent=2) + "\n")
-  print(table(figures))
+  print(text)
   print(f"\n(figures in {out})")
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from kmnist import files
+from kmnist.config import TrainConfig
 from kmnist.errors import KmnistError
 
 RUN_FILE = (
@@ -87,15 +88,16 @@ class StopOnNonFinite(keras.callbacks.Callback):
   Keras reports the loss every `steps_per_execution` steps: the resolution of the step named.
   """
 
-  def __init__(self, learning_rate: float):
+  def __init__(self, config: TrainConfig):
     super().__init__()
-    self.learning_rate = learning_rate
+    self.config = config
 
   def _fail(self, what):
     step = optimizer_step(self.model)
     raise KmnistError(
-        f"training diverged: {what} at step {step}; lower --learning_rate "
-        f"(now {self.learning_rate:g}; the tutorial uses 0.5). Nothing was exported"
+        f"training diverged: {what} at step {step}; lower --learning_rate (now "
+        f"{self.config.learning_rate:g}; {self.config.default_learning_rate_text()}). Nothing was "
+        "exported"
     )
 
   def on_train_batch_end(self, batch, logs=None):

@@ -1,7 +1,8 @@
 """Everything one training run needs, as plain values, and the checks made before any work starts.
 
-`TrainConfig` is the one source of defaults: the command line's flags take theirs from it. Nothing
-here imports TensorFlow, so a bad flag or path is reported in a fraction of a second.
+`TrainConfig` is the one source of defaults: the command line's flags take theirs from it, and each
+model brings its own schedule (`SCHEDULES`), which values the user sets override. Nothing here
+imports TensorFlow, so a bad flag or path is reported in a fraction of a second.
 """
 
 import dataclasses
@@ -12,6 +13,12 @@ from pathlib import Path
 from kmnist import files, mnist_files
 from kmnist.errors import KmnistError
 
+MODELS = ("softmax", "mlp", "cnn")
+OPTIMIZERS = ("sgd", "adam")
+LR_SCHEDULES = (
+    "constant",
+    "cosine",
+)  # cosine: linear warmup over --warmup_steps, then cosine decay to 0
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
 # Strategies that mirror over one machine's devices, so splitting the CPU gives them replicas to
 # mirror over.
@@ -19,28 +26,86 @@ CPU_REPLICA_STRATEGIES = ("auto", "mirrored")
 TFLITE_VARIANTS = ("float", "dynamic", "int8")
 DEFAULT_DATA_DIR = os.path.join("~", "tensorflow_datasets")  # TFDS's own default.
 # The flags that decide the trained weights: a checkpoint is resumed only under the same values.
-RESUME_FLAGS = ("steps", "batch_size", "learning_rate", "seed", "eval_every")
+RESUME_FLAGS = (
+    "model",
+    "augment",
+    "steps",
+    "batch_size",
+    "optimizer",
+    "learning_rate",
+    "lr_schedule",
+    "warmup_steps",
+    "seed",
+    "eval_every",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+  """A model's default training schedule; `eval_every` steps make one Keras epoch."""
+
+  steps: int
+  batch_size: int
+  optimizer: str
+  learning_rate: float
+  lr_schedule: str
+  warmup_steps: int
+  eval_every: int
+
+
+# (model, augment) -> its defaults. softmax is the tutorial's: 1000 steps of SGD on batches of 100
+# at learning rate 0.5. Why the others are what they are: BUILD_NOTES.md, "Models".
+SCHEDULES = {
+    ("softmax", False): Schedule(1000, 100, "sgd", 0.5, "constant", 0, 100),
+    ("softmax", True): Schedule(1000, 100, "sgd", 0.5, "constant", 0, 100),
+    ("mlp", False): Schedule(5500, 100, "adam", 2e-3, "cosine", 275, 550),
+    ("mlp", True): Schedule(11000, 100, "adam", 2e-3, "cosine", 275, 550),
+    ("cnn", False): Schedule(2500, 128, "adam", 3e-3, "cosine", 200, 500),
+    ("cnn", True): Schedule(8000, 128, "adam", 3e-3, "cosine", 200, 500),
+}
+SCHEDULE_FIELDS = tuple(field.name for field in dataclasses.fields(Schedule))
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-  # The tutorial's schedule: 1000 steps of SGD on batches of 100 at learning rate 0.5.
-  steps: int = 1000
-  batch_size: int = 100
-  learning_rate: float = 0.5
+  """One run. Schedule fields left None take the model's defaults (`SCHEDULES`) when created."""
+
+  model: str = "softmax"
+  augment: bool = False
+  steps: int | None = None
+  batch_size: int | None = None
+  optimizer: str | None = None
+  learning_rate: float | None = None
+  lr_schedule: str | None = None
+  warmup_steps: int | None = None
+  eval_every: int | None = None
   seed: int = 0
-  eval_every: int = 100
   steps_per_execution: int = 100
   strategy: str = "auto"
   cpu_replicas: int = 1
   data_dir: str = DEFAULT_DATA_DIR
   manual_dir: str | None = None
-  model_dir: str = "runs/kmnist"
+  model_dir: str | None = (
+      None  # runs/kmnist for the tutorial's model, runs/kmnist-<model>[-augment] else
+  )
   restart: bool = False
   export_dir: str = "exported"
   export_version: int | None = None
   visualize: bool = True
   tflite: tuple[str, ...] = TFLITE_VARIANTS
+
+  def __post_init__(self):
+    if self.model not in MODELS:
+      raise KmnistError(f"--model={self.model} is not known; use one of {', '.join(MODELS)}")
+    defaults = SCHEDULES[self.model, bool(self.augment)]
+    for name in SCHEDULE_FIELDS:
+      if getattr(self, name) is None:
+        object.__setattr__(self, name, getattr(defaults, name))  # frozen: set once, here
+    if self.model_dir is None:
+      suffix = (
+          "" if self.model == "softmax" else f"-{self.model}" + ("-augment" if self.augment else "")
+      )
+      object.__setattr__(self, "model_dir", f"runs/kmnist{suffix}")
 
   def validate(self) -> "TrainConfig":
     """Raises KmnistError naming the first bad flag and what would be accepted."""
@@ -51,8 +116,20 @@ class TrainConfig:
         raise KmnistError(f"--{name}={value} must be a positive integer")
     if not self.learning_rate > 0 or self.learning_rate == float("inf"):
       raise KmnistError(
-          f"--learning_rate={self.learning_rate} must be a positive, finite number (the tutorial "
-          "uses 0.5)"
+          f"--learning_rate={self.learning_rate} must be a positive, finite number "
+          f"({self.default_learning_rate_text()})"
+      )
+    for name, choices in (("optimizer", OPTIMIZERS), ("lr_schedule", LR_SCHEDULES)):
+      if getattr(self, name) not in choices:
+        raise KmnistError(
+            f"--{name}={getattr(self, name)} is not known; use one of {', '.join(choices)}"
+        )
+    if not 0 <= self.warmup_steps < self.steps or (
+        self.warmup_steps and self.lr_schedule != "cosine"
+    ):
+      raise KmnistError(
+          f"--warmup_steps={self.warmup_steps} must be at least 0 and below --steps={self.steps}, "
+          "and needs --lr_schedule=cosine"
       )
     if self.seed < 0:
       raise KmnistError(f"--seed={self.seed} must be >= 0")
@@ -117,6 +194,28 @@ class TrainConfig:
 
   def resume_values(self) -> dict:
     return {name: getattr(self, name) for name in RESUME_FLAGS}
+
+  def default_learning_rate_text(self) -> str:
+    """How the default compares, for messages about --learning_rate."""
+    default = SCHEDULES[self.model, bool(self.augment)].learning_rate
+    if self.model == "softmax":
+      return f"the tutorial uses {default:g}"
+    return f"the default for --model={self.model} is {default:g}"
+
+
+def describe_schedules() -> str:
+  """The models' default schedules, one per model, for --help."""
+  lines = []
+  for (model, augment), s in SCHEDULES.items():
+    if model == "softmax" and augment:
+      continue
+    warmup = f", warmup {s.warmup_steps}" if s.warmup_steps else ""
+    lines.append(
+        f"{model}{' --augment' if augment else ''}: {s.steps} steps of {s.batch_size}, "
+        f"{s.optimizer} at "
+        f"{s.learning_rate:g} ({s.lr_schedule}{warmup}), validation every {s.eval_every}"
+    )
+  return "; ".join(lines)
 
 
 def check_tf_config(tf_config: str | None) -> None:

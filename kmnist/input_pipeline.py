@@ -6,11 +6,17 @@ other implementations exactly the same batches, and under a strategy each replic
 rows.
 """
 
+import math
+
 import tensorflow as tf
 
 from kmnist import distribute
 from kmnist.config import TrainConfig
-from kmnist.data import NUM_CLASSES, Split
+from kmnist.data import IMAGE_SHAPE, NUM_CLASSES, Split
+
+# --augment: small turns and shifts, as handwriting varies (BUILD_NOTES.md, "Models").
+MAX_DEGREES = 10.0
+MAX_SHIFT = 2.0
 
 
 def preprocess(images, labels):
@@ -29,21 +35,65 @@ def batch_indices(
 
 
 def train_dataset(
-    split: Split, batch_size: int, seed: int, start_step: int = 0, indices=None
+    split: Split,
+    batch_size: int,
+    seed: int,
+    start_step: int = 0,
+    indices=None,
+    augment: bool = False,
 ) -> tf.data.Dataset:
-  """Endless batches of (image, one-hot label) in the order of `batch_indices`.
+  """Endless batches of (image, one-hot label) in the order of `batch_indices`, augmented if asked.
 
-  `indices`, a dataset of index batches, replaces that order (see replica_batches).
+  `indices`, a dataset of index batches from `start_step` on, replaces that order (see
+  replica_batches).
   """
   # The split stays in memory as two tensors; a batch is one gather, not 100 slices. Only the small
   # index pipeline may be rebuilt per iterator (see replica_batches); the pixels are captured once.
   images, labels = tf.constant(split.images), tf.constant(split.labels)
   ds = batch_indices(len(split), batch_size, seed, start_step) if indices is None else indices
-  ds = ds.map(
-      lambda index: preprocess(tf.gather(images, index), tf.gather(labels, index)),
-      num_parallel_calls=tf.data.AUTOTUNE,
-  )
+
+  def batch(step, index):
+    x, y = preprocess(tf.gather(images, index), tf.gather(labels, index))
+    # Seeded by (seed, step): a rerun, a resumed run and every strategy see the same digits.
+    return (shift_and_rotate(x, tf.stack([tf.cast(seed, tf.int64), step])) if augment else x), y
+
+  ds = ds.enumerate(start=start_step).map(batch, num_parallel_calls=tf.data.AUTOTUNE)
   return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def shift_and_rotate(images, seed) -> tf.Tensor:
+  """Each image [N, 28, 28] turned by up to MAX_DEGREES about its centre and shifted by up to
+  MAX_SHIFT pixels each way, bilinearly, black outside; a function of the stateless `seed` alone."""
+  n = tf.shape(images)[0]
+  u = tf.random.stateless_uniform([n, 3], seed=seed, minval=-1.0, maxval=1.0)
+  angle = u[:, 0] * (MAX_DEGREES * math.pi / 180)
+  shift_x, shift_y = u[:, 1] * MAX_SHIFT, u[:, 2] * MAX_SHIFT
+  cos, sin = tf.cos(angle), tf.sin(angle)
+  centre = (IMAGE_SHAPE[0] - 1) / 2
+  # Where each output pixel (x, y) is read from: the inverse rotation about the centre of the
+  # shifted position (TensorFlow's projective transform maps output to input coordinates).
+  transforms = tf.stack(
+      [
+          cos,
+          sin,
+          centre - cos * (centre + shift_x) - sin * (centre + shift_y),
+          -sin,
+          cos,
+          centre + sin * (centre + shift_x) - cos * (centre + shift_y),
+          tf.zeros_like(angle),
+          tf.zeros_like(angle),
+      ],
+      axis=1,
+  )
+  moved = tf.raw_ops.ImageProjectiveTransformV3(
+      images=images[..., None],
+      transforms=transforms,
+      output_shape=IMAGE_SHAPE,
+      fill_value=0.0,
+      interpolation="BILINEAR",
+      fill_mode="CONSTANT",
+  )
+  return moved[..., 0]
 
 
 def replica_batches(strategy: tf.distribute.Strategy, make_indices, to_batches, global_batch: int):
@@ -91,7 +141,9 @@ def training_batches(config: TrainConfig, train: Split, strategy, start_step: in
   return replica_batches(
       strategy,
       lambda: batch_indices(len(train), config.batch_size, config.seed, start_step),
-      lambda indices: train_dataset(train, config.batch_size, config.seed, indices=indices),
+      lambda indices: train_dataset(
+          train, config.batch_size, config.seed, start_step, indices, augment=config.augment
+      ),
       config.batch_size,
   )
 

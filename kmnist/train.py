@@ -52,8 +52,12 @@ def run(
     datasets_override: data.Datasets | None = None,
     strategy_override=None,
     log: Callable[[str], None] = logging.info,
+    callbacks: tuple = (),
 ) -> RunResult:
-  """Trains, evaluates and exports one model as `config` says. Raises KmnistError on bad input."""
+  """Trains, evaluates and exports one model as `config` says. Raises KmnistError on bad input.
+
+  `callbacks` are added to training's own (the benchmarks' clocks).
+  """
   config.validate().check_paths()
   if strategy_override is None:
     # Both before TensorFlow's first op: devices and a cluster's collectives are fixed then.
@@ -66,7 +70,7 @@ def run(
   datasets = datasets_override or data.load(config.data_dir, config.manual_dir)
 
   with distribute.lost_peers_reported(strategy):
-    model = train_model(config, datasets, strategy, log)
+    model = train_model(config, datasets, strategy, log, callbacks)
     # One pass over the test set serves the metrics, the pictures and the export checks.
     test_logits = models.predict_logits(model, datasets.test.images)
     run_metrics = {
@@ -106,8 +110,10 @@ def write_run_outputs(
   pictures, pictures_seconds = {}, 0.0
   if config.visualize:
     start = time.perf_counter()
-    kernel, _ = model.get_layer("logits").get_weights()
-    pictures = visualize.write_pictures(config.model_dir, kernel, datasets.test, test_logits)
+    kernel = visualize.pixel_kernel(model, config.model)
+    pictures = visualize.write_pictures(
+        config.model_dir, config.model, kernel, datasets.test, test_logits
+    )
     pictures_seconds = time.perf_counter() - start
   metrics_path = files.write_json_atomic(Path(config.model_dir) / "metrics.json", run_metrics)
   tflite_dirs = sorted({path.parent for path in exports.tflite_paths.values()})
@@ -172,7 +178,7 @@ def train_model(
   if config.restart:
     checkpoints.discard(checkpoint_dir)
   with strategy.scope():
-    model = models.compile_model(models.build(), config.learning_rate, steps_per_execution)
+    model = models.compile_model(models.build(config.model), config, steps_per_execution)
     checkpointer = checkpoints.Checkpointer(
         checkpoint_dir, model, run_values=config.resume_values()
     )
@@ -188,7 +194,7 @@ def train_model(
         "(--restart to start over)."
     )
   kmnist_callbacks = [
-      checkpoints.StopOnNonFinite(config.learning_rate),  # first: nothing non-finite is saved
+      checkpoints.StopOnNonFinite(config),  # first: nothing non-finite is saved
       checkpointer.callback(),
   ]
   if distribute.is_chief(strategy):

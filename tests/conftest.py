@@ -10,6 +10,8 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras  # noqa: E402
+
 from kmnist import data, models, train  # noqa: E402
 from kmnist.config import TrainConfig  # noqa: E402
 
@@ -38,10 +40,24 @@ def synthetic_datasets() -> data.Datasets:
 
 
 @pytest.fixture(scope="session")
+def trained_models(synthetic_datasets) -> dict:
+  """Every model fitted for one short epoch on the synthetic digits (read-only: shared)."""
+  fitted = {}
+  train = synthetic_datasets.train
+  for name in ("mlp", "cnn"):
+    keras.utils.set_random_seed(0)
+    config = TrainConfig(model=name, steps=40, warmup_steps=5, eval_every=40)
+    model = models.compile_model(models.build(name), config)
+    model.fit(train.images / 255.0, np.eye(10)[train.labels], epochs=1, batch_size=50, verbose=0)
+    fitted[name] = model
+  return fitted
+
+
+@pytest.fixture(scope="session")
 def trained_model(synthetic_datasets):
   """A softmax regression fitted for one epoch on the synthetic digits (read-only: tests share
   it)."""
-  model = models.compile_model(models.build(), learning_rate=0.5)
+  model = models.compile_model(models.build(), TrainConfig())
   train = synthetic_datasets.train
   model.fit(train.images / 255.0, np.eye(10)[train.labels], epochs=1, batch_size=100, verbose=0)
   return model
@@ -97,5 +113,6 @@ REAL_DATA_FIXTURES = {"real_data_dir", "real_datasets", "real_run"}
 def pytest_collection_modifyitems(items):
   """The tests on the real data share one xdist worker, which prepares it once."""
   for item in items:
-    if REAL_DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
+    real = REAL_DATA_FIXTURES & set(getattr(item, "fixturenames", ()))
+    if real and not item.get_closest_marker("xdist_group"):  # a group of its own may run alongside
       item.add_marker(pytest.mark.xdist_group("real_data"))

@@ -15,8 +15,8 @@ def read_rgb(path) -> np.ndarray:
 
 
 def cell_colours(fig, png: np.ndarray) -> dict[str, np.ndarray]:
-  """{axes title: RGB [rows, cols, 3] sampled at the centre of each cell} for every 28x28 image in
-  `fig`.
+  """{axes title: RGB [rows, cols, 3] sampled at the centre of each cell} for every map in `fig`
+  (every image of at most 28x28 cells).
 
   `png` must be `fig` saved at its own dpi (as kmnist.figures.save_png does), so the figure's layout
   in display pixels is the PNG's layout, with y flipped (display y grows upwards, PNG rows
@@ -28,7 +28,7 @@ def cell_colours(fig, png: np.ndarray) -> dict[str, np.ndarray]:
   for ax in fig.axes:
     for image in ax.images:
       rows, cols = image.get_array().shape[:2]
-      if (rows, cols) != (28, 28):
+      if rows > 28 or cols > 28:
         continue
       box = image.get_window_extent()
       ys = box.y1 - (np.arange(rows) + 0.5) * box.height / rows  # Row 0 is drawn at the top.

@@ -11,6 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -100,6 +101,37 @@ def test_sigkill_then_rerun_resumes_to_bit_identical_weights(tmp_path):
   assert metrics[0]["test_loss"] == metrics[1]["test_loss"]
 
 
+class CrashError(Exception):
+  pass
+
+
+class CrashAfterFirstCheckpoint(keras.callbacks.Callback):
+  """Stands for a kill: the run dies right after its first checkpoint (the epoch's end)."""
+
+  def on_epoch_end(self, epoch, logs=None):
+    raise CrashError
+
+
+@pytest.mark.parametrize("model, augment", [("mlp", False), ("cnn", False), ("cnn", True)])
+def test_every_model_resumes_to_bit_identical_weights(tmp_path, synthetic_datasets, model, augment):
+  # In-process (the SIGKILL above shows a real kill): Adam's moments, the learning-rate schedule,
+  # batch norm's statistics and the augmentation must all continue exactly where they stopped.
+  config = small_config(tmp_path / "whole", model=model, augment=augment, warmup_steps=10)
+  strategy = tf.distribute.get_strategy()
+  keras.utils.set_random_seed(0)
+  whole = train.train_model(config, synthetic_datasets, strategy).get_weights()
+  cut = small_config(tmp_path / "cut", model=model, augment=augment, warmup_steps=10)
+  keras.utils.set_random_seed(0)
+  with pytest.raises(CrashError):
+    train.train_model(cut, synthetic_datasets, strategy, callbacks=[CrashAfterFirstCheckpoint()])
+  messages = []
+  keras.utils.set_random_seed(0)  # as train.run does: TF's global seed is part of the shuffle's
+  resumed = train.train_model(cut, synthetic_datasets, strategy, log=messages.append).get_weights()
+  assert messages[0].startswith("Resuming at step 20 of 60")
+  for a, b in zip(whole, resumed, strict=True):
+    assert a.tobytes() == b.tobytes()
+
+
 def test_a_finished_run_is_exported_again_not_retrained(tmp_path, synthetic_datasets):
   first = train.run(small_config(tmp_path), datasets_override=synthetic_datasets)
   messages = []
@@ -139,3 +171,18 @@ def test_divergence_stops_naming_the_step_and_exports_nothing(tmp_path, syntheti
   assert not list(
       (tmp_path / "run" / "checkpoints").glob("ckpt-*")
   )  # nothing non-finite was checkpointed
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_every_model_stops_when_it_diverges(tmp_path, synthetic_datasets, name):
+  config = small_config(
+      tmp_path, model=name, learning_rate=1e30, warmup_steps=0, lr_schedule="constant"
+  )
+  with pytest.raises(
+      KmnistError,
+      match=r"training diverged: .* at step \d+; lower --learning_rate \(now 1e\+30; the default "
+      rf"for --model={name} is",
+  ):
+    train.run(config, datasets_override=synthetic_datasets)
+  assert not (tmp_path / "exported").exists()
+  assert not list((tmp_path / "run" / "checkpoints").glob("ckpt-*"))

@@ -1,12 +1,14 @@
 """TrainConfig: bad values and paths stop with one line naming the flag, before any data is
 touched."""
 
+import dataclasses
 import json
+import re
 
 import pytest
 
 from kmnist import mnist_files
-from kmnist.config import TrainConfig, check_tf_config
+from kmnist.config import SCHEDULE_FIELDS, SCHEDULES, TrainConfig, check_tf_config
 from kmnist.errors import KmnistError
 
 
@@ -47,9 +49,14 @@ def test_the_defaults_are_the_tutorials_schedule_and_valid():
   config = TrainConfig().validate()
   assert (config.steps, config.batch_size, config.learning_rate, config.seed) == (1000, 100, 0.5, 0)
   assert config.resume_values() == {
+      "model": "softmax",
+      "augment": False,
       "steps": 1000,
       "batch_size": 100,
+      "optimizer": "sgd",
       "learning_rate": 0.5,
+      "lr_schedule": "constant",
+      "warmup_steps": 0,
       "seed": 0,
       "eval_every": 100,
   }
@@ -132,3 +139,52 @@ def test_tf_config_is_checked_before_tensorflow_sees_it():
       KmnistError, match="TF_CONFIG task index 2 is outside the 2 'worker' addresses"
   ):
     check_tf_config(tf_config(2))
+
+
+def test_each_model_brings_its_schedule_and_flags_override_it():
+  cnn = TrainConfig(model="cnn")
+  assert (cnn.optimizer, cnn.lr_schedule, cnn.model_dir) == ("adam", "cosine", "runs/kmnist-cnn")
+  augmented = TrainConfig(model="cnn", augment=True)
+  assert augmented.steps > cnn.steps and augmented.model_dir == "runs/kmnist-cnn-augment"
+  mine = TrainConfig(model="cnn", steps=1000, learning_rate=0.01, model_dir="runs/mine")
+  assert (mine.steps, mine.learning_rate, mine.batch_size, mine.model_dir) == (
+      1000,
+      0.01,
+      cnn.batch_size,
+      "runs/mine",
+  )
+  tutorial = TrainConfig()
+  assert (tutorial.optimizer, tutorial.lr_schedule, tutorial.model_dir) == (
+      "sgd",
+      "constant",
+      "runs/kmnist",
+  )
+  for (model, augment), schedule in SCHEDULES.items():
+    config = TrainConfig(model=model, augment=augment).validate()
+    assert config.steps % config.eval_every == 0 and config.warmup_steps < config.steps
+    assert {name: getattr(config, name) for name in SCHEDULE_FIELDS} == dataclasses.asdict(schedule)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(model="resnet"), "--model=resnet is not known; use one of softmax, mlp, cnn"),
+        (dict(optimizer="rmsprop"), "--optimizer=rmsprop is not known; use one of sgd, adam"),
+        (dict(lr_schedule="step"), "--lr_schedule=step is not known; use one of constant, cosine"),
+        (
+            dict(warmup_steps=10),
+            "--warmup_steps=10 must be at least 0 and below --steps=1000, and needs",
+        ),
+        (
+            dict(model="cnn", warmup_steps=5000),
+            "--warmup_steps=5000 must be at least 0 and below --steps",
+        ),
+        (
+            dict(model="cnn", learning_rate=-1.0),
+            "must be a positive, finite number (the default for --model=cnn is",
+        ),
+    ],
+)
+def test_bad_schedules_name_the_flag(overrides, message):
+  with pytest.raises(KmnistError, match=re.escape(message)):
+    TrainConfig(**overrides).validate()

@@ -22,7 +22,14 @@ from kmnist.export import saved_model
 
 SYNTHETIC_CLI = [str(Path(__file__).resolve().parent / "synthetic_cli.py")]
 REAL_CLI = ["-m", "kmnist.cli.train"]
-SMALL_RUN = ["--steps=60", "--eval_every=20", "--batch_size=50", "--steps_per_execution=10"]
+SMALL_RUN = [
+    "--steps=60",
+    "--eval_every=20",
+    "--batch_size=50",
+    "--steps_per_execution=10",
+    "--tflite=float",
+    "--novisualize",
+]
 RUN_TIMEOUT_S = 600  # generous: 2 shared cores; a hang fails the test instead of blocking it
 # A dead worker must stop the others within this bound. TensorFlow's coordination service declares a
 # worker dead after 10 s without heartbeats (its default, checked every second); the rest is
@@ -127,40 +134,67 @@ def exported_logits(metrics: dict, images: np.ndarray) -> np.ndarray:
 
 def assert_same_model(metrics: dict, single: dict, images: np.ndarray):
   """Same batches, same summed gradients: the same model up to float rounding, so the same test
-  accuracy."""
+  accuracy.
+
+  Plain SGD on the softmax regression carries rounding differences through linearly (logits within
+  1e-4). Adam divides each step by the root of its running squared gradients, which are tiny early
+  on, so it magnifies them: for the MLP and the CNN the logits agree to 1 % of their range, the
+  predicted digits to 99 %, and the test accuracy to 0.1 point.
+  """
   print(
       f"test accuracy: {metrics['test_accuracy']:.4f} on {metrics['replicas']} replicas, "
       f"{single['test_accuracy']:.4f} on one device"
   )
-  assert abs(metrics["test_accuracy"] - single["test_accuracy"]) <= 0.003  # the issue's 0.3 points
-  np.testing.assert_allclose(
-      exported_logits(metrics, images), exported_logits(single, images), atol=1e-4
-  )
+  logits, single_logits = exported_logits(metrics, images), exported_logits(single, images)
+  if metrics["config"]["optimizer"] == "sgd":
+    np.testing.assert_allclose(logits, single_logits, atol=1e-4)
+    assert (
+        abs(metrics["test_accuracy"] - single["test_accuracy"]) <= 0.003
+    )  # the issue's 0.3 points
+    return
+  assert np.max(np.abs(logits - single_logits)) <= 0.01 * np.max(np.abs(single_logits))
+  assert np.mean(logits.argmax(-1) == single_logits.argmax(-1)) >= 0.99
+  assert abs(metrics["test_accuracy"] - single["test_accuracy"]) <= 0.001
 
 
-@pytest.fixture(scope="module")
-def synthetic_single_device(tmp_path_factory):
-  return train_alone(
-      tmp_path_factory.mktemp("single"), SYNTHETIC_CLI, SMALL_RUN + ["--strategy=default"]
+# Every model on the synthetic digits; the CNN with --augment, which must give every replica its
+# rows of the same augmented global batch. One xdist worker per model trains its one-device run.
+MODEL_RUNS = {
+    "softmax": [],
+    "mlp": ["--model=mlp", "--warmup_steps=10"],
+    "cnn": ["--model=cnn", "--warmup_steps=10", "--augment"],
+}
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param(name, marks=pytest.mark.xdist_group(f"distribute_{name}"))
+        for name in MODEL_RUNS
+    ],
+)
+def single_device(request, tmp_path_factory):
+  args = SMALL_RUN + MODEL_RUNS[request.param]
+  metrics = train_alone(
+      tmp_path_factory.mktemp("single"), SYNTHETIC_CLI, args + ["--strategy=default"]
   )
+  return args, metrics
 
 
 def test_mirrored_on_two_cpus_is_the_single_device_model(
-    tmp_path, synthetic_single_device, synthetic_datasets
+    tmp_path, single_device, synthetic_datasets
 ):
-  metrics = train_alone(
-      tmp_path, SYNTHETIC_CLI, SMALL_RUN + ["--strategy=mirrored", "--cpu_replicas=2"]
-  )
-  assert (metrics["replicas"], synthetic_single_device["replicas"]) == (2, 1)
-  assert_same_model(metrics, synthetic_single_device, synthetic_datasets.test.images)
+  args, single = single_device
+  metrics = train_alone(tmp_path, SYNTHETIC_CLI, args + ["--strategy=mirrored", "--cpu_replicas=2"])
+  assert (metrics["replicas"], single["replicas"]) == (2, 1)
+  assert_same_model(metrics, single, synthetic_datasets.test.images)
 
 
-def test_two_workers_are_the_single_device_model(
-    tmp_path, synthetic_single_device, synthetic_datasets
-):
-  metrics = train_in_cluster(tmp_path, SYNTHETIC_CLI, SMALL_RUN + ["--strategy=multi_worker"])
+def test_two_workers_are_the_single_device_model(tmp_path, single_device, synthetic_datasets):
+  args, single = single_device
+  metrics = train_in_cluster(tmp_path, SYNTHETIC_CLI, args + ["--strategy=multi_worker"])
   assert metrics["replicas"] == 2
-  assert_same_model(metrics, synthetic_single_device, synthetic_datasets.test.images)
+  assert_same_model(metrics, single, synthetic_datasets.test.images)
 
 
 def test_global_batch_not_divisible_by_the_workers_is_refused(tmp_path):

@@ -286,3 +286,29 @@ def test_saved_model_reproduces_keras(tmp_path, trained_model, synthetic_dataset
   np.testing.assert_allclose(outputs["logits"], reference, atol=1e-4)
   np.testing.assert_array_equal(outputs["class_id"], reference.argmax(-1))
   np.testing.assert_allclose(outputs["probabilities"].sum(-1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_every_model_keeps_the_contract_and_computes_as_keras(
+    tmp_path, trained_models, synthetic_datasets, name
+):
+  model = trained_models[name]
+  export_dir = saved_model.export_saved_model(
+      model, tmp_path / "saved_model", warmup_images=synthetic_datasets.test.images[:3]
+  )
+  defs = signature_defs(export_dir)
+  for signature, (inputs,) in CONTRACT.items():
+    assert {
+        alias: (t.dtype, [d.size for d in t.tensor_shape.dim])
+        for alias, t in defs[signature].inputs.items()
+    } == {
+        alias: (dtype.as_datatype_enum, [-1 if s is None else s for s in shape])
+        for alias, (dtype, shape) in inputs.items()
+    }
+    assert set(defs[signature].outputs) == set(OUTPUTS)
+  images = synthetic_datasets.test.images[:64]
+  served = saved_model.predict_saved_model(export_dir, images)
+  reference = models.predict_logits(model, images)
+  np.testing.assert_allclose(served["logits"], reference, atol=1e-4)
+  np.testing.assert_array_equal(served["class_id"], reference.argmax(-1))
+  assert len(saved_model.read_warmup_requests(export_dir)) == 3 + 2

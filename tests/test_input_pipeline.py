@@ -136,3 +136,31 @@ def test_each_replica_gets_its_rows_of_every_global_batch():
       FakeCluster(workers=2, worker=0, local=2), make_indices, to_batches, 8
   )
   assert [list(labels) for labels in labels_of(worker0.take(2))] == [[0, 1], [2, 3]]
+
+
+def test_augmentation_is_a_function_of_seed_and_step(synthetic_datasets):
+  split = synthetic_datasets.train
+
+  def first_batches(seed, start_step=0, n=3):
+    ds = input_pipeline.train_dataset(split, 50, seed, start_step, augment=True)
+    return [x.numpy() for x, _ in ds.take(n)]
+
+  plain = [x.numpy() for x, _ in input_pipeline.train_dataset(split, 50, 0).take(3)]
+  once, again = first_batches(0), first_batches(0)
+  for a, b, p in zip(once, again, plain, strict=True):
+    np.testing.assert_array_equal(a, b)  # a rerun sees the same digits
+    assert not np.array_equal(a, p)  # and they are moved
+    # moved, not destroyed: about as much ink, in the unit range
+    assert a.min() >= 0 and a.max() <= 1 and abs(a.sum() / p.sum() - 1) < 0.1
+  np.testing.assert_array_equal(
+      first_batches(0, start_step=2, n=1)[0], once[2]
+  )  # resumed: the same
+  assert not np.array_equal(first_batches(1)[0], once[0])
+
+
+def test_no_turn_and_no_shift_is_the_identity(monkeypatch, synthetic_datasets):
+  monkeypatch.setattr(input_pipeline, "MAX_DEGREES", 0.0)
+  monkeypatch.setattr(input_pipeline, "MAX_SHIFT", 0.0)
+  x = synthetic_datasets.test.images[:8].astype(np.float32) / 255
+  moved = input_pipeline.shift_and_rotate(tf.constant(x), tf.constant([0, 0], tf.int64))
+  np.testing.assert_allclose(moved.numpy(), x, atol=1e-6)

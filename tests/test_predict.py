@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kmnist import model_paths, predict
+from kmnist import model_paths, models, predict
 from kmnist.errors import KmnistError
 from kmnist.export import saved_model, tflite
 
@@ -85,3 +85,14 @@ def test_broken_models_are_refused_naming_the_file(tmp_path):
         KmnistError, match=f"--model={model} could not be loaded as a {kind} \\(.*Error: "
     ):
       predict.load_predictor(kind, model)
+
+
+def test_a_cnn_export_predicts_as_its_keras_model(tmp_path, trained_models, synthetic_datasets):
+  model = trained_models["cnn"]
+  export = saved_model.export_saved_model(model, tmp_path / "saved_model")
+  digits = synthetic_datasets.test.images[:32]
+  float_file = tmp_path / "cnn.tflite"
+  float_file.write_bytes(tflite.convert("float", export, model, synthetic_datasets.train.images))
+  expected = models.predict_logits(model, digits).argmax(-1)
+  for kind, path in (("saved_model", export), ("tflite", float_file)):
+    np.testing.assert_array_equal(predict.load_predictor(kind, path)(digits)["class_id"], expected)

@@ -184,3 +184,52 @@ def test_accuracy_over_seeds_matches_the_tutorial(real_datasets, tmp_path):
   print("test accuracy per seed:", accuracies)
   assert np.mean(accuracies) >= 0.915
   assert min(accuracies) >= 0.905
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_every_model_goes_through_every_stage(tmp_path, synthetic_datasets, name):
+  # Trained on its own schedule (cut short), exported to every format and checked there, drawn.
+  config = small_config(
+      tmp_path, model=name, warmup_steps=10, tflite=("float", "dynamic", "int8"), visualize=True
+  )
+  result = train.run(config, datasets_override=synthetic_datasets)
+  written = json.loads((tmp_path / "run" / "metrics.json").read_text())
+  assert written["config"]["model"] == name and written["config"]["optimizer"] == "adam"
+  assert written["test_accuracy"] > 0.9
+  assert sorted(result.tflite_paths) == ["dynamic", "float", "int8"]
+  rows = {row["variant"]: row for row in result.tflite_report["variants"]}
+  assert rows["int8"]["tensors"]["image"]["dtype"] == "uint8"
+  assert rows["int8"]["size_bytes"] < rows["float"]["size_bytes"] / 2
+  assert result.pictures == {picture: tmp_path / "run" / picture for picture in visualize.PICTURES}
+  served = saved_model.predict_saved_model(result.saved_model_dir, synthetic_datasets.test.images)
+  assert (
+      metrics.accuracy(served["class_id"], synthetic_datasets.test.labels)
+      == written["test_accuracy"]
+  )
+  run_json = json.loads((tmp_path / "run" / "checkpoints" / "run.json").read_text())
+  assert run_json == config.resume_values()  # the values used, as recorded for a resume
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name, bar",
+    [
+        pytest.param("mlp", 0.98, marks=pytest.mark.xdist_group("real_mlp")),
+        pytest.param("cnn", 0.993, marks=pytest.mark.xdist_group("real_cnn")),
+    ],
+)
+def test_each_models_default_run_reaches_its_bar(tmp_path, real_data_dir, real_datasets, name, bar):
+  # The bars (mean of seeds 0-2) held by seed 0 alone; the benchmark runs all three seeds.
+  config = TrainConfig(
+      model=name,
+      data_dir=real_data_dir,
+      model_dir=str(tmp_path / "run"),
+      export_dir=str(tmp_path / "exported"),
+      visualize=False,
+  )
+  result = train.run(config, datasets_override=real_datasets)
+  print(f"{name}: test accuracy {result.metrics['test_accuracy']:.4f}")
+  assert result.metrics["test_accuracy"] >= bar
+  rows = {row["variant"]: row for row in result.tflite_report["variants"]}
+  assert abs(rows["int8"]["test_accuracy"] - result.metrics["test_accuracy"]) <= 0.001
+  assert rows["int8"]["size_bytes"] <= 0.3 * rows["float"]["size_bytes"]

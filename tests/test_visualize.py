@@ -28,7 +28,7 @@ from png_checks import (
 def test_confusion_and_mistakes_pngs(tmp_path, synthetic_datasets):
   test = synthetic_datasets.test
   logits = random_logits(test.labels, right=0.8)
-  paths = visualize.write_pictures(tmp_path, np.zeros((784, 10)), test, logits)
+  paths = visualize.write_pictures(tmp_path, "softmax", np.zeros((784, 10)), test, logits)
   assert sorted(paths) == sorted(visualize.PICTURES)
   assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
       visualize.PICTURES
@@ -44,7 +44,8 @@ def test_pictures_render_headless_and_leave_pyplot_alone(tmp_path):
       "import sys, numpy as np\nfrom kmnist import visualize\nfrom kmnist.data import Split\n"
       "import matplotlib, matplotlib.pyplot as plt\nbackend = matplotlib.get_backend()\n"
       "test = Split(images=np.zeros((20, 28, 28), np.uint8), labels=np.arange(20) % 10)\n"
-      f"visualize.write_pictures({str(tmp_path)!r}, np.ones((784, 10)), test, np.zeros((20, 10)))\n"
+      f"visualize.write_pictures({str(tmp_path)!r}, 'softmax', np.ones((784, 10)), test,"
+      " np.zeros((20, 10)))\n"
       "assert plt.get_fignums() == [] and matplotlib.get_backend() == backend\n"
   )
   hidden = ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")
@@ -133,7 +134,8 @@ def test_a_runs_own_metrics_are_kept(tmp_path, export, synthetic_datasets):
 
 
 def test_reads_the_kernel_and_bias_of_the_export(export, trained_model):
-  kernel, bias = visualize.read_dense_weights(export)
+  model_name, kernel, bias = visualize.read_pixel_kernel(export)
+  assert model_name == "softmax"
   expected_kernel, expected_bias = trained_model.get_layer("logits").get_weights()
   np.testing.assert_array_equal(kernel, expected_kernel)
   np.testing.assert_array_equal(bias, expected_bias)
@@ -144,9 +146,9 @@ def test_a_savedmodel_that_is_not_a_softmax_regression_is_refused(tmp_path):
   module.weights = tf.Variable(tf.zeros([3, 3]))
   tf.saved_model.save(module, str(tmp_path / "other"))
   with pytest.raises(
-      KmnistError, match="is not a kmnist softmax regression: expected one 784x10 kernel"
+      KmnistError, match="is not a kmnist model: found none of a softmax regression's 784x10 kernel"
   ):
-    visualize.read_dense_weights(tmp_path / "other")
+    visualize.read_pixel_kernel(tmp_path / "other")
 
 
 def test_weights_that_do_not_compute_the_served_logits_are_refused(synthetic_datasets):
@@ -156,3 +158,34 @@ def test_weights_that_do_not_compute_the_served_logits_are_refused(synthetic_dat
   visualize.check_weights_explain_logits(kernel, np.zeros(10), images, logits + 1e-5, "ok")
   with pytest.raises(KmnistError, match="variables do not compute its served logits"):
     visualize.check_weights_explain_logits(kernel[:, ::-1], np.zeros(10), images, logits, "bad")
+
+
+def unit_weights(name: str, kernel: np.ndarray, title: str) -> np.ndarray:
+  """The weights drawn in the map titled `title` of a model's weights.png."""
+  index = int(title.split()[-1])
+  return kernel[:, index].reshape(28, 28) if name == "mlp" else kernel[:, :, 0, index]
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_every_model_is_drawn_from_its_export(tmp_path, trained_models, synthetic_datasets, name):
+  model = trained_models[name]
+  export = saved_model.export_saved_model(model, tmp_path / "saved_model")
+  model_name, kernel, bias = visualize.read_pixel_kernel(export)
+  assert (model_name, bias) == (name, None)
+  np.testing.assert_array_equal(kernel, visualize.pixel_kernel(model, name))
+  pictures = visualize.draw_export(tmp_path / "pics", export, synthetic_datasets.test, {})
+  assert sorted(pictures) == sorted(visualize.PICTURES)
+  cells = cell_colours(visualize.weights_figure(name, kernel), read_rgb(pictures["weights.png"]))
+  assert len(cells) == 32  # the 32 strongest hidden units, or the 32 filters
+  limit = (
+      np.abs(kernel).max()
+      if name == "cnn"
+      else np.abs(kernel[:, [int(t.split()[-1]) for t in cells]]).max()
+  )
+  assert (
+      sum(
+          assert_red_negative_blue_positive(colours, unit_weights(name, kernel, title), limit)
+          for title, colours in cells.items()
+      )
+      > 100
+  )

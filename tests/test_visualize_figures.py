@@ -67,3 +67,18 @@ def test_mistakes_png_without_mistakes(tmp_path, synthetic_datasets):
   assert read_rgb(figures.save_png(fig, tmp_path / "mistakes.png")).shape[:2] == png_size(
       figures.MISTAKES_SIZE
   )
+
+
+def test_hidden_units_are_the_strongest_and_filters_every_one():
+  kernel = np.random.RandomState(0).randn(784, 64)
+  kernel[:, 7] *= 10  # the strongest unit comes first
+  fig = figures.hidden_units_figure(kernel)
+  titles = [ax.get_title() for ax in fig.axes if ax.images]
+  assert len(titles) == 32 and titles[0] == "unit 7"
+  assert len(set(titles)) == 32
+  filters = figures.filters_figure(np.random.RandomState(0).randn(3, 3, 1, 32))
+  assert [ax.get_title() for ax in filters.axes if ax.images] == [f"filter {i}" for i in range(32)]
+  with pytest.raises(ValueError, match="first Conv2D kernel"):
+    figures.filters_figure(np.zeros((3, 3, 8, 32)))
+  with pytest.raises(ValueError, match="first Dense kernel"):
+    figures.hidden_units_figure(np.zeros((10, 784)))

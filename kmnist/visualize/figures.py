@@ -18,6 +18,7 @@ from kmnist.data import IMAGE_SHAPE, NUM_CLASSES
 DPI = 100
 # Figure sizes in inches; the PNGs are exactly size x DPI pixels (no tight bounding box).
 WEIGHTS_SIZE = (10.0, 4.5)
+MAPS_SIZE = (10.0, 5.5)
 CONFUSION_SIZE = (7.0, 6.0)
 MISTAKES_SIZE = (10.0, 5.5)
 MISTAKES_GRID = (4, 8)  # rows, columns: the 32 most confident mistakes.
@@ -36,16 +37,53 @@ def weights_figure(kernel: np.ndarray):
   if kernel.shape != (np.prod(IMAGE_SHAPE), NUM_CLASSES):
     raise ValueError(f"expected a Dense kernel of shape (784, 10), got {kernel.shape}")
   maps = kernel.T.reshape((NUM_CLASSES,) + IMAGE_SHAPE)  # Flatten lays pixels out row by row.
-  # One scale centred on 0 for all digits, so colours compare across maps.
+  titles = [str(digit) for digit in range(NUM_CLASSES)]
+  label = "weight (red: evidence against, blue: for)"
+  return maps_figure(
+      maps, titles, "What each digit's weights look for", label, (2, 5), WEIGHTS_SIZE
+  )
+
+
+def hidden_units_figure(kernel: np.ndarray, units: int = 32):
+  """An MLP's first layer: the input weights of its `units` strongest hidden units, as 28x28
+  maps."""
+  kernel = np.asarray(kernel)
+  if kernel.ndim != 2 or kernel.shape[0] != np.prod(IMAGE_SHAPE):
+    raise ValueError(f"expected a first Dense kernel of shape (784, units), got {kernel.shape}")
+  strongest = np.argsort(-np.linalg.norm(kernel, axis=0), kind="stable")[:units]
+  maps = kernel[:, strongest].T.reshape((len(strongest),) + IMAGE_SHAPE)
+  title = f"What the {len(strongest)} strongest of {kernel.shape[1]} hidden units look for"
+  grid = (4, int(np.ceil(len(strongest) / 4)))
+  return maps_figure(maps, [f"unit {u}" for u in strongest], title, "input weight", grid)
+
+
+def filters_figure(kernel: np.ndarray):
+  """A CNN's first convolution: each 3x3 filter (kernel [3, 3, 1, filters]) as a tiny map."""
+  kernel = np.asarray(kernel)
+  if kernel.ndim != 4 or kernel.shape[2] != 1:
+    raise ValueError(
+        "expected a first Conv2D kernel of shape (h, w, 1, filters), got " f"{kernel.shape}"
+    )
+  maps = np.moveaxis(kernel[:, :, 0, :], -1, 0)
+  grid = (4, int(np.ceil(len(maps) / 4)))
+  title = f"The {len(maps)} filters of the first convolution (red: darker, blue: brighter)"
+  return maps_figure(maps, [f"filter {i}" for i in range(len(maps))], title, "weight", grid)
+
+
+def maps_figure(maps: np.ndarray, titles, title: str, label: str, grid, size=MAPS_SIZE):
+  """Weight maps on one colour scale centred on 0 (so colours compare across maps), red < 0 <
+  blue."""
   limit = float(np.abs(maps).max()) or 1.0
-  fig = _figure(WEIGHTS_SIZE)
-  axes = fig.subplots(2, NUM_CLASSES // 2)
-  for digit, ax in enumerate(axes.flat):
-    image = ax.imshow(maps[digit], cmap="RdBu", vmin=-limit, vmax=limit, interpolation="nearest")
-    ax.set_title(str(digit), fontsize=14)
+  fig = _figure(size)
+  axes = fig.subplots(*grid, squeeze=False)
+  for ax in axes.flat[len(maps) :]:
     ax.set_axis_off()
-  fig.colorbar(image, ax=axes, shrink=0.9, label="weight (red: evidence against, blue: for)")
-  fig.suptitle("What each digit's weights look for")
+  for weights, name, ax in zip(maps, titles, axes.flat, strict=False):
+    image = ax.imshow(weights, cmap="RdBu", vmin=-limit, vmax=limit, interpolation="nearest")
+    ax.set_title(name, fontsize=14 if len(maps) <= 10 else 8)
+    ax.set_axis_off()
+  fig.colorbar(image, ax=axes, shrink=0.9, label=label)
+  fig.suptitle(title)
   return fig
 
 
