@@ -13,7 +13,7 @@ COPY kmnist ./kmnist
 RUN pip install --no-cache-dir ".[serve]"
 
 # The reference export, served unless a model base is mounted over /models/kmnist.
-COPY exported/reference/saved_model /models/kmnist
+COPY kmnist/reference/saved_model /models/kmnist
 
 RUN useradd --system --uid 1000 --no-create-home kmnist
 USER kmnist

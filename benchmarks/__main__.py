@@ -1,12 +1,14 @@
-"""Benchmarks on the real data and the tutorial's schedule: `python -m benchmarks` (a few minutes on 2 cores).
+"""Benchmarks on the real data and the tutorial's schedule: `python -m benchmarks` (minutes).
 
 Prints a table and writes it as JSON (`--out`). Measured, in one process tree:
-  * kmnist's training loop (Keras `fit` as kmnist compiles it): steady-state examples/s, time for the steps
-    without tracing, and the tracing time; the NumPy floor and the tutorial's TF1 program on the *same batches*
-    (kmnist's `data.batch_indices`), with the ratios and all three test accuracies;
-  * the default command end to end (data prepared; and a first run that prepares TFDS from the shipped files),
-    with each run's peak RSS;
-  * SavedModel export, TFLite conversion per variant, and TFLite latency (one image; a batch of 1,000).
+  * kmnist's training loop (`train.train_model`, one epoch of 1000 steps): steady-state examples/s,
+    time for the steps without tracing, and the tracing time; the NumPy floor and the tutorial's TF1
+    program on the *same batches* (kmnist's `input_pipeline.batch_indices`), with the ratios and all
+    three test accuracies;
+  * the default command end to end (data prepared; and a first run that prepares TFDS from the
+    shipped files), with each run's peak RSS;
+  * SavedModel export, TFLite conversion per variant, and TFLite latency (one image; a batch of
+    1,000).
 """
 
 import json
@@ -23,49 +25,66 @@ from absl import app, flags
 from benchmarks import numpy_floor
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data_dir", os.path.join("~", "tensorflow_datasets"), "TFDS data directory (prepared if needed).")
+flags.DEFINE_string(
+    "data_dir",
+    os.path.join("~", "tensorflow_datasets"),
+    "TFDS data directory (prepared if needed).",
+)
 flags.DEFINE_string("out", "runs/benchmark.json", "Where to write the figures as JSON.")
 flags.DEFINE_integer("seed", 0, "Seed of the batch order (shared by all three implementations).")
-flags.DEFINE_integer("repeats", 3, "Training-loop timings are the median of this many runs (this VM is noisy).")
-flags.DEFINE_boolean("end_to_end", True, "Also time the default command as subprocesses (the slow part).")
+flags.DEFINE_integer(
+    "repeats", 3, "Training-loop timings are the median of this many runs (this VM is noisy)."
+)
+flags.DEFINE_boolean(
+    "end_to_end", True, "Also time the default command as subprocesses (the slow part)."
+)
+flags.DEFINE_list(
+    "models",
+    [],
+    "Benchmark these models instead (benchmarks/models.py), e.g. softmax,mlp,cnn,cnn+augment: "
+    "default runs of each on --seeds, beside the keras-io convnet recipe.",
+)
+flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of the --models runs.")
+flags.DEFINE_boolean("kerasio", True, "With --models: also train the keras-io recipe on each seed.")
+flags.DEFINE_string(
+    "models_out", "runs/models_benchmark.json", "Where --models writes its figures."
+)
 
 STEPS, BATCH, LEARNING_RATE = 1000, 100, 0.5  # the tutorial's schedule
 
 
 def kmnist_loop(datasets, seed: int) -> dict:
-  """Keras fit as kmnist runs it (same input pipeline, compile and steps_per_execution), without the validation
-  passes, checkpoints and TensorBoard of a full run (the end-to-end figures include those)."""
+  """kmnist's own training (`train.train_model`: its input pipeline, model, compile and
+  steps_per_execution) as one epoch of the tutorial's 1000 steps, so that a clock between executions
+  sees only training steps (the validation pass, checkpoint and TensorBoard come after the last)."""
   import keras
   import tensorflow as tf
 
-  from kmnist import model as model_lib
-  from kmnist import train
+  from kmnist import metrics, models, train
   from kmnist.config import TrainConfig
 
-  config = TrainConfig(seed=seed)
-  keras.utils.set_random_seed(seed)
-  model = model_lib.compile_model(model_lib.build_model(), LEARNING_RATE, config.steps_per_execution)
-  batches = train.training_batches(config, datasets.train, tf.distribute.get_strategy())
   ends = []
 
   class Clock(keras.callbacks.Callback):
+
     def on_train_batch_end(self, batch, logs=None):
       ends.append(time.perf_counter())  # once per execution of steps_per_execution steps
 
-  start = time.perf_counter()
-  model.fit(batches, epochs=STEPS // config.eval_every,
-            steps_per_epoch=config.eval_every, shuffle=False, verbose=0, callbacks=[Clock()])
+  with tempfile.TemporaryDirectory() as model_dir:
+    config = TrainConfig(seed=seed, eval_every=STEPS, model_dir=model_dir)
+    keras.utils.set_random_seed(seed)
+    start = time.perf_counter()
+    model = train.train_model(config, datasets, tf.distribute.get_strategy(), callbacks=[Clock()])
   chunk = config.steps_per_execution
   steady_per_chunk = (ends[-1] - ends[0]) / (len(ends) - 1)
   first_chunk = ends[0] - start
-  test = datasets.test
-  logits = model.predict(test.images / np.float32(255), batch_size=10_000, verbose=0)
+  logits = models.predict_logits(model, datasets.test.images)
   return {
       "seconds_steady": steady_per_chunk * STEPS / chunk,  # 1000 steps at the steady-state rate
       "seconds_total": ends[-1] - start,
       "tracing_seconds": first_chunk - steady_per_chunk,
       "examples_per_second": BATCH * chunk / steady_per_chunk,
-      "test_accuracy": float(np.mean(logits.argmax(1) == test.labels)),
+      "test_accuracy": metrics.accuracy(logits, datasets.test.labels),
       "model": model,
   }
 
@@ -74,36 +93,63 @@ def batch_order(num_examples: int, seed: int) -> np.ndarray:
   """The first STEPS batches of kmnist's training order, as indices [STEPS, BATCH]."""
   import keras
 
-  from kmnist import data
+  from kmnist import input_pipeline
 
   keras.utils.set_random_seed(seed)  # as kmnist's run does before building its pipeline
-  return np.stack([b.numpy() for b in data.batch_indices(num_examples, BATCH, seed).take(STEPS)])
+  return np.stack(
+      [b.numpy() for b in input_pipeline.batch_indices(num_examples, BATCH, seed).take(STEPS)]
+  )
 
 
 def tf1_original(datasets, batches) -> dict:
   with tempfile.TemporaryDirectory() as tmp:
-    np.savez(f"{tmp}/data.npz", train_images=datasets.train.images, train_labels=datasets.train.labels,
-             test_images=datasets.test.images, test_labels=datasets.test.labels, batches=batches)
-    subprocess.run([sys.executable, "-m", "benchmarks.tf1_original", f"{tmp}/data.npz", f"{tmp}/out.json",
-                    str(FLAGS.repeats)],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
+    np.savez(
+        f"{tmp}/data.npz",
+        train_images=datasets.train.images,
+        train_labels=datasets.train.labels,
+        test_images=datasets.test.images,
+        test_labels=datasets.test.labels,
+        batches=batches,
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.tf1_original",
+            f"{tmp}/data.npz",
+            f"{tmp}/out.json",
+            str(FLAGS.repeats),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=600,
+    )
     result = json.loads(Path(f"{tmp}/out.json").read_text())
   seconds = result["seconds_steady"] * STEPS / result["steady_steps"]
-  return {"seconds_steady": seconds, "examples_per_second": BATCH * STEPS / seconds,
-          "test_accuracy": result["test_accuracy"]}
+  return {
+      "seconds_steady": seconds,
+      "examples_per_second": BATCH * STEPS / seconds,
+      "test_accuracy": result["test_accuracy"],
+  }
 
 
 def numpy_run(datasets, batches) -> dict:
-  runs = [numpy_floor.train(datasets.train.images, datasets.train.labels, batches, LEARNING_RATE)
-          for _ in range(FLAGS.repeats)]
+  runs = [
+      numpy_floor.train(datasets.train.images, datasets.train.labels, batches, LEARNING_RATE)
+      for _ in range(FLAGS.repeats)
+  ]
   w, b, _ = runs[0]
   seconds = float(np.median([r[2] for r in runs]))
-  return {"seconds_steady": seconds, "examples_per_second": BATCH * STEPS / seconds,
-          "test_accuracy": numpy_floor.accuracy(w, b, datasets.test.images, datasets.test.labels)}
+  return {
+      "seconds_steady": seconds,
+      "examples_per_second": BATCH * STEPS / seconds,
+      "test_accuracy": numpy_floor.accuracy(w, b, datasets.test.images, datasets.test.labels),
+  }
 
 
 def timed_command(args, cwd) -> dict:
-  """Wall time, peak RSS and stdout of one child process (os.wait4 gives that child's own resource usage)."""
+  """Wall time, peak RSS and stdout of one child process (os.wait4: that child's own usage)."""
   with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
     start = time.perf_counter()
     process = subprocess.Popen(args, cwd=cwd, stdout=out, stderr=err)
@@ -117,22 +163,27 @@ def timed_command(args, cwd) -> dict:
 
 
 def end_to_end(data_dir: str) -> dict:
-  """The default command as a user runs it: a first run that prepares TFDS, then one with the data prepared."""
+  """The default command as a user runs it: a first run preparing TFDS, then a prepared one."""
   figures = {}
   with tempfile.TemporaryDirectory() as tmp:
     fresh = Path(tmp) / "fresh_data"
-    for name, args in (("first_run_preparing_tfds", [f"--data_dir={fresh}"]),
-                       ("default_command_data_prepared", [f"--data_dir={data_dir}"])):
+    for name, args in (
+        ("first_run_preparing_tfds", [f"--data_dir={fresh}"]),
+        ("default_command_data_prepared", [f"--data_dir={data_dir}"]),
+    ):
       run_dir = Path(tmp) / name
       run_dir.mkdir()
-      result = timed_command([sys.executable, "-m", "kmnist.train", *args], cwd=run_dir)
-      figures[name] = {"seconds": result["seconds"], "peak_rss_mib": result["peak_rss_mib"],
-                       "test_accuracy": float(result["stdout"].split("test accuracy:")[1].split()[0])}
+      result = timed_command([sys.executable, "-m", "kmnist.cli.train", *args], cwd=run_dir)
+      figures[name] = {
+          "seconds": result["seconds"],
+          "peak_rss_mib": result["peak_rss_mib"],
+          "test_accuracy": float(result["stdout"].split("test accuracy:")[1].split()[0]),
+      }
   return figures
 
 
 def export_figures(model, datasets) -> dict:
-  from kmnist import saved_model, tflite
+  from kmnist.export import saved_model, tflite
 
   figures = {}
   with tempfile.TemporaryDirectory() as tmp:
@@ -151,7 +202,8 @@ def export_figures(model, datasets) -> dict:
         tflite.predict_tflite(model_bytes, batch)
         batch_times.append(time.perf_counter() - start)
       figures[f"tflite_{variant}"] = {
-          "convert_seconds": seconds, "size_bytes": len(model_bytes),
+          "convert_seconds": seconds,
+          "size_bytes": len(model_bytes),
           "single_image_invoke_us": tflite.invoke_latency_us(model_bytes, datasets.test.images[0]),
           "batch_1000_ms": float(np.median(batch_times) * 1000),
       }
@@ -160,24 +212,40 @@ def export_figures(model, datasets) -> dict:
 
 def table(figures: dict) -> str:
   loops = figures["training_loop"]
-  rows = ["| implementation (1000 steps x 100) | examples/s | seconds (steady) | test accuracy |",
-          "| --- | ---: | ---: | ---: |"]
+  rows = [
+      "| implementation (1000 steps x 100) | examples/s | seconds (steady) | test accuracy |",
+      "| --- | ---: | ---: | ---: |",
+  ]
   for name in ("kmnist", "numpy", "tf1"):
     f = loops[name]
-    rows.append(f"| {name} | {f['examples_per_second']:,.0f} | {f['seconds_steady']:.3f} | {f['test_accuracy']:.4f} |")
-  rows.append(f"\nkmnist tracing: {loops['kmnist']['tracing_seconds']:.2f} s; kmnist/NumPy throughput "
-              f"{loops['kmnist_over_numpy']:.2f}x, kmnist/TF1 {loops['kmnist_over_tf1']:.2f}x")
+    rows.append(
+        f"| {name} | {f['examples_per_second']:,.0f} | {f['seconds_steady']:.3f} | "
+        f"{f['test_accuracy']:.4f} |"
+    )
+  rows.append(
+      f"\nkmnist tracing: {loops['kmnist']['tracing_seconds']:.2f} s; kmnist/NumPy throughput "
+      f"{loops['kmnist_over_numpy']:.2f}x, kmnist/TF1 {loops['kmnist_over_tf1']:.2f}x"
+  )
   if "end_to_end" in figures:
-    rows.append("\n| command | wall s | peak RSS MiB | test accuracy |\n| --- | ---: | ---: | ---: |")
+    rows.append(
+        "\n| command | wall s | peak RSS MiB | test accuracy |\n| --- | ---: | ---: | ---: |"
+    )
     for name, f in figures["end_to_end"].items():
-      rows.append(f"| {name} | {f['seconds']:.1f} | {f['peak_rss_mib']:.0f} | {f['test_accuracy']:.4f} |")
+      rows.append(
+          f"| {name} | {f['seconds']:.1f} | {f['peak_rss_mib']:.0f} | {f['test_accuracy']:.4f} |"
+      )
   ex = figures["export"]
   rows.append(f"\nSavedModel export: {ex['saved_model_export_seconds']:.2f} s")
-  rows.append("| TFLite variant | convert s | bytes | 1 image µs | batch of 1000 ms |\n| --- | ---: | ---: | ---: | ---: |")
+  rows.append(
+      "| TFLite variant | convert s | bytes | 1 image µs | batch of 1000 ms |\n| --- | ---: | ---: "
+      "| ---: | ---: |"
+  )
   for key, f in ex.items():
     if key.startswith("tflite_"):
-      rows.append(f"| {key[7:]} | {f['convert_seconds']:.2f} | {f['size_bytes']:,} | {f['single_image_invoke_us']:.1f} "
-                  f"| {f['batch_1000_ms']:.2f} |")
+      rows.append(
+          f"| {key[7:]} | {f['convert_seconds']:.2f} | {f['size_bytes']:,} | "
+          f"{f['single_image_invoke_us']:.1f} | {f['batch_1000_ms']:.2f} |"
+      )
   return "\n".join(rows)
 
 
@@ -185,26 +253,44 @@ def main(argv):
   del argv
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   from absl import logging
+
   logging.set_verbosity(logging.WARNING)
   from kmnist import data
 
-  # The commands first, while this process is small: a child's peak RSS starts from its parent's at fork.
+  if FLAGS.models:
+    from benchmarks import models
+
+    datasets = data.load(FLAGS.data_dir)
+    seeds = [int(seed) for seed in FLAGS.seeds]
+    figures = models.benchmark(FLAGS.models, seeds, datasets, FLAGS.data_dir, FLAGS.kerasio)
+    write_figures(figures, FLAGS.models_out, models.table(figures))
+    return
+  # The commands first, while this process is small: a child's peak RSS starts from its parent's at
+  # fork.
   end_to_end_figures = end_to_end(FLAGS.data_dir) if FLAGS.end_to_end else None
   datasets = data.load(FLAGS.data_dir)
   batches = batch_order(len(datasets.train), FLAGS.seed)
   runs = [kmnist_loop(datasets, FLAGS.seed) for _ in range(FLAGS.repeats)]
   kmnist = sorted(runs, key=lambda r: r["seconds_steady"])[len(runs) // 2]  # the median run
   model = kmnist.pop("model")
-  loops = {"kmnist": kmnist, "numpy": numpy_run(datasets, batches), "tf1": tf1_original(datasets, batches)}
+  loops = {
+      "kmnist": kmnist,
+      "numpy": numpy_run(datasets, batches),
+      "tf1": tf1_original(datasets, batches),
+  }
   loops["kmnist_over_numpy"] = kmnist["examples_per_second"] / loops["numpy"]["examples_per_second"]
   loops["kmnist_over_tf1"] = kmnist["examples_per_second"] / loops["tf1"]["examples_per_second"]
   figures = {"training_loop": loops, "export": export_figures(model, datasets)}
   if end_to_end_figures:
     figures["end_to_end"] = end_to_end_figures
-  out = Path(FLAGS.out)
+  write_figures(figures, FLAGS.out, table(figures))
+
+
+def write_figures(figures: dict, path: str, text: str) -> None:
+  out = Path(path)
   out.parent.mkdir(parents=True, exist_ok=True)
   out.write_text(json.dumps(figures, indent=2) + "\n")
-  print(table(figures))
+  print(text)
   print(f"\n(figures in {out})")
 
 

@@ -1,4 +1,4 @@
-"""The arithmetic floor: the tutorial's softmax regression and SGD in plain NumPy (float32), same batches."""
+"""The arithmetic floor: the tutorial's softmax regression and SGD in plain NumPy, same batches."""
 
 import time
 
@@ -6,7 +6,7 @@ import numpy as np
 
 
 def train(images: np.ndarray, labels: np.ndarray, batches: np.ndarray, learning_rate: float):
-  """images uint8 [N, 28, 28], labels int [N], batches int [steps, batch] of indices. Returns (W, b, seconds)."""
+  """images uint8 [N, 28, 28], labels int [N], index batches [steps, batch] -> (W, b, seconds)."""
   x_all = images.reshape(len(images), -1).astype(np.float32) / 255.0
   w = np.zeros((784, 10), np.float32)
   b = np.zeros(10, np.float32)

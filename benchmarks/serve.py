@@ -27,8 +27,11 @@ from absl import app, flags
 from benchmarks import serve_load
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data_dir", os.path.join("~", "tensorflow_datasets"),
-                    "TFDS data directory (MNIST is prepared there if needed).")
+flags.DEFINE_string(
+    "data_dir",
+    os.path.join("~", "tensorflow_datasets"),
+    "TFDS data directory (MNIST is prepared there if needed).",
+)
 flags.DEFINE_string("model", None, "SavedModel version directory to serve; default: the reference.")
 flags.DEFINE_string("out", "runs/serve_benchmark.json", "Where to write the figures as JSON.")
 flags.DEFINE_integer("users", 16, "Concurrent clients.")
@@ -41,7 +44,7 @@ def in_process_floor(servable, digits: np.ndarray, seconds: float = 3.0) -> dict
   signature = servable.signature(None)
   figures = {}
   for batch in (1, 100):
-    inputs = [digits[i:i + batch] for i in range(0, len(digits) - batch + 1, batch)]
+    inputs = [digits[i : i + batch] for i in range(0, len(digits) - batch + 1, batch)]
     for x in inputs[:20]:
       servable.run(signature, x)  # warm
     latencies, start = [], time.perf_counter()
@@ -54,7 +57,8 @@ def in_process_floor(servable, digits: np.ndarray, seconds: float = 3.0) -> dict
         "calls_per_s": len(latencies) / (time.perf_counter() - start),
         "images_per_s": batch * len(latencies) / (time.perf_counter() - start),
         "p50_ms": float(np.percentile(latencies, 50)),
-        "p99_ms": float(np.percentile(latencies, 99))}
+        "p99_ms": float(np.percentile(latencies, 99)),
+    }
   return figures
 
 
@@ -64,8 +68,9 @@ def request_breakdown(servable, digits: np.ndarray, batch: int, repeats: int = 2
 
   from kmnist.serve import tf_serving_rest
 
-  body = json.dumps({"signature_name": "serving_default",
-                     "instances": digits[:batch].tolist()}).encode()
+  body = json.dumps(
+      {"signature_name": "serving_default", "instances": digits[:batch].tolist()}
+  ).encode()
   steps = {}
 
   def timed(name, function, *args):
@@ -109,28 +114,39 @@ def load_run(server, digits, batch: int, workdir, swap_from=None) -> dict:
   with serve_load.RssSampler(server) as rss:
     start = time.time()
     if swap_from is None:
-      stats = serve_load.run_locust(server.url, digits, FLAGS.users, FLAGS.seconds, batch,
-                                    FLAGS.max_requests, workdir)
+      stats = serve_load.run_locust(
+          server.url, digits, FLAGS.users, FLAGS.seconds, batch, FLAGS.max_requests, workdir
+      )
     else:
       import threading
 
       result = {}
-      load = threading.Thread(target=lambda: result.update(serve_load.run_locust(
-          server.url, digits, FLAGS.users, FLAGS.seconds, batch, FLAGS.max_requests, workdir)))
+      load = threading.Thread(
+          target=lambda: result.update(
+              serve_load.run_locust(
+                  server.url, digits, FLAGS.users, FLAGS.seconds, batch, FLAGS.max_requests, workdir
+              )
+          )
+      )
       load.start()
       time.sleep(FLAGS.seconds / 3)
       version, written = serve_load.write_version(server.base, swap_from)
-      swap = {"version": version,
-              "seconds_to_served": serve_load.wait_for_version(server, version, written, 60)}
+      swap = {
+          "version": version,
+          "seconds_to_served": serve_load.wait_for_version(server, version, written, 60),
+      }
       load.join()
       stats = result
     wall = time.time() - start
   after_timings = kserve_timings(server.url)
   stats.update(rss.summary())
   stats["server_cpu_cores"] = (cpu_seconds(server.process.pid) - cpu_before) / wall
-  stats["kserve_ms"] = {step: 1000 * (after_timings[step][0] - before_timings[step][0])
-                        / max(1, after_timings[step][1] - before_timings[step][1])
-                        for step in after_timings}
+  stats["kserve_ms"] = {
+      step: 1000
+      * (after_timings[step][0] - before_timings[step][0])
+      / max(1, after_timings[step][1] - before_timings[step][1])
+      for step in after_timings
+  }
   stats.update(swap)
   return stats
 
@@ -148,7 +164,7 @@ def grpc_batch_run(server, digits: np.ndarray, clients: int = 8, seconds: float 
   for i in range(0, 2000, 100):
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "kmnist"
-    request.inputs["image"].CopyFrom(tf.make_tensor_proto(digits[i:i + 100]))
+    request.inputs["image"].CopyFrom(tf.make_tensor_proto(digits[i : i + 100]))
     requests.append(request)
   latencies, errors, stop = [], [], threading.Event()
 
@@ -175,54 +191,75 @@ def grpc_batch_run(server, digits: np.ndarray, clients: int = 8, seconds: float 
     thread.join()
   wall = time.perf_counter() - start
   latencies = np.array(latencies) * 1000
-  return {"clients": clients, "requests": len(latencies), "errors": len(errors),
-          "requests_per_s": len(latencies) / wall, "images_per_s": 100 * len(latencies) / wall,
-          "p50_ms": float(np.percentile(latencies, 50)),
-          "p99_ms": float(np.percentile(latencies, 99))}
+  return {
+      "clients": clients,
+      "requests": len(latencies),
+      "errors": len(errors),
+      "requests_per_s": len(latencies) / wall,
+      "images_per_s": 100 * len(latencies) / wall,
+      "p50_ms": float(np.percentile(latencies, 50)),
+      "p99_ms": float(np.percentile(latencies, 99)),
+  }
 
 
 def table(figures: dict) -> str:
-  rows = ["| run | users | requests/s | images/s | p50 ms | p99 ms | errors | RSS before→after "
-          "MiB | server CPU |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+  rows = [
+      "| run | users | requests/s | images/s | p50 ms | p99 ms | errors | RSS before→after "
+      "MiB | server CPU |",
+      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+  ]
   for name in ("single", "batch_100", "single_during_swap"):
     f = figures["load"][name]
-    rows.append(f"| {name} | {f['users']} | {f['requests_per_s']:,.0f} | {f['images_per_s']:,.0f} "
-                f"| {f['p50_ms']:.1f} | {f['p99_ms']:.1f} | {f['errors']} | "
-                f"{f['rss_before_mib']:.0f}→{f['rss_after_mib']:.0f} "
-                f"({100 * f['rss_growth']:+.1f} %) | {f['server_cpu_cores']:.2f} |")
+    rows.append(
+        f"| {name} | {f['users']} | {f['requests_per_s']:,.0f} | {f['images_per_s']:,.0f} "
+        f"| {f['p50_ms']:.1f} | {f['p99_ms']:.1f} | {f['errors']} | "
+        f"{f['rss_before_mib']:.0f}→{f['rss_after_mib']:.0f} "
+        f"({100 * f['rss_growth']:+.1f} %) | {f['server_cpu_cores']:.2f} |"
+    )
   g = figures["load"]["grpc_batch_100"]
-  rows.append(f"| batch_100 over TF Serving gRPC | {g['clients']} | {g['requests_per_s']:,.0f} | "
-              f"{g['images_per_s']:,.0f} | {g['p50_ms']:.1f} | {g['p99_ms']:.1f} | {g['errors']} "
-              f"| | |")
+  rows.append(
+      f"| batch_100 over TF Serving gRPC | {g['clients']} | {g['requests_per_s']:,.0f} | "
+      f"{g['images_per_s']:,.0f} | {g['p50_ms']:.1f} | {g['p99_ms']:.1f} | {g['errors']} "
+      f"| | |"
+  )
   swap = figures["load"]["single_during_swap"]
-  rows.append(f"\nNew version {swap['version']} served {swap['seconds_to_served']:.2f} s after it "
-              f"was written, under load.")
-  rows.append("\n| in process (the floor) | calls/s | images/s | p50 ms | p99 ms |\n"
-              "| --- | ---: | ---: | ---: | ---: |")
+  rows.append(
+      f"\nNew version {swap['version']} served {swap['seconds_to_served']:.2f} s after it "
+      f"was written, under load."
+  )
+  rows.append(
+      "\n| in process (the floor) | calls/s | images/s | p50 ms | p99 ms |\n"
+      "| --- | ---: | ---: | ---: | ---: |"
+  )
   for name, f in figures["in_process"].items():
-    rows.append(f"| signature, {name.replace('_', ' ')} | {f['calls_per_s']:,.0f} | "
-                f"{f['images_per_s']:,.0f} | {f['p50_ms']:.2f} | {f['p99_ms']:.2f} |")
-  rows.append("\n| where a request's time goes (ms) | 1 image | 100 images |\n"
-              "| --- | ---: | ---: |")
+    rows.append(
+        f"| signature, {name.replace('_', ' ')} | {f['calls_per_s']:,.0f} | "
+        f"{f['images_per_s']:,.0f} | {f['p50_ms']:.2f} | {f['p99_ms']:.2f} |"
+    )
+  rows.append(
+      "\n| where a request's time goes (ms) | 1 image | 100 images |\n" "| --- | ---: | ---: |"
+  )
   single, batch = figures["breakdown"]["batch_1"], figures["breakdown"]["batch_100"]
   for step in ("json_parse", "input_checks", "model", "response", "json_write"):
     rows.append(f"| {step.replace('_', ' ')} | {single[step]:.3f} | {batch[step]:.3f} |")
   for name in ("single", "batch_100"):
     ks = figures["load"][name]["kserve_ms"]
-    rows.append(f"\nkserve's timings during the {name} run (ms per request): preprocess "
-                f"{ks['preprocess']:.3f}, predict {ks['predict']:.3f}, postprocess "
-                f"{ks['postprocess']:.3f}")
+    rows.append(
+        f"\nkserve's timings during the {name} run (ms per request): preprocess "
+        f"{ks['preprocess']:.3f}, predict {ks['predict']:.3f}, postprocess "
+        f"{ks['postprocess']:.3f}"
+    )
   return "\n".join(rows)
 
 
 def main(argv):
   del argv
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  import tensorflow as tf
+
   from kmnist import data
   from kmnist.cli.serve import default_model_base
   from kmnist.serve import tf_serving_grpc
-
-  import tensorflow as tf
 
   # The floor runs with kmnist-serve's default threading (one thread each), as the server does.
   tf.config.threading.set_intra_op_parallelism_threads(1)
@@ -230,9 +267,11 @@ def main(argv):
   digits = data.load(os.path.expanduser(FLAGS.data_dir)).test.images
   source = Path(FLAGS.model) if FLAGS.model else default_model_base() / "1"
   servable = tf_serving_grpc.load_and_warm_up(source, 1)
-  figures = {"machine": {"cpus": os.cpu_count(), "loadavg_before": os.getloadavg()},
-             "in_process": in_process_floor(servable, digits),
-             "breakdown": {f"batch_{b}": request_breakdown(servable, digits, b) for b in (1, 100)}}
+  figures = {
+      "machine": {"cpus": os.cpu_count(), "loadavg_before": os.getloadavg()},
+      "in_process": in_process_floor(servable, digits),
+      "breakdown": {f"batch_{b}": request_breakdown(servable, digits, b) for b in (1, 100)},
+  }
   del servable
   with tempfile.TemporaryDirectory() as tmp:
     base = Path(tmp) / "saved_model"
@@ -251,8 +290,10 @@ def main(argv):
   out.parent.mkdir(parents=True, exist_ok=True)
   out.write_text(json.dumps(figures, indent=2) + "\n")
   print(table(figures))
-  print(f"\nload average before/after: {figures['machine']['loadavg_before'][0]:.2f} / "
-        f"{figures['machine']['loadavg_after'][0]:.2f}; figures in {out}")
+  print(
+      f"\nload average before/after: {figures['machine']['loadavg_before'][0]:.2f} / "
+      f"{figures['machine']['loadavg_after'][0]:.2f}; figures in {out}"
+  )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
-"""The tutorial's original TF1 program (mnist_softmax.py), run through tf.compat.v1: placeholders, feed_dict,
-GradientDescentOptimizer(0.5). Run in its own process: disabling eager execution is global.
+"""The tutorial's original TF1 program (mnist_softmax.py), through tf.compat.v1.
+
+Placeholders, feed_dict, GradientDescentOptimizer(0.5). Run in its own process: disabling eager
+execution is global.
 
     python -m benchmarks.tf1_original DATA.npz OUT.json [REPEATS]
 """
@@ -23,7 +25,7 @@ def main(data_path, out_path, repeats="3"):
 
   # The tutorial's lines, with the numerically stable loss it recommends.
   x = tf.compat.v1.placeholder(tf.float32, [None, 784])
-  W = tf.Variable(tf.zeros([784, 10]))
+  W = tf.Variable(tf.zeros([784, 10]))  # noqa: N806  (the tutorial's name)
   b = tf.Variable(tf.zeros([10]))
   y = tf.matmul(x, W) + b
   y_ = tf.compat.v1.placeholder(tf.float32, [None, 10])
@@ -34,9 +36,13 @@ def main(data_path, out_path, repeats="3"):
 
   with tf.compat.v1.Session() as sess:
     timings = []
-    for _ in range(repeats):  # the same 1000 steps from zero weights each time; the median is reported
+    for _ in range(
+        repeats
+    ):  # the same 1000 steps from zero weights each time; the median is reported
       sess.run(tf.compat.v1.global_variables_initializer())
-      sess.run(train_step, feed_dict={x: x_all[batches[0]], y_: y_all[batches[0]]})  # first run: graph set-up
+      sess.run(
+          train_step, feed_dict={x: x_all[batches[0]], y_: y_all[batches[0]]}
+      )  # first run: graph set-up
       start = time.perf_counter()
       for index in batches[1:]:
         sess.run(train_step, feed_dict={x: x_all[index], y_: y_all[index]})

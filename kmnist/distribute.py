@@ -1,26 +1,29 @@
-"""Choosing the `tf.distribute` strategy the model is built and trained under, and who writes the outputs.
+"""The `tf.distribute` strategy a model is built and trained under, and who writes the outputs.
 
-One device, every GPU of a machine (`mirrored`), several machines (`multi_worker`, cluster from TF_CONFIG) or a
-TPU: the same training code runs under each, and `--batch_size` is always the global batch.
+One device, every GPU of a machine (`mirrored`), several machines (`multi_worker`, cluster from
+TF_CONFIG) or a TPU: the same training code runs under each, and `--batch_size` is always the global
+batch.
 """
 
 import contextlib
-import json
-import os
 import re
 
 import tensorflow as tf
 
-from kmnist.config import STRATEGIES
-from kmnist.errors import KmnistError
+from kmnist.errors import KmnistError, one_line
 
-# Errors TensorFlow raises in a worker when a peer of a multi-worker cluster dies or stops answering.
-LOST_PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError,
-                    tf.errors.CancelledError)
+# Errors TensorFlow raises in a worker when a peer of a multi-worker cluster dies or stops
+# answering.
+LOST_PEER_ERRORS = (
+    tf.errors.UnavailableError,
+    tf.errors.DeadlineExceededError,
+    tf.errors.AbortedError,
+    tf.errors.CancelledError,
+)
 
 
 def split_cpu(replicas: int) -> None:
-  """Splits the CPU into `replicas` logical devices, so `mirrored` runs that many replicas on one machine.
+  """Splits the CPU into logical devices, so `mirrored` runs that many replicas on one machine.
 
   Must run before TensorFlow initialises its devices (its first op), so `train.run` calls it first.
   """
@@ -28,10 +31,14 @@ def split_cpu(replicas: int) -> None:
     return
   cpu = tf.config.list_physical_devices("CPU")[0]
   try:
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * replicas)
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * replicas
+    )
   except RuntimeError as e:  # TensorFlow already started in this process: its devices are fixed.
-    raise KmnistError(f"--cpu_replicas={replicas} must take effect before TensorFlow starts, but it has already "
-                      f"started in this process ({e}); run kmnist-train in a fresh process") from None
+    raise KmnistError(
+        f"--cpu_replicas={replicas} must take effect before TensorFlow starts, but it has already "
+        f"started in this process ({e}); run kmnist-train in a fresh process"
+    ) from None
 
 
 def local_devices() -> list[str]:
@@ -41,77 +48,68 @@ def local_devices() -> list[str]:
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
-  """`auto`: mirrored over this machine's devices if there is more than one (or any GPU), else the default."""
-  # Cluster strategies first: they must start before anything (even listing devices) initialises TensorFlow.
+  """The strategy named by --strategy (one of config.STRATEGIES, checked there).
+
+  `auto`: mirrored over this machine's devices if there is more than one (or any GPU), else the
+  default.
+  """
+  # Cluster strategies first: they must start before anything (even listing devices) starts
+  # TensorFlow.
   if name == "multi_worker":
-    check_tf_config(os.environ.get("TF_CONFIG"))
-    try:
-      return MultiWorkerMirroredStrategy()
-    except (tf.errors.OpError, RuntimeError) as e:  # e.g. "Could not start gRPC server": the port is taken
-      raise KmnistError(f"could not start this worker of the TF_CONFIG cluster ({first_line(e)}); check that "
-                        f"TF_CONFIG gives this machine's address with a free port, and start kmnist-train in a "
-                        f"fresh process") from None
+    return multi_worker_strategy()
   if name == "tpu":
     return tpu_strategy()
   gpus = tf.config.list_logical_devices("GPU")
-  if name == "auto":
-    many = gpus or len(local_devices()) > 1
-    return tf.distribute.MirroredStrategy(local_devices()) if many else tf.distribute.get_strategy()
-  if name == "default":
+  if name == "auto" and not (gpus or len(local_devices()) > 1):
     return tf.distribute.get_strategy()
+  if name in ("auto", "mirrored"):
+    return tf.distribute.MirroredStrategy(local_devices())
   if name == "one_device":
     return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
-  if name == "mirrored":
-    return tf.distribute.MirroredStrategy(local_devices())
-  raise KmnistError(f"--strategy={name} is not known; use one of {', '.join(STRATEGIES)}")
+  return tf.distribute.get_strategy()  # "default"
+
+
+def multi_worker_strategy() -> tf.distribute.Strategy:
+  try:
+    return MultiWorkerMirroredStrategy()
+  # e.g. "Could not start gRPC server": the port is taken.
+  except (tf.errors.OpError, RuntimeError) as e:
+    raise KmnistError(
+        f"could not start this worker of the TF_CONFIG cluster ({one_line(e)}); check that "
+        f"TF_CONFIG gives this machine's address with a free port, and start kmnist-train in a "
+        f"fresh process"
+    ) from None
 
 
 class MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
-  """TensorFlow's strategy, with a `reduce` that also takes nested values, as Keras 3's `fit` passes them.
+  """TensorFlow's strategy, with a `reduce` that takes nested values as Keras 3's `fit` passes them.
 
-  Keras 3 reduces its first input batch, an (images, labels) pair, before training, and its scalar metrics
-  along axis 0 after every step; TensorFlow's multi-worker `reduce` accepts neither, so stock Keras 3 cannot `fit`
-  under it (keras-team/keras#20585, tensorflow/tensorflow#72388). The results are checked against one device in
-  tests/test_distribute_runs.py.
+  Keras 3 reduces its first input batch, an (images, labels) pair, before training, and its scalar
+  metrics along axis 0 after every step; TensorFlow's multi-worker `reduce` accepts neither, so
+  stock Keras 3 cannot `fit` under it (keras-team/keras#20585, tensorflow/tensorflow#72388). The
+  results are checked against one device in tests/test_distribute_runs.py.
   """
 
   def reduce(self, reduce_op, value, axis=None):
     def reduce_one(v):
-      # Keras also asks for axis=0 on its scalar per-step metrics; a scalar reduces across replicas with None.
+      # Keras also asks for axis=0 on its scalar per-step metrics; a scalar reduces across replicas
+      # with None.
       scalar = tf.convert_to_tensor(self.experimental_local_results(v)[0]).shape.rank == 0
       return super(MultiWorkerMirroredStrategy, self).reduce(reduce_op, v, None if scalar else axis)
 
     return tf.nest.map_structure(reduce_one, value)
 
 
-def check_tf_config(tf_config: str | None) -> None:
-  """Fails with one line naming the problem unless TF_CONFIG is unset (one worker) or describes this worker's place.
-
-  TensorFlow's own errors for a bad TF_CONFIG are tracebacks deep in the cluster resolver, or a silent hang.
-  """
-  if not tf_config:
-    return  # TensorFlow's documented fallback: a cluster of one, this machine.
-  example = ('e.g. TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
-             '"task": {"type": "worker", "index": 0}}\'')
-  try:
-    parsed = json.loads(tf_config)
-    cluster, task = parsed["cluster"], parsed["task"]
-    task_type, index = task["type"], task["index"]
-    hosts = cluster[task_type]
-  except (ValueError, KeyError, TypeError) as e:
-    raise KmnistError(f"TF_CONFIG is not a valid cluster description ({type(e).__name__}: {e}); {example}") from None
-  if not isinstance(index, int) or not 0 <= index < len(hosts):
-    raise KmnistError(f"TF_CONFIG task index {index!r} is outside the {len(hosts)} {task_type!r} addresses of its "
-                      f"cluster; number the workers 0..{len(hosts) - 1}")
-
-
 def tpu_strategy() -> tf.distribute.Strategy:
   try:
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver.connect()
     return tf.distribute.TPUStrategy(resolver)
-  except Exception as e:  # pylint: disable=broad-except  # No TPU shows up in many ways: ValueError, NotFoundError...
-    raise KmnistError(f"--strategy=tpu: no TPU is reachable from this machine ({type(e).__name__}: {e}); "
-                      f"run on a Cloud TPU VM (or set TPU_NAME), or use --strategy=auto") from None
+  # No TPU shows up in many ways: ValueError, NotFoundError, ...
+  except Exception as e:  # pylint: disable=broad-except
+    raise KmnistError(
+        f"--strategy=tpu: no TPU is reachable from this machine ({type(e).__name__}: {e}); "
+        f"run on a Cloud TPU VM (or set TPU_NAME), or use --strategy=auto"
+    ) from None
 
 
 def cluster_task(strategy: tf.distribute.Strategy) -> tuple[str, int] | None:
@@ -123,9 +121,10 @@ def cluster_task(strategy: tf.distribute.Strategy) -> tuple[str, int] | None:
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
-  """Whether this process writes the run's outputs: always, except on the non-chief workers of a cluster.
+  """Whether this process writes the run's outputs: always, but on a cluster's non-chief workers.
 
-  The chief is the task of type `chief`, or `worker` 0 when the cluster has no `chief` (TensorFlow's rule).
+  The chief is the task of type `chief`, or `worker` 0 when the cluster has no `chief`
+  (TensorFlow's rule).
   """
   task = cluster_task(strategy)
   if task is None:
@@ -134,48 +133,13 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
   return task[0] == "chief" or (task == ("worker", 0) and not has_chief)
 
 
-def replica_batches(strategy: tf.distribute.Strategy, make_indices, to_batches, global_batch: int):
-  """Each replica's share of every global batch, ready for `fit` under `strategy`.
-
-  `make_indices()` builds the (small) dataset of index batches, `to_batches(indices)` turns it into batches of
-  (image, label); they are kept apart so that only the index pipeline is rebuilt per iterator (below), while the
-  pixels are captured once: rebuilding a pipeline that holds them costs ~1.6 s per iterator.
-
-  Replica r of R gets rows [r*B/R, (r+1)*B/R) of every global batch B, so together the replicas train on exactly
-  the batches one device would, and the summed gradients are the one-device gradients up to float rounding.
-  Every worker builds the whole seeded pipeline and keeps its replicas' rows (`distribute_datasets_from_function`).
-  """
-  if strategy.num_replicas_in_sync == 1 and cluster_task(strategy) is None:
-    # One replica gets whole batches: no splitting, and no distributed iterator between the batches and `fit`.
-    fresh_indices = tf.data.Dataset.from_tensors(0).flat_map(lambda _: make_indices())
-    return to_batches(fresh_indices)
-
-  def dataset_for_worker(context: tf.distribute.InputContext):
-    replicas = context.num_replicas_in_sync
-    per_replica = context.get_per_replica_batch_size(global_batch)
-    local = replicas // context.num_input_pipelines
-    first = context.input_pipeline_id * local
-
-    def split(images, labels):
-      def rows(t):
-        return tf.reshape(t, [replicas, per_replica, *t.shape[1:]])[first:first + local]
-      return tf.data.Dataset.from_tensor_slices((rows(images), rows(labels)))
-
-    # Built inside flat_map, so each iterator gets a fresh pipeline that starts the same seeded order. Keras opens
-    # an extra iterator before training under a strategy; on one dataset object that would advance the reshuffle
-    # seed, and the replicas would train on another order than the single-device run.
-    fresh_indices = tf.data.Dataset.from_tensors(0).flat_map(lambda _: make_indices())
-    return to_batches(fresh_indices).flat_map(split).prefetch(tf.data.AUTOTUNE)
-
-  return strategy.distribute_datasets_from_function(dataset_for_worker)
-
-
 @contextlib.contextmanager
 def lost_peers_reported(strategy: tf.distribute.Strategy):
-  """In a cluster, turns the errors TensorFlow raises when a peer dies into one line naming the peer.
+  """In a cluster, turns TensorFlow's errors when a peer dies into one line naming the peer.
 
-  TensorFlow's coordination service notices a dead worker when its heartbeats stop for 10 s (its default) and
-  aborts every collective operation on the other workers; a dead chief is noticed as soon as the connection drops.
+  TensorFlow's coordination service notices a dead worker when its heartbeats stop for 10 s (its
+  default) and aborts every collective operation on the other workers; a dead chief is noticed as
+  soon as the connection drops.
   """
   try:
     yield
@@ -185,30 +149,26 @@ def lost_peers_reported(strategy: tf.distribute.Strategy):
       raise
     peer = lost_peer(str(e), own_task=task) or "another worker"
     # TensorFlow's first line is often just "Graph execution error:"; its log above has the details.
-    raise KmnistError(f"lost {peer} of the multi-worker cluster ({type(e).__name__}), so training cannot go on; "
-                      f"every worker must run until the end: restart all of them") from None
+    raise KmnistError(
+        f"lost {peer} of the multi-worker cluster ({type(e).__name__}), so training cannot go on; "
+        f"every worker must run until the end: restart all of them"
+    ) from None
 
 
 def lost_peer(message: str, own_task: tuple[str, int]) -> str | None:
-  """The first task named in a TensorFlow error message that is not this process, e.g. "/job:worker/task:1"."""
+  """The first task a TensorFlow error names that is not this process: "/job:worker/task:1"."""
   for job, index in re.findall(r"/job:(\w+)/replica:\d+/task:(\d+)", message):
     if (job, int(index)) != tuple(own_task):
       return f"/job:{job}/task:{index}"
   return None
 
 
-def first_line(error: Exception) -> str:
-  """TensorFlow's error text, first line only, without its graph-node prefix."""
-  text = getattr(error, "message", None) or str(error)
-  text = re.sub(r"\{\{[^}]*\}\}\s*", "", text).strip()
-  return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"
-
-
 def check_global_batch(batch_size: int, strategy: tf.distribute.Strategy) -> int:
-  """Returns the per-replica batch; the global batch must split evenly so every replica does equal work."""
+  """The per-replica batch; the global batch must split evenly, so every replica does equal work."""
   replicas = strategy.num_replicas_in_sync
   if batch_size % replicas:
     raise KmnistError(
-        f"--batch_size={batch_size} is the global batch and must be divisible by the {replicas} replicas "
-        f"of this strategy; use a multiple of {replicas}")
+        f"--batch_size={batch_size} is the global batch and must be divisible by the {replicas} "
+        f"replicas of this strategy; use a multiple of {replicas}"
+    )
   return batch_size // replicas

@@ -1,4 +1,9 @@
-"""Atomic file and directory writes: a reader (or a crash) never sees a half-written output."""
+"""Files on disk: atomic writes, TF Serving's `<base>/<version>/` directories, writable paths.
+
+A reader (TF Serving, a rerun, a crash) never sees a half-written output: files are written to a
+temporary sibling and renamed, version directories are filled under a hidden name and renamed when
+complete, and an existing version is never replaced.
+"""
 
 import contextlib
 import json
@@ -10,7 +15,6 @@ from pathlib import Path
 from kmnist.errors import KmnistError
 
 
-
 def _umask() -> int:
   mask = os.umask(0)  # umask can only be read by setting it; put it straight back
   os.umask(mask)
@@ -18,12 +22,14 @@ def _umask() -> int:
 
 
 def write_bytes_atomic(path, data: bytes) -> Path:
-  """Writes `data` to `path` via a temporary sibling and a rename, so `path` is either old or complete."""
+  """Writes `data` via a temporary sibling and a rename: `path` is either old or complete."""
   path = Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
   try:
-    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes owner-only files; outputs get the usual permissions
+    os.fchmod(
+        fd, 0o666 & ~_umask()
+    )  # mkstemp makes owner-only files; outputs get the usual permissions
     with os.fdopen(fd, "wb") as f:
       f.write(data)
       f.flush()
@@ -46,7 +52,7 @@ def write_json_atomic(path, obj) -> Path:
 
 @contextlib.contextmanager
 def atomic_directory(final_path):
-  """Yields a temporary sibling directory to fill; renames it to `final_path` only if the block succeeds.
+  """Yields a temporary sibling to fill; renames it to `final_path` if the block succeeds.
 
   The temporary name starts with '.', so TensorFlow Serving (which watches integer-named version
   directories) never picks up a partial export. An existing `final_path` is never replaced.
@@ -54,8 +60,14 @@ def atomic_directory(final_path):
   final_path = Path(final_path)
   final_path.parent.mkdir(parents=True, exist_ok=True)
   remove_abandoned_temporaries(final_path)
-  tmp = Path(tempfile.mkdtemp(prefix=f".{final_path.name}.{os.getpid()}.", suffix=".tmp", dir=final_path.parent))
-  tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it owner-only; a server running as another user must read it
+  tmp = Path(
+      tempfile.mkdtemp(
+          prefix=f".{final_path.name}.{os.getpid()}.", suffix=".tmp", dir=final_path.parent
+      )
+  )
+  tmp.chmod(
+      0o777 & ~_umask()
+  )  # mkdtemp makes it owner-only; a server running as another user must read it
   try:
     yield tmp
     if final_path.exists():  # os.rename would silently replace an empty directory.
@@ -67,9 +79,9 @@ def atomic_directory(final_path):
 
 
 def remove_abandoned_temporaries(final_path: Path) -> None:
-  """Deletes temporaries left for `final_path` by writers that were killed (their process no longer exists)."""
+  """Deletes temporaries left for `final_path` by writers whose process no longer exists."""
   for leftover in final_path.parent.glob(f".{final_path.name}.*.tmp"):
-    pid = leftover.name[len(final_path.name) + 2:].split(".")[0]
+    pid = leftover.name[len(final_path.name) + 2 :].split(".")[0]
     if pid.isdigit() and not _process_exists(int(pid)):
       shutil.rmtree(leftover, ignore_errors=True)
 
@@ -84,21 +96,56 @@ def _process_exists(pid: int) -> bool:
   return True
 
 
-def check_writable_directory(path, flag: str) -> None:
-  """Fails, naming `flag`, unless `path` is (or can be created as) a directory this process can write into.
+def existing_versions(base) -> list[int]:
+  """The integer version directories under `base`, ascending (TF Serving serves the highest)."""
+  base = Path(base)
+  if not base.is_dir():
+    return []
+  return sorted(int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit())
 
-  Checked before any work starts, so a typo costs a second, not a training run. Writes nothing that stays: the
-  probe file is created and removed in the nearest existing ancestor.
+
+def free_version(bases, version: int | None = None) -> int:
+  """`version` if it is free under every base, or the next free number of them all when it is None.
+
+  One number names a run's exports in every base (saved_model/ and tflite/), so the default is one
+  past the highest version found in any of them. Raises KmnistError naming the taken directory.
+  """
+  bases = [Path(base) for base in bases]
+  if version is None:
+    return max((existing_versions(base)[-1:] or [0])[0] for base in bases) + 1
+  for base in bases:
+    taken = base / str(version)
+    if taken.exists():
+      raise KmnistError(
+          f"--export_version={version}: {taken} already exists and is never overwritten; pick "
+          f"another version or leave --export_version unset for the next free one"
+      )
+  return version
+
+
+def is_saved_model(path) -> bool:
+  return (Path(path) / "saved_model.pb").is_file()
+
+
+def check_writable_directory(path, flag: str) -> None:
+  """Fails, naming `flag`, unless `path` is (or can become) a directory this process can write.
+
+  Checked before any work starts, so a typo costs a second, not a training run. Writes nothing that
+  stays: the probe file is created and removed in the nearest existing ancestor.
   """
   existing = Path(path).expanduser().absolute()
   while not existing.exists():
     existing = existing.parent
   if not existing.is_dir():
-    raise KmnistError(f"{flag}={path} cannot be a directory: {existing} is a file; give a directory path")
+    raise KmnistError(
+        f"{flag}={path} cannot be a directory: {existing} is a file; give a directory path"
+    )
   try:
     fd, probe = tempfile.mkstemp(prefix=".kmnist-write-probe-", dir=existing)
     os.close(fd)
     os.unlink(probe)
   except OSError as e:
-    raise KmnistError(f"{flag}={path} is not writable ({e.strerror} in {existing}); "
-                      f"give a directory you can write to") from None
+    raise KmnistError(
+        f"{flag}={path} is not writable ({e.strerror} in {existing}); "
+        f"give a directory you can write to"
+    ) from None

@@ -1,6 +1,7 @@
-"""MANIFEST.json: what produced an export (versions, flags, accuracy) and the sha256 of every file it wrote."""
+"""MANIFEST.json: what made an export (versions, flags, accuracy) and the sha256 of every file."""
 
 import hashlib
+import json
 import os
 import platform
 from importlib import metadata
@@ -33,7 +34,11 @@ def file_hashes(paths, root: Path) -> dict:
     path = Path(path)
     for f in sorted(path.rglob("*")) if path.is_dir() else [path]:
       if f.is_file():
-        name = os.path.relpath(f, root) if f.resolve().is_relative_to(root.resolve()) else str(f.resolve())
+        name = (
+            os.path.relpath(f, root)
+            if f.resolve().is_relative_to(root.resolve())
+            else str(f.resolve())
+        )
         hashes[name] = sha256(f)
   return hashes
 
@@ -52,9 +57,10 @@ def write_manifest(directory, metrics: dict, config: dict, outputs) -> Path:
 
 def changed_files(directory) -> list[str]:
   """Files listed in `directory`'s manifest that are missing or whose sha256 differs."""
-  import json
-
   directory = Path(directory)
   listed = json.loads((directory / MANIFEST).read_text())["files"]
-  return [name for name, digest in listed.items()
-          if not (directory / name).is_file() or sha256(directory / name) != digest]
+  return [
+      name
+      for name, digest in listed.items()
+      if not (directory / name).is_file() or sha256(directory / name) != digest
+  ]

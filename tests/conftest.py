@@ -1,4 +1,5 @@
-"""Shared fixtures: small learnable synthetic data for fast tests, the real vendored MNIST for slow ones."""
+"""Shared fixtures: small learnable synthetic data for fast tests, the real vendored MNIST for
+slow ones."""
 
 import os
 import socket
@@ -9,11 +10,15 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from kmnist import data  # noqa: E402
+import keras  # noqa: E402
+
+from kmnist import data, models, train  # noqa: E402
+from kmnist.config import TrainConfig  # noqa: E402
 
 
 def synthetic_split(n: int, seed: int) -> data.Split:
-  """Digits-like data a softmax regression can learn: one fixed random stroke pattern per class, plus noise."""
+  """Digits-like data a softmax regression can learn: one fixed random stroke pattern per class,
+  plus noise."""
   prototypes = np.random.RandomState(1234).rand(data.NUM_CLASSES, *data.IMAGE_SHAPE) < 0.2
   rng = np.random.RandomState(seed)
   labels = rng.randint(0, data.NUM_CLASSES, n).astype(np.int64)
@@ -22,8 +27,11 @@ def synthetic_split(n: int, seed: int) -> data.Split:
 
 
 def make_synthetic_datasets() -> data.Datasets:
-  return data.Datasets(train=synthetic_split(2000, 1), validation=synthetic_split(200, 2),
-                       test=synthetic_split(500, 3))
+  return data.Datasets(
+      train=synthetic_split(2000, 1),
+      validation=synthetic_split(200, 2),
+      test=synthetic_split(500, 3),
+  )
 
 
 @pytest.fixture(scope="session")
@@ -32,11 +40,24 @@ def synthetic_datasets() -> data.Datasets:
 
 
 @pytest.fixture(scope="session")
-def trained_model(synthetic_datasets):
-  """A softmax regression fitted for one epoch on the synthetic digits (read-only: tests share it)."""
-  from kmnist import model as model_lib
+def trained_models(synthetic_datasets) -> dict:
+  """Every model fitted for one short epoch on the synthetic digits (read-only: shared)."""
+  fitted = {}
+  train = synthetic_datasets.train
+  for name in ("mlp", "cnn"):
+    keras.utils.set_random_seed(0)
+    config = TrainConfig(model=name, steps=40, warmup_steps=5, eval_every=40)
+    model = models.compile_model(models.build(name), config)
+    model.fit(train.images / 255.0, np.eye(10)[train.labels], epochs=1, batch_size=50, verbose=0)
+    fitted[name] = model
+  return fitted
 
-  model = model_lib.compile_model(model_lib.build_model(), learning_rate=0.5)
+
+@pytest.fixture(scope="session")
+def trained_model(synthetic_datasets):
+  """A softmax regression fitted for one epoch on the synthetic digits (read-only: tests share
+  it)."""
+  model = models.compile_model(models.build(), TrainConfig())
   train = synthetic_datasets.train
   model.fit(train.images / 255.0, np.eye(10)[train.labels], epochs=1, batch_size=100, verbose=0)
   return model
@@ -46,22 +67,42 @@ class NetworkAccessError(AssertionError):
   pass
 
 
-def _refuse(*args, **kwargs):
-  raise NetworkAccessError(f"test tried to reach the network: {args!r}")
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def _loopback_only(original, address_of):
+  """`original`, refusing any address but this machine's: the tests' own servers and clusters run
+  on 127.0.0.1, and nothing else may be reached."""
+
+  def guarded(*args, **kwargs):
+    address = address_of(*args)
+    host = address[0] if isinstance(address, tuple) else address
+    if host not in LOOPBACK:
+      raise NetworkAccessError(f"test tried to reach the network: {address!r}")
+    return original(*args, **kwargs)
+
+  return guarded
 
 
 @pytest.fixture(scope="session")
 def no_network():
-  """Any socket connection fails loudly: proves a code path is offline."""
-  with mock.patch.object(socket.socket, "connect", _refuse), \
-       mock.patch.object(socket, "create_connection", _refuse), \
-       mock.patch.object(socket, "getaddrinfo", _refuse):
+  """Any socket connection beyond 127.0.0.1 fails loudly: proves a code path is offline."""
+  with (
+      mock.patch.object(
+          socket.socket, "connect", _loopback_only(socket.socket.connect, lambda s, a: a)
+      ),
+      mock.patch.object(
+          socket, "create_connection", _loopback_only(socket.create_connection, lambda a, *_: a)
+      ),
+      mock.patch.object(socket, "getaddrinfo", _loopback_only(socket.getaddrinfo, lambda h, *_: h)),
+  ):
     yield
 
 
 @pytest.fixture(scope="session")
 def real_data_dir(tmp_path_factory, no_network) -> str:
-  """A TFDS data_dir with `mnist` prepared from the files vendored in kmnist, with the network refused."""
+  """A TFDS data_dir with `mnist` prepared from the files vendored in kmnist, with the network
+  refused."""
   data_dir = str(tmp_path_factory.mktemp("tensorflow_datasets"))
   data.load(data_dir=data_dir)  # Prepares once per session (~13 s).
   return data_dir
@@ -75,8 +116,20 @@ def real_datasets(real_data_dir) -> data.Datasets:
 @pytest.fixture(scope="session")
 def real_run(tmp_path_factory, real_data_dir):
   """A default kmnist-train run (seed 0) on the real MNIST, into temporary directories."""
-  from kmnist import train
-  from kmnist.config import TrainConfig
-
   tmp = tmp_path_factory.mktemp("real_run")
-  return train.run(TrainConfig(data_dir=real_data_dir, model_dir=str(tmp / "run"), export_dir=str(tmp / "exported")))
+  return train.run(
+      TrainConfig(
+          data_dir=real_data_dir, model_dir=str(tmp / "run"), export_dir=str(tmp / "exported")
+      )
+  )
+
+
+REAL_DATA_FIXTURES = {"real_data_dir", "real_datasets", "real_run"}
+
+
+def pytest_collection_modifyitems(items):
+  """The tests on the real data share one xdist worker, which prepares it once."""
+  for item in items:
+    real = REAL_DATA_FIXTURES & set(getattr(item, "fixturenames", ()))
+    if real and not item.get_closest_marker("xdist_group"):  # a group of its own may run alongside
+      item.add_marker(pytest.mark.xdist_group("real_data"))

@@ -1,7 +1,11 @@
-"""Test helpers: read the PNGs kmnist draws, and find in them the colour of each cell of each image drawn."""
+"""Test helpers: read the PNGs kmnist draws, find in them the colour of each cell of each image
+drawn, and make logits with a chosen share of right answers."""
 
 import numpy as np
 from PIL import Image
+
+from kmnist.data import NUM_CLASSES
+from kmnist.visualize import figures
 
 
 def read_rgb(path) -> np.ndarray:
@@ -11,10 +15,12 @@ def read_rgb(path) -> np.ndarray:
 
 
 def cell_colours(fig, png: np.ndarray) -> dict[str, np.ndarray]:
-  """{axes title: RGB [rows, cols, 3] sampled at the centre of each cell} for every 28x28 image in `fig`.
+  """{axes title: RGB [rows, cols, 3] sampled at the centre of each cell} for every map in `fig`
+  (every image of at most 28x28 cells).
 
-  `png` must be `fig` saved at its own dpi (as kmnist.visualize.save_png does), so the figure's layout in
-  display pixels is the PNG's layout, with y flipped (display y grows upwards, PNG rows downwards).
+  `png` must be `fig` saved at its own dpi (as kmnist.figures.save_png does), so the figure's layout
+  in display pixels is the PNG's layout, with y flipped (display y grows upwards, PNG rows
+  downwards).
   """
   fig.canvas.draw()
   height = png.shape[0]
@@ -22,7 +28,7 @@ def cell_colours(fig, png: np.ndarray) -> dict[str, np.ndarray]:
   for ax in fig.axes:
     for image in ax.images:
       rows, cols = image.get_array().shape[:2]
-      if (rows, cols) != (28, 28):
+      if rows > 28 or cols > 28:
         continue
       box = image.get_window_extent()
       ys = box.y1 - (np.arange(rows) + 0.5) * box.height / rows  # Row 0 is drawn at the top.
@@ -31,14 +37,39 @@ def cell_colours(fig, png: np.ndarray) -> dict[str, np.ndarray]:
   return cells
 
 
-def assert_red_negative_blue_positive(colours: np.ndarray, weights: np.ndarray, limit: float) -> int:
-  """Every weight clearly away from 0 is drawn reddish if negative, bluish if positive. Returns how many were checked.
+def assert_red_negative_blue_positive(
+    colours: np.ndarray, weights: np.ndarray, limit: float
+) -> int:
+  """Every weight clearly away from 0 is drawn reddish if negative, bluish if positive. Returns how
+  many were checked.
 
-  `limit` is the colour scale's end (|weight| drawn darkest); weights within 5 % of it from 0 are near white,
-  where 8-bit colours stop telling the sign.
+  `limit` is the colour scale's end (|weight| drawn darkest); weights within 5 % of it from 0 are
+  near white, where 8-bit colours stop telling the sign.
   """
   red, blue = colours[..., 0].astype(int), colours[..., 2].astype(int)
   clear = np.abs(weights) > 0.05 * limit
   np.testing.assert_array_equal((blue > red)[clear], (weights > 0)[clear])
   np.testing.assert_array_equal((red > blue)[clear], (weights < 0)[clear])
   return int(clear.sum())
+
+
+def png_size(size_inches) -> tuple[int, int]:
+  """(height, width) in pixels of a figure of `size_inches` (width, height) saved by kmnist."""
+  return round(size_inches[1] * figures.DPI), round(size_inches[0] * figures.DPI)
+
+
+def assert_real_picture(path, size_inches):
+  assert path.stat().st_size > 0
+  pixels = read_rgb(path)
+  assert pixels.shape[:2] == png_size(size_inches)
+  assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50  # Drawn content, not a blank canvas.
+
+
+def random_logits(labels: np.ndarray, right: float, seed=0) -> np.ndarray:
+  """Logits that pick the true label for about `right` of the examples and a random digit
+  otherwise."""
+  rng = np.random.RandomState(seed)
+  logits = rng.randn(len(labels), NUM_CLASSES).astype(np.float32)
+  picks = np.where(rng.rand(len(labels)) < right, labels, rng.randint(0, NUM_CLASSES, len(labels)))
+  logits[np.arange(len(labels)), picks] += 4.0
+  return logits

@@ -1,6 +1,8 @@
-"""kmnist-train with conftest's synthetic digits in place of MNIST, for tests that run the CLI in subprocesses.
+"""kmnist-train with conftest's synthetic digits in place of MNIST, for tests that run the CLI in
+subprocesses.
 
-Everything else is the real command: flags, strategy, training, export, error handling and exit codes.
+Everything else is the real command: flags, strategy, training, export, error handling and exit
+codes.
     python tests/synthetic_cli.py --strategy=mirrored --cpu_replicas=2 --steps=60 ...
 """
 
@@ -9,9 +11,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # for conftest
 
+from kmnist import data  # noqa: E402
+from kmnist.cli import train as train_cli  # noqa: E402
+
 from conftest import make_synthetic_datasets  # noqa: E402
-from kmnist import data, train  # noqa: E402
 
 if __name__ == "__main__":
   data.load = lambda data_dir=None, manual_dir=None: make_synthetic_datasets()
-  train.cli()
+  train_cli.cli()

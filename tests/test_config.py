@@ -1,128 +1,190 @@
-"""Flag parsing and validation: bad values stop with one line naming the flag, before any data is touched."""
+"""TrainConfig: bad values and paths stop with one line naming the flag, before any data is
+touched."""
 
-import os
-import subprocess
-import sys
+import dataclasses
+import json
+import re
 
 import pytest
-from absl import flags
 
-from kmnist import train
-from kmnist.config import TrainConfig
+from kmnist import mnist_files
+from kmnist.config import SCHEDULE_FIELDS, SCHEDULES, TrainConfig, check_tf_config
 from kmnist.errors import KmnistError
 
 
-def parse(argv) -> TrainConfig:
-  fv = flags.FlagValues()
-  train.define_flags(fv)
-  fv(["kmnist-train"] + argv)
-  return train.config_from_flags(fv)
-
-
-def test_defaults_are_the_tutorials_schedule():
-  config = parse([])
-  assert (config.steps, config.batch_size, config.learning_rate, config.seed) == (1000, 100, 0.5, 0)
-  assert config == TrainConfig()
-
-
-def test_pictures_are_on_by_default_and_novisualize_turns_them_off():
-  assert parse([]).visualize is True
-  assert parse(["--novisualize"]).visualize is False
-def test_tflite_flag_picks_variants_in_order():
-  assert parse([]).tflite == ("float", "dynamic", "int8")
-  assert parse(["--tflite=int8,float"]).tflite == ("int8", "float")
-
-
-def test_flagfile_sets_flags(tmp_path):
-  flagfile = tmp_path / "run.flags"
-  flagfile.write_text("--steps=200\n--learning_rate=0.1\n--strategy=mirrored\n")
-  config = parse([f"--flagfile={flagfile}"])
-  assert (config.steps, config.learning_rate, config.strategy) == (200, 0.1, "mirrored")
-
-
-@pytest.mark.parametrize("overrides, flag", [
-    (dict(steps=0), "--steps=0"),
-    (dict(steps=-5), "--steps=-5"),
-    (dict(batch_size=0), "--batch_size=0"),
-    (dict(learning_rate=0.0), "--learning_rate=0.0"),
-    (dict(learning_rate=-0.5), "--learning_rate=-0.5"),
-    (dict(learning_rate=float("nan")), "--learning_rate=nan"),
-    (dict(strategy="tpu9"), "--strategy=tpu9"),
-    (dict(eval_every=300), "--eval_every=300"),
-    (dict(steps_per_execution=0), "--steps_per_execution=0"),
-    (dict(export_version=0), "--export_version=0"),
-    (dict(seed=-1), "--seed=-1"),
-    (dict(tflite=("float", "int4")), "--tflite=float,int4: 'int4' is not a TFLite variant"),
-    (dict(tflite=()), "--tflite= names no TFLite variant"),
-    (dict(tflite=("int8", "int8")), "--tflite=int8,int8 names a variant twice"),
-    (dict(cpu_replicas=0), "--cpu_replicas=0 must be a positive integer"),
-    (dict(cpu_replicas=2, strategy="default"), "--cpu_replicas=2 needs --strategy=mirrored or auto"),
-    (dict(cpu_replicas=2, strategy="multi_worker"), "--cpu_replicas=2 needs --strategy=mirrored or auto"),
-])
+@pytest.mark.parametrize(
+    "overrides, flag",
+    [
+        (dict(steps=0), "--steps=0"),
+        (dict(steps=-5), "--steps=-5"),
+        (dict(batch_size=0), "--batch_size=0"),
+        (dict(learning_rate=0.0), "--learning_rate=0.0"),
+        (dict(learning_rate=-0.5), "--learning_rate=-0.5"),
+        (dict(learning_rate=float("nan")), "--learning_rate=nan"),
+        (dict(strategy="tpu9"), "--strategy=tpu9 is not known"),
+        (dict(eval_every=300), "--eval_every=300"),
+        (dict(steps_per_execution=0), "--steps_per_execution=0"),
+        (dict(export_version=0), "--export_version=0"),
+        (dict(seed=-1), "--seed=-1"),
+        (dict(tflite=("float", "int4")), "--tflite=float,int4: 'int4' is not a TFLite variant"),
+        (dict(tflite=()), "--tflite= names no TFLite variant"),
+        (dict(tflite=("int8", "int8")), "--tflite=int8,int8 names a variant twice"),
+        (dict(cpu_replicas=0), "--cpu_replicas=0 must be a positive integer"),
+        (
+            dict(cpu_replicas=2, strategy="default"),
+            "--cpu_replicas=2 needs --strategy=mirrored or auto",
+        ),
+        (
+            dict(cpu_replicas=2, strategy="multi_worker"),
+            "--cpu_replicas=2 needs --strategy=mirrored or auto",
+        ),
+    ],
+)
 def test_invalid_values_name_the_flag(overrides, flag):
   with pytest.raises(KmnistError, match=flag):
     TrainConfig(**overrides).validate()
 
 
-def test_strategies_and_cpu_replicas_parse():
-  config = parse(["--strategy=mirrored", "--cpu_replicas=2"])
-  assert (config.strategy, config.cpu_replicas) == ("mirrored", 2)
-  assert parse(["--strategy=multi_worker"]).strategy == "multi_worker"
-  assert parse([]).cpu_replicas == 1
+def test_the_defaults_are_the_tutorials_schedule_and_valid():
+  config = TrainConfig().validate()
+  assert (config.steps, config.batch_size, config.learning_rate, config.seed) == (1000, 100, 0.5, 0)
+  assert config.resume_values() == {
+      "model": "softmax",
+      "augment": False,
+      "steps": 1000,
+      "batch_size": 100,
+      "optimizer": "sgd",
+      "learning_rate": 0.5,
+      "lr_schedule": "constant",
+      "warmup_steps": 0,
+      "seed": 0,
+      "eval_every": 100,
+  }
 
 
-def run_cli(*args, timeout=60, env=None):
-  return subprocess.run([sys.executable, "-m", "kmnist.train", *args], capture_output=True, text=True,
-                        timeout=timeout, env=env)
+def in_tmp(tmp_path, **overrides) -> TrainConfig:
+  paths = dict(
+      data_dir=str(tmp_path / "data"),
+      model_dir=str(tmp_path / "run"),
+      export_dir=str(tmp_path / "exported"),
+  )
+  return TrainConfig(**{**paths, **overrides})
 
 
-@pytest.mark.parametrize("arg, expected", [
-    ("--steps=0", "--steps=0 must be a positive integer"),
-    ("--learning_rate=-1", "--learning_rate=-1.0 must be a positive"),
-    ("--batch_size=0", "--batch_size=0 must be a positive integer"),
-    ("--strategy=tpu9", "flag --strategy=tpu9: value should be one of"),
-    ("--no_such_flag=1", "Unknown command line flag 'no_such_flag'"),
-    ("--tflite=float,fp16", "--tflite=float,fp16: 'fp16' is not a TFLite variant; use a comma-separated list of"),
-])
-def test_cli_rejects_bad_flags_before_touching_data(tmp_path, arg, expected):
-  data_dir, model_dir, export_dir = tmp_path / "data", tmp_path / "run", tmp_path / "exported"
-  result = run_cli(arg, f"--data_dir={data_dir}", f"--model_dir={model_dir}", f"--export_dir={export_dir}")
-  assert result.returncode != 0
-  assert expected in result.stderr
-  assert "Traceback" not in result.stderr
-  assert not data_dir.exists() and not model_dir.exists() and not export_dir.exists()
+def test_check_paths_refuses_files_unwritable_dirs_and_taken_versions(tmp_path):
+  a_file = tmp_path / "a_file"
+  a_file.write_text("")
+  (tmp_path / "exported" / "tflite" / "3").mkdir(parents=True)
+  taken = tmp_path / "exported" / "tflite" / "3"
+  cases = [
+      (
+          dict(model_dir=str(a_file)),
+          f"--model_dir={a_file} cannot be a directory: {a_file} is a file",
+      ),
+      (
+          dict(export_dir=str(a_file / "sub")),
+          f"--export_dir={a_file / 'sub'} cannot be a directory",
+      ),
+      (
+          dict(data_dir="/proc/1/kmnist"),
+          "--data_dir=/proc/1/kmnist is not writable (",
+      ),
+      (
+          dict(export_version=3),
+          f"--export_version=3: {taken} already exists and is never overwritten",
+      ),
+  ]
+  for overrides, message in cases:
+    with pytest.raises(KmnistError) as error:
+      in_tmp(tmp_path, **overrides).check_paths()
+    assert message in str(error.value)
+  assert sorted(p.name for p in tmp_path.iterdir()) == [
+      "a_file",
+      "exported",
+  ]  # the checks wrote nothing
 
 
-@pytest.mark.parametrize("tf_config, strategy, expected", [
-    ('{"cluster": {"worker": ["127.0.0.1:1"]}', "multi_worker", "TF_CONFIG is not a valid cluster description"),
-    ('{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 1}}', "multi_worker",
-     "TF_CONFIG task index 1 is outside the 1 'worker' addresses"),
-    ("", "tpu", "--strategy=tpu: no TPU is reachable from this machine"),
-])
-def test_cli_refuses_a_cluster_it_cannot_join_before_touching_data(tmp_path, tf_config, strategy, expected):
-  env = dict(os.environ, TF_CONFIG=tf_config)
-  env.pop("TPU_NAME", None)
-  data_dir, model_dir, export_dir = tmp_path / "data", tmp_path / "run", tmp_path / "exported"
-  result = run_cli(f"--strategy={strategy}", f"--data_dir={data_dir}", f"--model_dir={model_dir}",
-                   f"--export_dir={export_dir}", env=env)
-  assert result.returncode == 2
-  assert f"kmnist-train: error: {expected}" in result.stderr
-  assert "Traceback" not in result.stderr
-  assert not data_dir.exists() and not model_dir.exists() and not export_dir.exists()
+def test_check_paths_checks_a_manual_dir_even_when_the_data_is_prepared(tmp_path):
+  with pytest.raises(
+      KmnistError, match=f"MNIST file {tmp_path / mnist_files.MNIST_FILES[0]} is missing"
+  ):
+    in_tmp(tmp_path, manual_dir=str(tmp_path)).check_paths()
+  assert in_tmp(tmp_path).check_paths().export_bases() == [
+      tmp_path / "exported" / "saved_model",
+      tmp_path / "exported" / "tflite",
+  ]
 
 
-def test_batch_not_divisible_by_replicas_is_refused_before_data(tmp_path):
-  class ThreeReplicas:
-    num_replicas_in_sync = 3
+def tf_config(index, workers=2, task_type="worker"):
+  return json.dumps(
+      {
+          "cluster": {"worker": [f"127.0.0.1:{2000 + i}" for i in range(workers)]},
+          "task": {"type": task_type, "index": index},
+      }
+  )
 
-  config = TrainConfig(data_dir=str(tmp_path / "data"), model_dir=str(tmp_path / "run"))
-  with pytest.raises(KmnistError, match="--batch_size=100 is the global batch and must be divisible by the 3"):
-    train.run(config, strategy_override=ThreeReplicas())
-  assert not (tmp_path / "data").exists()
+
+def test_tf_config_is_checked_before_tensorflow_sees_it():
+  check_tf_config(None)  # unset: one worker, TensorFlow's fallback
+  check_tf_config(tf_config(1))
+  with pytest.raises(
+      KmnistError, match="TF_CONFIG is not a valid cluster description .* e.g. TF_CONFIG="
+  ):
+    check_tf_config("{'cluster': ")
+  with pytest.raises(KmnistError, match="TF_CONFIG is not a valid cluster description .*'task'"):
+    check_tf_config(json.dumps({"cluster": {"worker": ["a:1"]}}))
+  with pytest.raises(KmnistError, match="TF_CONFIG is not a valid cluster description .*'chief'"):
+    check_tf_config(tf_config(0, task_type="chief"))
+  with pytest.raises(
+      KmnistError, match="TF_CONFIG task index 2 is outside the 2 'worker' addresses"
+  ):
+    check_tf_config(tf_config(2))
 
 
-def test_helpfull_lists_the_flags():
-  result = run_cli("--helpfull")  # absl exits 1 after printing help; the text is what matters.
-  for name in ("--steps", "--batch_size", "--learning_rate", "--strategy", "--data_dir", "--manual_dir",
-               "--export_dir", "--tflite", "--flagfile"):
-    assert name in result.stdout
+def test_each_model_brings_its_schedule_and_flags_override_it():
+  cnn = TrainConfig(model="cnn")
+  assert (cnn.optimizer, cnn.lr_schedule, cnn.model_dir) == ("adam", "cosine", "runs/kmnist-cnn")
+  augmented = TrainConfig(model="cnn", augment=True)
+  assert augmented.steps > cnn.steps and augmented.model_dir == "runs/kmnist-cnn-augment"
+  mine = TrainConfig(model="cnn", steps=1000, learning_rate=0.01, model_dir="runs/mine")
+  assert (mine.steps, mine.learning_rate, mine.batch_size, mine.model_dir) == (
+      1000,
+      0.01,
+      cnn.batch_size,
+      "runs/mine",
+  )
+  tutorial = TrainConfig()
+  assert (tutorial.optimizer, tutorial.lr_schedule, tutorial.model_dir) == (
+      "sgd",
+      "constant",
+      "runs/kmnist",
+  )
+  for (model, augment), schedule in SCHEDULES.items():
+    config = TrainConfig(model=model, augment=augment).validate()
+    assert config.steps % config.eval_every == 0 and config.warmup_steps < config.steps
+    assert {name: getattr(config, name) for name in SCHEDULE_FIELDS} == dataclasses.asdict(schedule)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(model="resnet"), "--model=resnet is not known; use one of softmax, mlp, cnn"),
+        (dict(optimizer="rmsprop"), "--optimizer=rmsprop is not known; use one of sgd, adam"),
+        (dict(lr_schedule="step"), "--lr_schedule=step is not known; use one of constant, cosine"),
+        (
+            dict(warmup_steps=10),
+            "--warmup_steps=10 must be at least 0 and below --steps=1000, and needs",
+        ),
+        (
+            dict(model="cnn", warmup_steps=5000),
+            "--warmup_steps=5000 must be at least 0 and below --steps",
+        ),
+        (
+            dict(model="cnn", learning_rate=-1.0),
+            "must be a positive, finite number (the default for --model=cnn is",
+        ),
+    ],
+)
+def test_bad_schedules_name_the_flag(overrides, message):
+  with pytest.raises(KmnistError, match=re.escape(message)):
+    TrainConfig(**overrides).validate()

@@ -1,3 +1,6 @@
+"""Users' pictures and arrays turned into MNIST digits: fitted, centred and inverted as MNIST's
+were; bad files named."""
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -44,10 +47,13 @@ def test_transparent_background_counts_as_paper(tmp_path):
   assert digit.max() > 200 and digit[0, 0] == 0  # white ink, black background
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"not a picture", "not a readable image"),
-    (None, "no such file"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"not a picture", "not a readable image"),
+        (None, "no such file"),
+    ],
+)
 def test_unreadable_files_are_named(tmp_path, content, message):
   path = tmp_path / "x.png"
   if content is not None:
@@ -65,22 +71,28 @@ def test_blank_and_tiny_pictures_are_refused(tmp_path):
     images.load_png(tmp_path / "tiny.png")
 
 
-@pytest.mark.parametrize("array, expected", [
-    (np.full((28, 28), 7, np.uint8), np.full((1, 28, 28), 7, np.uint8)),
-    (np.ones((3, 784), np.float32), np.full((3, 28, 28), 255, np.uint8)),
-    (np.zeros((2, 28, 28), np.int64), np.zeros((2, 28, 28), np.uint8)),
-])
+@pytest.mark.parametrize(
+    "array, expected",
+    [
+        (np.full((28, 28), 7, np.uint8), np.full((1, 28, 28), 7, np.uint8)),
+        (np.ones((3, 784), np.float32), np.full((3, 28, 28), 255, np.uint8)),
+        (np.zeros((2, 28, 28), np.int64), np.zeros((2, 28, 28), np.uint8)),
+    ],
+)
 def test_npy_shapes_and_scales(tmp_path, array, expected):
   np.save(tmp_path / "a.npy", array)
   np.testing.assert_array_equal(images.load_npy(tmp_path / "a.npy"), expected)
 
 
-@pytest.mark.parametrize("array, message", [
-    (np.zeros((5,)), r"shape \(5,\) is not digits"),
-    (np.zeros((2, 27, 28)), "is not digits"),
-    (np.full((28, 28), 3.0), r"float pixels must be in \[0, 1\]"),
-    (np.full((28, 28), 300), "must be integers 0-255"),
-])
+@pytest.mark.parametrize(
+    "array, message",
+    [
+        (np.zeros((5,)), r"shape \(5,\) is not digits"),
+        (np.zeros((2, 27, 28)), "is not digits"),
+        (np.full((28, 28), 3.0), r"float pixels must be in \[0, 1\]"),
+        (np.full((28, 28), 300), "must be integers 0-255"),
+    ],
+)
 def test_bad_npy_is_refused(tmp_path, array, message):
   np.save(tmp_path / "a.npy", array)
   with pytest.raises(KmnistError, match=message):

@@ -1,103 +1,98 @@
-"""kmnist-predict, run as a user runs it: files in, one line per digit out, one line per bad file."""
-
-import json
-import subprocess
-import sys
+"""Prediction as a library: which model a path names, reading users' files, loading a model once,
+and results."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from kmnist import predict, saved_model
-from kmnist import model as model_lib
+from kmnist import model_paths, models, predict
 from kmnist.errors import KmnistError
-
-
-def run_predict(*args, timeout=120):
-  return subprocess.run([sys.executable, "-m", "kmnist.predict", *map(str, args)], capture_output=True, text=True,
-                        timeout=timeout)
+from kmnist.export import saved_model, tflite
 
 
 @pytest.fixture(scope="module")
-def synthetic_export(tmp_path_factory, synthetic_datasets):
-  model = model_lib.compile_model(model_lib.build_model(), learning_rate=0.5)
-  train = synthetic_datasets.train
-  model.fit(train.images / 255.0, np.eye(10)[train.labels], epochs=2, batch_size=100, verbose=0)
-  return saved_model.export_saved_model(model, tmp_path_factory.mktemp("predict") / "saved_model")
+def synthetic_export(tmp_path_factory, trained_model):
+  return saved_model.export_saved_model(
+      trained_model, tmp_path_factory.mktemp("predict") / "saved_model"
+  )
 
 
-def test_resolve_model_accepts_version_dirs_bases_and_tflite(tmp_path, synthetic_export):
-  assert predict.resolve_model(synthetic_export) == ("saved_model", synthetic_export)
-  assert predict.resolve_model(synthetic_export.parent) == ("saved_model", synthetic_export)
+def test_resolve_model_accepts_version_dirs_bases_tflite_and_defaults_to_the_reference(
+    tmp_path, synthetic_export
+):
+  assert model_paths.resolve_model(str(synthetic_export)) == ("saved_model", synthetic_export)
+  assert model_paths.resolve_model(str(synthetic_export.parent)) == (
+      "saved_model",
+      synthetic_export,
+  )
+  reference = model_paths.reference_export()
+  assert model_paths.resolve_model(None) == ("saved_model", reference / "saved_model" / "1")
+  float_file = reference / "tflite" / "1" / "kmnist_float.tflite"
+  assert model_paths.resolve_model(str(float_file)) == ("tflite", float_file)
   not_tflite = tmp_path / "fake.tflite"
   not_tflite.write_bytes(b"\0" * 64)
   with pytest.raises(KmnistError, match="is not a TFLite model"):
-    predict.resolve_model(not_tflite)
+    model_paths.resolve_model(str(not_tflite))
   for bad in (tmp_path, tmp_path / "missing", tmp_path / "fake.png"):
     with pytest.raises(KmnistError, match="is not a SavedModel directory"):
-      predict.resolve_model(bad)
+      model_paths.resolve_model(str(bad))
 
 
-def test_cli_classifies_good_files_and_names_bad_ones(tmp_path, synthetic_export, synthetic_datasets):
-  test = synthetic_datasets.test
-  Image.fromarray(test.images[0]).save(tmp_path / "a.png")
-  np.save(tmp_path / "b.npy", test.images[1:4])
+def test_load_inputs_names_every_digit_and_every_bad_file(tmp_path, synthetic_datasets):
+  images = synthetic_datasets.test.images
+  Image.fromarray(images[0]).save(tmp_path / "a.png")
+  np.save(tmp_path / "b.npy", images[1:4])
   (tmp_path / "c.png").write_text("not an image")
-  result = run_predict(f"--model={synthetic_export}", tmp_path / "a.png", tmp_path / "b.npy",
-                       tmp_path / "c.png", tmp_path / "missing.png")
-  assert result.returncode == 1
-  lines = result.stdout.strip().splitlines()
-  assert [line.split(":")[0] for line in lines] == [str(tmp_path / "a.png")] + [
-      f"{tmp_path / 'b.npy'}[{i}]" for i in range(3)]
-  assert [int(line.split(": ")[1].split()[0]) for line in lines] == list(test.labels[:4])
-  errors = [line for line in result.stderr.splitlines() if line.startswith("kmnist-predict: error:")]
-  assert errors == [f"kmnist-predict: error: {tmp_path / 'c.png'}: not a readable image (UnidentifiedImageError); "
-                    f"give a PNG of one digit",
-                    f"kmnist-predict: error: {tmp_path / 'missing.png'}: no such file"]
+  paths = [tmp_path / "a.png", tmp_path / "b.npy", tmp_path / "c.png", tmp_path / "missing.npy"]
+  names, digits, errors = predict.load_inputs(paths)
+  assert names == [str(tmp_path / "a.png")] + [f"{tmp_path / 'b.npy'}[{i}]" for i in range(3)]
+  np.testing.assert_array_equal(digits, images[:4])
+  assert errors == [
+      f"{tmp_path / 'c.png'}: not a readable image (UnidentifiedImageError); give a PNG of one "
+      "digit",
+      f"{tmp_path / 'missing.npy'}: no such file",
+  ]
 
 
-def test_cli_json_output(tmp_path, synthetic_export, synthetic_datasets):
-  Image.fromarray(synthetic_datasets.test.images[0]).save(tmp_path / "a.png")
-  result = run_predict(f"--model={synthetic_export}", "--json", "--top_k=2", tmp_path / "a.png")
-  assert result.returncode == 0, result.stderr[-2000:]
-  document = json.loads(result.stdout)
-  (prediction,) = document["predictions"]
-  assert prediction["class_id"] == synthetic_datasets.test.labels[0]
-  assert len(prediction["top"]) == 2 and prediction["top"][0]["probability"] >= prediction["top"][1]["probability"]
-  assert document["errors"] == []
+def test_saved_model_and_tflite_predictors_agree_and_results_rank_the_digits(
+    synthetic_export, synthetic_datasets, tmp_path, trained_model
+):
+  digits = synthetic_datasets.test.images[:20]
+  float_file = tmp_path / "m.tflite"
+  float_file.write_bytes(
+      tflite.convert("float", synthetic_export, trained_model, synthetic_datasets.train.images)
+  )
+  outputs = [
+      predict.load_predictor("saved_model", synthetic_export)(digits),
+      predict.load_predictor("tflite", float_file)(digits),
+  ]
+  np.testing.assert_array_equal(outputs[0]["class_id"], outputs[1]["class_id"])
+  results = predict.format_results([f"d{i}" for i in range(20)], outputs[0], top_k=3)
+  assert [r["class_id"] for r in results] == list(outputs[0]["class_id"])
+  for r in results:
+    probabilities = [t["probability"] for t in r["top"]]
+    assert len(probabilities) == 3 and probabilities == sorted(probabilities, reverse=True)
 
 
-def test_cli_refuses_a_model_that_is_not_one(tmp_path):
-  (tmp_path / "a.png").write_bytes(b"")
-  result = run_predict(f"--model={tmp_path / 'a.png'}", tmp_path / "a.png")
-  assert result.returncode == 2
-  assert "is not a SavedModel directory (no saved_model.pb) nor a .tflite file" in result.stderr
+def test_broken_models_are_refused_naming_the_file(tmp_path):
+  broken_sm = tmp_path / "sm"
+  broken_sm.mkdir()
+  (broken_sm / "saved_model.pb").write_bytes(b"garbage")
+  broken_tflite = tmp_path / "m.tflite"
+  broken_tflite.write_bytes(b"\0\0\0\0TFL3" + b"\0" * 100)
+  for model, kind in ((broken_sm, "saved_model"), (broken_tflite, "tflite")):
+    with pytest.raises(
+        KmnistError, match=f"--model={model} could not be loaded as a {kind} \\(.*Error: "
+    ):
+      predict.load_predictor(kind, model)
 
 
-def write_user_pictures(directory, split, n=200):
-  """Test-set digits as a user would have them: half MNIST-sized, half as big dark-on-light colour pictures."""
-  paths = []
-  for i in range(n):
-    digit = split.images[i]
-    path = directory / f"{i}_{split.labels[i]}.png"
-    if i % 2:
-      paper = Image.fromarray(255 - digit).resize((112, 112), Image.Resampling.BICUBIC).convert("RGB")
-      paper.save(path)
-    else:
-      Image.fromarray(digit).save(path)
-    paths.append(path)
-  return paths
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("model", [None, predict.REFERENCE_EXPORT / "tflite" / "1" / "kmnist_float.tflite"])
-def test_reference_export_reads_users_pictures(tmp_path, real_datasets, model):
-  paths = write_user_pictures(tmp_path, real_datasets.test)
-  args = ["--json", *paths] if model is None else [f"--model={model}", "--json", *paths]  # None: the default model
-  result = run_predict(*args)
-  assert result.returncode == 0, result.stderr[-2000:]
-  predictions = json.loads(result.stdout)["predictions"]
-  correct = [p["class_id"] == int(p["file"].rsplit("_", 1)[1].split(".")[0]) for p in predictions]
-  assert len(correct) == len(paths)
-  print(f"{model or 'default SavedModel'}: {np.mean(correct):.3f} of {len(paths)} pictures correct")
-  assert np.mean(correct) >= 0.90
+def test_a_cnn_export_predicts_as_its_keras_model(tmp_path, trained_models, synthetic_datasets):
+  model = trained_models["cnn"]
+  export = saved_model.export_saved_model(model, tmp_path / "saved_model")
+  digits = synthetic_datasets.test.images[:32]
+  float_file = tmp_path / "cnn.tflite"
+  float_file.write_bytes(tflite.convert("float", export, model, synthetic_datasets.train.images))
+  expected = models.predict_logits(model, digits).argmax(-1)
+  for kind, path in (("saved_model", export), ("tflite", float_file)):
+    np.testing.assert_array_equal(predict.load_predictor(kind, path)(digits)["class_id"], expected)

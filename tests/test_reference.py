@@ -1,14 +1,16 @@
-"""The reference export committed in exported/reference: intact, and as accurate as its manifest says."""
+"""The reference export shipped in the package (kmnist/reference/): intact, and as accurate as
+its manifest says."""
 
 import json
 
 import numpy as np
 import pytest
 
-from kmnist import manifest, predict, saved_model, tflite
+from kmnist import manifest, model_paths
 from kmnist.config import TrainConfig
+from kmnist.export import saved_model, tflite
 
-REFERENCE = predict.REFERENCE_EXPORT
+REFERENCE = model_paths.reference_export()
 
 
 def read_manifest() -> dict:
@@ -27,14 +29,6 @@ def test_manifest_records_the_default_command():
   for name in ("steps", "batch_size", "learning_rate", "seed", "strategy"):
     assert m["config"][name] == getattr(defaults, name)
   assert m["versions"]["tensorflow"] and m["versions"]["keras"] and m["versions"]["kmnist"]
-
-
-def test_changed_files_notices_a_modified_file(tmp_path):
-  (tmp_path / "a.txt").write_text("one")
-  manifest.write_manifest(tmp_path, {"test_accuracy": 0.5, "test_loss": 1.0}, {}, [tmp_path / "a.txt"])
-  assert manifest.changed_files(tmp_path) == []
-  (tmp_path / "a.txt").write_text("two")
-  assert manifest.changed_files(tmp_path) == ["a.txt"]
 
 
 @pytest.mark.slow

@@ -9,16 +9,15 @@ import time
 
 import numpy as np
 import pytest
+from serve_clients import readme_grpc_client, readme_rest_client
 
 from benchmarks.serve_load import ServerProcess, http_json
-from kmnist import saved_model
 from kmnist.cli.serve import default_model_base
-from serve_clients import loopback_allowed  # noqa: F401 (a fixture)
-from serve_clients import readme_grpc_client, readme_rest_client
+from kmnist.export import saved_model
 
 
 @pytest.fixture(scope="module")
-def server(loopback_allowed):
+def server():
   with ServerProcess(default_model_base()) as process:
     yield process
 
@@ -38,27 +37,47 @@ def test_readme_rest_example_agrees_on_all_10000_test_digits(server, real_datase
   seconds = time.perf_counter() - start
   agreement = float(np.mean(served == in_process["class_id"]))
   accuracy = float(np.mean(served == real_datasets.test.labels))
-  print(f"\nREST, one digit per request: {len(images)} digits in {seconds:.1f} s, agreement with "
-        f"the SavedModel in process {agreement:.2%}, test accuracy {accuracy:.4f}")
+  print(
+      f"\nREST, one digit per request: {len(images)} digits in {seconds:.1f} s, agreement with "
+      f"the SavedModel in process {agreement:.2%}, test accuracy {accuracy:.4f}"
+  )
   assert len(served) == 10_000 and agreement == 1.0
 
 
 @pytest.mark.slow
 def test_grpc_and_open_inference_agree_too(server, real_datasets, in_process):
   images = real_datasets.test.images
-  grpc_classes = np.concatenate([readme_grpc_client(server.grpc_port, images[i:i + 1000])
-                                 for i in range(0, len(images), 1000)])
+  grpc_classes = np.concatenate(
+      [
+          readme_grpc_client(server.grpc_port, images[i : i + 1000])
+          for i in range(0, len(images), 1000)
+      ]
+  )
   np.testing.assert_array_equal(grpc_classes, in_process["class_id"])
   v2 = []
   for i in range(0, len(images), 1000):
-    batch = images[i:i + 1000]
-    status, reply = http_json(f"{server.url}/v2/models/kmnist/infer", {"inputs": [
-        {"name": "image", "shape": list(batch.shape), "datatype": "UINT8",
-         "data": batch.ravel().tolist()}]})
+    batch = images[i : i + 1000]
+    status, reply = http_json(
+        f"{server.url}/v2/models/kmnist/infer",
+        {
+            "inputs": [
+                {
+                    "name": "image",
+                    "shape": list(batch.shape),
+                    "datatype": "UINT8",
+                    "data": batch.ravel().tolist(),
+                }
+            ]
+        },
+    )
     assert status == 200
     v2 += next(o["data"] for o in reply["outputs"] if o["name"] == "class_id")
   np.testing.assert_array_equal(v2, in_process["class_id"])
-  _, rows = http_json(f"{server.url}/v1/models/kmnist:predict",
-                      {"signature_name": "serving_float",
-                       "inputs": {"x": (images[:1000].reshape(1000, -1) / 255.0).tolist()}})
+  _, rows = http_json(
+      f"{server.url}/v1/models/kmnist:predict",
+      {
+          "signature_name": "serving_float",
+          "inputs": {"x": (images[:1000].reshape(1000, -1) / 255.0).tolist()},
+      },
+  )
   np.testing.assert_array_equal(rows["outputs"]["class_id"], in_process["class_id"][:1000])

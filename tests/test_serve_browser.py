@@ -18,13 +18,19 @@ import pytest
 from PIL import Image
 
 from benchmarks.serve_load import ServerProcess
-from kmnist.predict import REFERENCE_EXPORT
-from serve_clients import loopback_allowed  # noqa: F401 (a fixture)
+from kmnist.model_paths import reference_export
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def missing_browser() -> str | None:
@@ -46,8 +52,10 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 
 
 def arc(cx, cy, rx, ry, start, end, n=30):
-  return [(cx + rx * math.cos(math.radians(a)), cy + ry * math.sin(math.radians(a)))
-          for a in np.linspace(start, end, n + 1)]
+  return [
+      (cx + rx * math.cos(math.radians(a)), cy + ry * math.sin(math.radians(a)))
+      for a in np.linspace(start, end, n + 1)
+  ]
 
 
 # Strokes on the 280x280 pad, each a polyline, as a person would draw the digit.
@@ -61,16 +69,20 @@ TOUCH_DIGIT = 4  # drawn with a finger
 
 
 @pytest.fixture(scope="module")
-def page(loopback_allowed):
-  with ServerProcess(REFERENCE_EXPORT / "saved_model", "--grpc_port=0") as server, \
-       sync_playwright() as playwright:
+def page():
+  with (
+      ServerProcess(reference_export() / "saved_model", "--grpc_port=0") as server,
+      sync_playwright() as playwright,
+  ):
     browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
     try:
       context = browser.new_context(viewport={"width": 1280, "height": 700}, has_touch=True)
       page = context.new_page()
       page.goto(server.url + "/")
-      page.wait_for_function("document.getElementById('model-info').textContent"
-                             ".includes('version 1')", timeout=20_000)
+      page.wait_for_function(
+          "document.getElementById('model-info').textContent" ".includes('version 1')",
+          timeout=20_000,
+      )
       yield page
     finally:
       browser.close()
@@ -92,10 +104,15 @@ def draw_with_finger(page, strokes):
   box = page.locator("#pad").bounding_box()
   for stroke in strokes:
     points = [(box["x"] + x, box["y"] + y) for x, y in stroke]
-    dense = [tuple(np.add(a, np.multiply(np.subtract(b, a), t))) for a, b in zip(points, points[1:])
-             for t in np.linspace(0, 1, 6)[:-1]] + [points[-1]]
-    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart",
-                                          "touchPoints": [{"x": dense[0][0], "y": dense[0][1]}]})
+    dense = [
+        tuple(np.add(a, np.multiply(np.subtract(b, a), t)))
+        for a, b in zip(points, points[1:], strict=False)
+        for t in np.linspace(0, 1, 6)[:-1]
+    ] + [points[-1]]
+    cdp.send(
+        "Input.dispatchTouchEvent",
+        {"type": "touchStart", "touchPoints": [{"x": dense[0][0], "y": dense[0][1]}]},
+    )
     for x, y in dense[1:]:
       cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
     cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
@@ -118,8 +135,10 @@ def test_drawn_digits_are_recognised_and_the_page_shows_its_parts(page):
   assert page.locator("#bars li").count() == 10
   assert page.get_attribute("#bars li.top", "aria-label").startswith(f"{last}: ")
   assert page.text_content("#evidence-digit") == str(last)
-  input_pixels = page.evaluate("Array.from(document.getElementById('input').getContext('2d')"
-                               ".getImageData(0, 0, 28, 28).data)")
+  input_pixels = page.evaluate(
+      "Array.from(document.getElementById('input').getContext('2d')"
+      ".getImageData(0, 0, 28, 28).data)"
+  )
   grey = np.array(input_pixels).reshape(28, 28, 4)[..., 0]
   assert grey.max() > 200 and grey[0].max() == 0  # a white digit on black, margin kept
 
@@ -129,7 +148,7 @@ def test_drawn_digits_are_recognised_and_the_page_shows_its_parts(page):
   def region(selector):
     box = page.locator(selector).bounding_box()
     x, y, w, h = (round(box[k]) for k in ("x", "y", "width", "height"))
-    return picture[y + 3:y + h - 3, x + 3:x + w - 3]  # inside the border
+    return picture[y + 3 : y + h - 3, x + 3 : x + w - 3]  # inside the border
 
   pad, model_input = region("#pad"), region("#input")
   evidence, top_bar = region("#evidence"), region("#bars li.top .fill")
@@ -138,7 +157,7 @@ def test_drawn_digits_are_recognised_and_the_page_shows_its_parts(page):
   blue = (evidence[..., 2] - evidence[..., 0] > 60).mean()
   red = (evidence[..., 0] - evidence[..., 2] > 60).mean()
   assert blue > 0.01 and blue + red < 0.6  # evidence for the digit shows, on a pale field
-  assert np.abs(top_bar.mean((0, 1)) - (0x1f, 0x5f, 0xbf)).max() < 30  # the answer's bar
+  assert np.abs(top_bar.mean((0, 1)) - (0x1F, 0x5F, 0xBF)).max() < 30  # the answer's bar
   keep = os.environ.get("KMNIST_SERVE_SCREENSHOT")
   if keep:
     Path(keep).parent.mkdir(parents=True, exist_ok=True)
@@ -151,7 +170,12 @@ def test_escape_or_clear_starts_over_from_the_keyboard(page):
   page.keyboard.press("Escape")
   assert page.get_attribute("body", "data-prediction") is None
   assert page.text_content("#answer") == "Draw a digit to see."
-  assert page.evaluate("Math.max(...document.getElementById('input').getContext('2d')"
-                       ".getImageData(0, 0, 28, 28).data.filter((v, i) => i % 4 == 0))") == 0
+  assert (
+      page.evaluate(
+          "Math.max(...document.getElementById('input').getContext('2d')"
+          ".getImageData(0, 0, 28, 28).data.filter((v, i) => i % 4 == 0))"
+      )
+      == 0
+  )
   page.keyboard.press("Tab")  # from the pad to the Clear button
   assert page.evaluate("document.activeElement.id") == "clear"

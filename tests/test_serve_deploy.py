@@ -15,8 +15,8 @@ from kserve.model_repository import ModelRepository
 from kserve.protocol.dataplane import DataPlane
 
 from kmnist.cli import serve
-from kmnist.layout import existing_versions, is_saved_model
-from kmnist.serve import server as server_lib
+from kmnist.files import existing_versions, is_saved_model
+from kmnist.serve import app as app_lib
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -51,7 +51,7 @@ def test_dockerfile_copies_what_exists_and_runs_kmnist_serve_with_its_flags():
   for *sources, _ in copies:
     for source in sources:
       assert (ROOT / source).exists(), source
-  (model_copy,) = [c for c in copies if c[0] == "exported/reference/saved_model"]
+  (model_copy,) = [c for c in copies if c[0] == "kmnist/reference/saved_model"]
   base = ROOT / model_copy[0]
   assert existing_versions(base)
   assert all(is_saved_model(base / str(v)) for v in existing_versions(base))
@@ -68,16 +68,18 @@ def test_dockerfile_copies_what_exists_and_runs_kmnist_serve_with_its_flags():
   assert exposed == {fv.http_port, fv.grpc_port}
   (health,) = steps["HEALTHCHECK"]
   assert f"http://127.0.0.1:{fv.http_port}/v2/health/ready" in health
-  ignored = (ROOT / ".dockerignore").read_text().split()
-  assert not any(copy[0].startswith(tuple(i for i in ignored if not i.startswith("*")))
-                 for copy in copies)
+  lines = (ROOT / ".dockerignore").read_text().splitlines()
+  ignored = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+  assert not any(
+      copy[0].startswith(tuple(i for i in ignored if not i.startswith("*"))) for copy in copies
+  )
 
 
 @pytest.fixture(scope="module")
 def client():
   from fastapi.testclient import TestClient
 
-  app = server_lib.create_app(DataPlane(model_registry=ModelRepository()), None)
+  app = app_lib.create_app(DataPlane(model_registry=ModelRepository()), None)
   with TestClient(app) as client:
     yield client
 

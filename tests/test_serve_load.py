@@ -10,17 +10,17 @@ import time
 import pytest
 
 from benchmarks import serve_load
-from kmnist import saved_model
-from serve_clients import loopback_allowed  # noqa: F401 (a fixture)
+from kmnist.export import saved_model
 
 USERS = 16
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, trained_model, synthetic_datasets, loopback_allowed):
+def server(tmp_path_factory, trained_model, synthetic_datasets):
   base = tmp_path_factory.mktemp("load") / "saved_model"
-  saved_model.export_saved_model(trained_model, base,
-                                 warmup_images=synthetic_datasets.test.images[:3])
+  saved_model.export_saved_model(
+      trained_model, base, warmup_images=synthetic_datasets.test.images[:3]
+  )
   with serve_load.ServerProcess(base, "--poll_seconds=0.2") as process:
     process.base = base
     yield process
@@ -41,10 +41,12 @@ def check(stats, batch, max_requests):
 
 def test_single_digits_and_batches_without_errors(server, digits, tmp_path):
   with serve_load.RssSampler(server) as rss:
-    single = serve_load.run_locust(server.url, digits, USERS, seconds=3, batch=1,
-                                   max_requests=3000, workdir=tmp_path)
-    batch = serve_load.run_locust(server.url, digits, USERS, seconds=2, batch=100,
-                                  max_requests=300, workdir=tmp_path)
+    single = serve_load.run_locust(
+        server.url, digits, USERS, seconds=3, batch=1, max_requests=3000, workdir=tmp_path
+    )
+    batch = serve_load.run_locust(
+        server.url, digits, USERS, seconds=2, batch=100, max_requests=300, workdir=tmp_path
+    )
   check(single, 1, 3000)
   check(batch, 100, 300)
   memory = rss.summary()
@@ -52,11 +54,15 @@ def test_single_digits_and_batches_without_errors(server, digits, tmp_path):
   assert memory["rss_before_mib"] > 100 and memory["rss_peak_mib"] >= memory["rss_after_mib"]
 
 
-def test_a_version_written_under_load_is_served_without_a_failed_request(server, digits,
-                                                                         tmp_path):
+def test_a_version_written_under_load_is_served_without_a_failed_request(server, digits, tmp_path):
   results = {}
-  load = threading.Thread(target=lambda: results.update(serve_load.run_locust(
-      server.url, digits, USERS, seconds=5, batch=1, max_requests=5000, workdir=tmp_path)))
+  load = threading.Thread(
+      target=lambda: results.update(
+          serve_load.run_locust(
+              server.url, digits, USERS, seconds=5, batch=1, max_requests=5000, workdir=tmp_path
+          )
+      )
+  )
   load.start()
   try:
     time.sleep(2.0)  # locust starts and ramps up

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import model_pb2, predict_pb2
 
-from kmnist import saved_model
+from kmnist.export import saved_model
 from kmnist.serve import servable as servable_lib
 from kmnist.serve import tf_serving_grpc
 from kmnist.serve.servable import BadRequest
@@ -16,14 +16,18 @@ from kmnist.serve.servable import BadRequest
 
 @pytest.fixture(scope="module")
 def servable(tmp_path_factory, synthetic_datasets, trained_model):
-  version_dir = saved_model.export_saved_model(trained_model, tmp_path_factory.mktemp("g") / "b",
-                                               warmup_images=synthetic_datasets.test.images[:5])
+  version_dir = saved_model.export_saved_model(
+      trained_model,
+      tmp_path_factory.mktemp("g") / "b",
+      warmup_images=synthetic_datasets.test.images[:5],
+  )
   return servable_lib.Servable.load(version_dir, 1)
 
 
 def predict_request(array, signature="", alias="image", version=None):
   request = predict_pb2.PredictRequest(
-      model_spec=model_pb2.ModelSpec(name="kmnist", signature_name=signature))
+      model_spec=model_pb2.ModelSpec(name="kmnist", signature_name=signature)
+  )
   if version is not None:
     request.model_spec.version.value = version
   request.inputs[alias].CopyFrom(tf.make_tensor_proto(array))
@@ -35,38 +39,48 @@ def test_request_array_and_response(servable, synthetic_datasets, trained_model)
   signature, array = tf_serving_grpc.request_array(servable, predict_request(images), 10)
   np.testing.assert_array_equal(array, images)
   outputs = servable.run(signature, array)
-  response = tf_serving_grpc.predict_response("kmnist", servable, signature, outputs,
-                                              ["class_id"])
+  response = tf_serving_grpc.predict_response("kmnist", servable, signature, outputs, ["class_id"])
   assert list(response.outputs) == ["class_id"] and response.model_spec.version.value == 1
-  np.testing.assert_array_equal(tf.make_ndarray(response.outputs["class_id"]),
-                                trained_model.predict(images / 255.0, verbose=0).argmax(-1))
+  np.testing.assert_array_equal(
+      tf.make_ndarray(response.outputs["class_id"]),
+      trained_model.predict(images / 255.0, verbose=0).argmax(-1),
+  )
   full = tf_serving_grpc.predict_response("kmnist", servable, signature, outputs)
   assert set(full.outputs) == {"class_id", "probabilities", "logits"}
   with pytest.raises(BadRequest, match=r"output_filter names \['scores'\]"):
     tf_serving_grpc.predict_response("kmnist", servable, signature, outputs, ["scores"])
 
 
-@pytest.mark.parametrize("request_args, message", [
-    ((np.zeros((1, 28, 28), np.uint8), "", "x"), r"inputs \['x'\] do not match serving_default"),
-    ((np.zeros((1, 28, 28), np.float32),), "input 'image' is float32, but serving_default takes "
-                                           "uint8"),
-    ((np.zeros((1, 784), np.uint8), "serving_float", "x"), "is uint8, but serving_float takes"),
-    ((np.zeros((1, 28, 27), np.uint8),), r"shape \[1, 28, 27\], expected \[N, 28, 28\]"),
-    ((np.zeros((1, 28, 28), np.uint8), "serving_classify"), "is not a signature"),
-])
+@pytest.mark.parametrize(
+    "request_args, message",
+    [
+        (
+            (np.zeros((1, 28, 28), np.uint8), "", "x"),
+            r"inputs \['x'\] do not match serving_default",
+        ),
+        (
+            (np.zeros((1, 28, 28), np.float32),),
+            "input 'image' is float32, but serving_default takes " "uint8",
+        ),
+        ((np.zeros((1, 784), np.uint8), "serving_float", "x"), "is uint8, but serving_float takes"),
+        ((np.zeros((1, 28, 27), np.uint8),), r"shape \[1, 28, 27\], expected \[N, 28, 28\]"),
+        ((np.zeros((1, 28, 28), np.uint8), "serving_classify"), "is not a signature"),
+    ],
+)
 def test_request_array_refusals(servable, request_args, message):
   with pytest.raises(BadRequest, match=message):
     tf_serving_grpc.request_array(servable, predict_request(*request_args), 10)
 
 
 def test_version_must_be_the_served_one(servable):
-  tf_serving_grpc.check_version(predict_request(np.zeros((1, 28, 28)), version=1).model_spec,
-                                servable)
+  tf_serving_grpc.check_version(
+      predict_request(np.zeros((1, 28, 28)), version=1).model_spec, servable
+  )
   tf_serving_grpc.check_version(predict_request(np.zeros((1, 28, 28))).model_spec, servable)
-  with pytest.raises(tf_serving_grpc.VersionNotFound, match=r"Specific\(kmnist, 2\)"):
+  with pytest.raises(tf_serving_grpc.VersionNotFoundError, match=r"Specific\(kmnist, 2\)"):
     tf_serving_grpc.check_version(predict_request(np.zeros(1), version=2).model_spec, servable)
   labelled = model_pb2.ModelSpec(name="kmnist", version_label="stable")
-  with pytest.raises(tf_serving_grpc.VersionNotFound, match="no version labels"):
+  with pytest.raises(tf_serving_grpc.VersionNotFoundError, match="no version labels"):
     tf_serving_grpc.check_version(labelled, servable)
 
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from kmnist import saved_model
+from kmnist.export import saved_model
 from kmnist.serve import servable as servable_lib
 from kmnist.serve import tf_serving_rest as rest
 from kmnist.serve.servable import BadRequest
@@ -51,34 +51,57 @@ def test_every_request_format_gives_the_same_input(servable, digits, form):
 
 
 def test_responses_in_tf_servings_shapes():
-  outputs = {"class_id": np.array([7, 1]), "probabilities": np.eye(2, 10, dtype=np.float32),
-             "logits": np.zeros((2, 10), np.float32)}
+  outputs = {
+      "class_id": np.array([7, 1]),
+      "probabilities": np.eye(2, 10, dtype=np.float32),
+      "logits": np.zeros((2, 10), np.float32),
+  }
   rows = rest.predict_response(outputs, rest.ROW)
   assert list(rows) == ["predictions"] and len(rows["predictions"]) == 2
-  assert rows["predictions"][0] == {"class_id": 7, "logits": [0.0] * 10,
-                                    "probabilities": [1.0] + [0.0] * 9}
+  assert rows["predictions"][0] == {
+      "class_id": 7,
+      "logits": [0.0] * 10,
+      "probabilities": [1.0] + [0.0] * 9,
+  }
   columns = rest.predict_response(outputs, rest.COLUMNAR)
-  assert columns == {"outputs": {"class_id": [7, 1], "logits": [[0.0] * 10] * 2,
-                                 "probabilities": np.eye(2, 10).tolist()}}
+  assert columns == {
+      "outputs": {
+          "class_id": [7, 1],
+          "logits": [[0.0] * 10] * 2,
+          "probabilities": np.eye(2, 10).tolist(),
+      }
+  }
   json.dumps(rows), json.dumps(columns)  # plain JSON types only
 
 
-@pytest.mark.parametrize("body, message", [
-    (b"{not json", r"request body is not valid JSON \(.*\); send a JSON object"),
-    (b"", "request body is not valid JSON"),
-    ([1, 2], 'must be a JSON object with "instances" or "inputs", got a JSON array'),
-    ({"instances": [], "inputs": []}, 'both "instances" \\(row format\\) and "inputs"'),
-    ({"examples": []}, r'neither "instances" .* nor "inputs" .*; its keys are \[\'examples\'\]'),
-    ({"instances": {"image": []}}, '"instances" must be a list of examples, got a JSON object'),
-    ({"instances": [{"image": [[0] * 28] * 28}, [[0] * 28] * 28]}, "mix named"),
-    ({"instances": [{"pixels": [[0] * 28] * 28}]}, r"instances\[0\] names inputs \['pixels'\]"),
-    ({"inputs": {"image": [], "x": []}}, "names inputs \\['image', 'x'\\], but serving_default"),
-    ({"signature_name": 3, "instances": []}, "signature_name must be a string, got a JSON number"),
-    ({"signature_name": "classify", "instances": []}, "'classify' is not a signature"),
-    ({"instances": []}, '"instances" has shape \\[0\\], expected \\[N, 28, 28\\]'),
-    ({"instances": [[[0] * 28] * 28] * 11}, "batch of 11 examples is over .* limit of 10"),
-    ({"instances": [[[300] * 28] * 28]}, "out of range"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b"{not json", r"request body is not valid JSON \(.*\); send a JSON object"),
+        (b"", "request body is not valid JSON"),
+        ([1, 2], 'must be a JSON object with "instances" or "inputs", got a JSON array'),
+        ({"instances": [], "inputs": []}, 'both "instances" \\(row format\\) and "inputs"'),
+        (
+            {"examples": []},
+            r'neither "instances" .* nor "inputs" .*; its keys are \[\'examples\'\]',
+        ),
+        ({"instances": {"image": []}}, '"instances" must be a list of examples, got a JSON object'),
+        ({"instances": [{"image": [[0] * 28] * 28}, [[0] * 28] * 28]}, "mix named"),
+        ({"instances": [{"pixels": [[0] * 28] * 28}]}, r"instances\[0\] names inputs \['pixels'\]"),
+        (
+            {"inputs": {"image": [], "x": []}},
+            "names inputs \\['image', 'x'\\], but serving_default",
+        ),
+        (
+            {"signature_name": 3, "instances": []},
+            "signature_name must be a string, got a JSON number",
+        ),
+        ({"signature_name": "classify", "instances": []}, "'classify' is not a signature"),
+        ({"instances": []}, '"instances" has shape \\[0\\], expected \\[N, 28, 28\\]'),
+        ({"instances": [[[0] * 28] * 28] * 11}, "batch of 11 examples is over .* limit of 10"),
+        ({"instances": [[[300] * 28] * 28]}, "out of range"),
+    ],
+)
 def test_bad_requests_get_one_clear_reason(servable, body, message):
   with pytest.raises(BadRequest, match=message):
     rest.parse_predict(body, servable, max_batch_size=10)
@@ -87,8 +110,9 @@ def test_bad_requests_get_one_clear_reason(servable, body, message):
 def test_model_status_and_metadata_shapes(servable):
   from kmnist.serve import tf_serving_grpc
 
-  status = [{"version": "1", "state": "AVAILABLE",
-             "status": {"error_code": "OK", "error_message": ""}}]
+  status = [
+      {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+  ]
   assert rest.model_status(status) == {"model_version_status": status}
   metadata = rest.model_metadata("kmnist", servable, tf_serving_grpc.signature_def_map(servable))
   assert metadata["model_spec"] == {"name": "kmnist", "signature_name": "", "version": "1"}

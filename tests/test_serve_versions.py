@@ -18,6 +18,7 @@ def no_full_collections(monkeypatch):
 
 
 class Loaded:
+
   def __init__(self, directory, version):
     self.path, self.version = directory, version
 
@@ -79,8 +80,9 @@ def test_serves_the_highest_version_and_follows_new_ones(tmp_path):
   assert manager.current.version == 3
   assert states(manager) == {3: "AVAILABLE", 2: "END"}
   status = manager.status(3)
-  assert status == [{"version": "3", "state": "AVAILABLE",
-                     "status": {"error_code": "OK", "error_message": ""}}]
+  assert status == [
+      {"version": "3", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+  ]
 
 
 def test_a_broken_version_is_reported_and_the_old_one_keeps_serving(tmp_path):
@@ -173,5 +175,8 @@ def test_status_keeps_a_bounded_history(tmp_path):
     make_version(tmp_path, version)
     manager.poll_once()
   assert len(manager.status()) == versions.KEEP_ENDED + 1
-  assert manager.status()[0] == {"version": "29", "state": "AVAILABLE",
-                                 "status": {"error_code": "OK", "error_message": ""}}
+  assert manager.status()[0] == {
+      "version": "29",
+      "state": "AVAILABLE",
+      "status": {"error_code": "OK", "error_message": ""},
+  }

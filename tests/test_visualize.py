@@ -1,4 +1,5 @@
-"""The pictures and the class report: checked by opening the PNGs, on synthetic arrays (fast) and a real run (slow)."""
+"""The pictures a run draws (write_pictures) and the ones kmnist-visualize draws from an export
+(draw_export): checked by opening the PNGs, on synthetic arrays (fast) and a real run (slow)."""
 
 import json
 import os
@@ -8,132 +9,54 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from kmnist import data, visualize
-from png_checks import assert_red_negative_blue_positive, cell_colours, read_rgb
+from kmnist import metrics, models, visualize
+from kmnist.errors import KmnistError
+from kmnist.export import saved_model
+from kmnist.visualize import figures
 
-
-def png_size(size_inches) -> tuple[int, int]:
-  """(height, width) in pixels of a figure of `size_inches` (width, height) saved by kmnist."""
-  return round(size_inches[1] * visualize.DPI), round(size_inches[0] * visualize.DPI)
-
-
-def assert_real_picture(path, size_inches):
-  assert path.stat().st_size > 0
-  pixels = read_rgb(path)
-  assert pixels.shape[:2] == png_size(size_inches)
-  assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50  # Drawn content, not a blank canvas.
-
-
-def random_logits(labels: np.ndarray, right: float, seed=0) -> np.ndarray:
-  """Logits that pick the true label for about `right` of the examples and a random digit otherwise."""
-  rng = np.random.RandomState(seed)
-  logits = rng.randn(len(labels), data.NUM_CLASSES).astype(np.float32)
-  picks = np.where(rng.rand(len(labels)) < right, labels, rng.randint(0, data.NUM_CLASSES, len(labels)))
-  logits[np.arange(len(labels)), picks] += 4.0
-  return logits
-
-
-def test_confusion_matrix_counts_true_down_predicted_across():
-  counts = visualize.confusion_matrix(np.array([0, 0, 1, 2, 2, 2]), np.array([0, 1, 1, 0, 2, 2]))
-  expected = np.zeros((10, 10), np.int64)
-  expected[0, 0] = expected[0, 1] = expected[1, 1] = expected[2, 0] = 1
-  expected[2, 2] = 2
-  np.testing.assert_array_equal(counts, expected)
-
-
-def test_class_report_precision_recall_and_support():
-  labels = np.array([0, 0, 0, 1, 1, 2])
-  predictions = np.array([0, 0, 1, 1, 0, 1])  # 2 is never predicted; 3-9 never occur.
-  report = visualize.class_report(labels, predictions)
-  per_class = report["per_class"]
-  assert per_class["0"] == {"precision": 2 / 3, "recall": 2 / 3, "support": 3}
-  assert per_class["1"] == {"precision": 1 / 3, "recall": 1 / 2, "support": 2}
-  assert per_class["2"] == {"precision": None, "recall": 0.0, "support": 1}
-  assert per_class["9"] == {"precision": None, "recall": None, "support": 0}
-  assert np.sum(report["confusion_matrix"]) == len(labels)
-  json.dumps(report, allow_nan=False)  # Goes into metrics.json as it is.
-
-
-def test_softmax_is_stable_for_huge_logits():
-  probabilities = visualize.softmax(np.array([[1000.0, 0.0], [0.0, 0.0]]))
-  np.testing.assert_allclose(probabilities, [[1.0, 0.0], [0.5, 0.5]])
-
-
-def test_weights_png_colour_follows_the_sign_of_each_weight(tmp_path):
-  kernel = np.random.RandomState(0).randn(784, 10).astype(np.float32)
-  fig = visualize.weights_figure(kernel)
-  path = visualize.save_png(fig, tmp_path / "weights.png")
-  assert_real_picture(path, visualize.WEIGHTS_SIZE)
-  cells = cell_colours(fig, read_rgb(path))
-  assert sorted(cells) == [str(d) for d in range(10)]  # One map per digit, titled by it.
-  limit = np.abs(kernel).max()
-  for digit, colours in cells.items():
-    # Flatten lays pixel (row, col) at index row * 28 + col; each map is one column of the kernel.
-    weights = kernel[:, int(digit)].reshape(28, 28)
-    assert assert_red_negative_blue_positive(colours, weights, limit) > 600
-
-
-def test_weights_figure_refuses_a_kernel_of_another_shape():
-  with pytest.raises(ValueError, match=r"\(784, 10\)"):
-    visualize.weights_figure(np.zeros((10, 784)))
+from png_checks import (
+    assert_real_picture,
+    assert_red_negative_blue_positive,
+    cell_colours,
+    random_logits,
+    read_rgb,
+)
 
 
 def test_confusion_and_mistakes_pngs(tmp_path, synthetic_datasets):
   test = synthetic_datasets.test
   logits = random_logits(test.labels, right=0.8)
-  paths = visualize.write_pictures(tmp_path, np.zeros((784, 10)), test, logits)
+  paths = visualize.write_pictures(tmp_path, "softmax", np.zeros((784, 10)), test, logits)
   assert sorted(paths) == sorted(visualize.PICTURES)
-  assert sorted(p.name for p in tmp_path.iterdir()) == sorted(visualize.PICTURES)  # No temporary files left.
-  assert_real_picture(paths["confusion_matrix.png"], visualize.CONFUSION_SIZE)
-  assert_real_picture(paths["mistakes.png"], visualize.MISTAKES_SIZE)
-
-
-def test_confusion_figure_writes_every_count():
-  counts = visualize.confusion_matrix(*np.random.RandomState(0).randint(0, 10, (2, 500)))
-  fig = visualize.confusion_figure(counts)
-  written = [int(t.get_text()) for t in fig.axes[0].texts]
-  np.testing.assert_array_equal(np.reshape(written, (10, 10)), counts)
-  assert "500" in fig.axes[0].get_title()
-
-
-def test_mistakes_are_the_most_confident_wrong_answers(synthetic_datasets):
-  test = synthetic_datasets.test
-  logits = random_logits(test.labels, right=0.5)
-  fig = visualize.mistakes_figure(test.images, test.labels, logits)
-  captions = [t.get_text() for t in fig.axes[0].texts]
-  probabilities = visualize.softmax(logits.astype(np.float64))
-  wrong = np.flatnonzero(probabilities.argmax(-1) != test.labels)
-  surest = wrong[np.argsort(-probabilities[wrong].max(-1), kind="stable")][:32]
-  assert len(captions) == 32
-  for caption, i in zip(captions, surest):
-    assert caption.startswith(f"{test.labels[i]} → {probabilities[i].argmax()} (")
-  confidences = [float(c.split("(")[1].split(" %")[0]) for c in captions]
-  assert confidences == sorted(confidences, reverse=True)
-
-
-def test_mistakes_png_without_mistakes(tmp_path, synthetic_datasets):
-  test = synthetic_datasets.test
-  perfect = np.eye(10, dtype=np.float32)[test.labels] * 10
-  fig = visualize.mistakes_figure(test.images, test.labels, perfect)
-  assert "no misclassified test digits" in [t.get_text() for t in fig.axes[0].texts]
-  assert read_rgb(visualize.save_png(fig, tmp_path / "mistakes.png")).shape[:2] == png_size(visualize.MISTAKES_SIZE)
+  assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+      visualize.PICTURES
+  )  # No temporary files left.
+  assert_real_picture(paths["confusion_matrix.png"], figures.CONFUSION_SIZE)
+  assert_real_picture(paths["mistakes.png"], figures.MISTAKES_SIZE)
 
 
 def test_pictures_render_headless_and_leave_pyplot_alone(tmp_path):
-  # No display, and no pyplot: pyplot would pick (and may switch) the process-wide backend and keep every figure.
+  # No display, and no pyplot: pyplot would pick (and may switch) the process-wide backend and keep
+  # every figure. (Keras imports pyplot itself, so the test is that kmnist leaves it untouched.)
   script = (
-      "import sys, numpy as np\n"
-      "from kmnist import visualize\n"
-      "from kmnist.data import Split\n"
+      "import sys, numpy as np\nfrom kmnist import visualize\nfrom kmnist.data import Split\n"
+      "import matplotlib, matplotlib.pyplot as plt\nbackend = matplotlib.get_backend()\n"
       "test = Split(images=np.zeros((20, 28, 28), np.uint8), labels=np.arange(20) % 10)\n"
-      f"visualize.write_pictures({str(tmp_path)!r}, np.ones((784, 10)), test, np.zeros((20, 10)))\n"
-      "assert 'matplotlib.pyplot' not in sys.modules\n"
+      f"visualize.write_pictures({str(tmp_path)!r}, 'softmax', np.ones((784, 10)), test,"
+      " np.zeros((20, 10)))\n"
+      "assert plt.get_fignums() == [] and matplotlib.get_backend() == backend\n"
   )
-  env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")}
-  result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+  hidden = ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")
+  env = {k: v for k, v in os.environ.items() if k not in hidden}
+  result = subprocess.run(
+      [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+  )
   assert result.returncode == 0, result.stderr[-2000:]
   assert sorted(p.name for p in tmp_path.iterdir()) == sorted(visualize.PICTURES)
+  sources = [path.read_text() for path in Path(visualize.__file__).parents[1].rglob("*.py")]
+  assert not any("matplotlib.pyplot" in source for source in sources)
 
 
 @pytest.mark.slow
@@ -147,8 +70,8 @@ def test_real_confusion_matrix_adds_up_to_the_reported_accuracy(real_run):
     assert stats["support"] == counts[d].sum()
     assert stats["recall"] == pytest.approx(counts[d, d] / counts[d].sum())
     assert stats["precision"] == pytest.approx(counts[d, d] / counts[:, d].sum())
-  assert_real_picture(real_run.pictures["confusion_matrix.png"], visualize.CONFUSION_SIZE)
-  assert_real_picture(real_run.pictures["mistakes.png"], visualize.MISTAKES_SIZE)
+  assert_real_picture(real_run.pictures["confusion_matrix.png"], figures.CONFUSION_SIZE)
+  assert_real_picture(real_run.pictures["mistakes.png"], figures.MISTAKES_SIZE)
 
 
 @pytest.mark.slow
@@ -156,9 +79,113 @@ def test_real_weights_png_shows_the_exported_weights(real_run):
   # The run's picture, read back against the trained weights.
   kernel, _ = real_run.model.get_layer("logits").get_weights()
   path = real_run.pictures["weights.png"]
-  assert_real_picture(path, visualize.WEIGHTS_SIZE)
-  cells = cell_colours(visualize.weights_figure(kernel), read_rgb(path))
-  checked = sum(assert_red_negative_blue_positive(colours, kernel[:, int(digit)].reshape(28, 28),
-                                                  np.abs(kernel).max())
-                for digit, colours in cells.items())
+  assert_real_picture(path, figures.WEIGHTS_SIZE)
+  cells = cell_colours(figures.weights_figure(kernel), read_rgb(path))
+  checked = sum(
+      assert_red_negative_blue_positive(
+          colours, kernel[:, int(digit)].reshape(28, 28), np.abs(kernel).max()
+      )
+      for digit, colours in cells.items()
+  )
   assert len(cells) == 10 and checked > 1000
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory, trained_model):
+  return saved_model.export_saved_model(
+      trained_model, tmp_path_factory.mktemp("exported") / "saved_model"
+  )
+
+
+def test_draws_an_export_into_its_own_directory(
+    tmp_path, export, trained_model, synthetic_datasets
+):
+  test = synthetic_datasets.test
+  pictures = visualize.draw_export(tmp_path / "pics", export, test, run_metrics={})
+  assert sorted(pictures) == sorted(visualize.PICTURES)
+  written = json.loads((tmp_path / "pics" / "metrics.json").read_text())
+  predictions = models.predict_logits(trained_model, test.images).argmax(-1)
+  assert written["saved_model_dir"] == str(export)
+  assert written["test_accuracy"] == pytest.approx(np.mean(predictions == test.labels))
+  assert (
+      written["confusion_matrix"]
+      == metrics.class_report(test.labels, predictions)["confusion_matrix"]
+  )
+  # The picture shows the weights the Keras model was trained to.
+  kernel, _ = trained_model.get_layer("logits").get_weights()
+  cells = cell_colours(figures.weights_figure(kernel), read_rgb(pictures["weights.png"]))
+  limit = np.abs(kernel).max()
+  assert (
+      sum(
+          assert_red_negative_blue_positive(colours, kernel[:, int(digit)].reshape(28, 28), limit)
+          for digit, colours in cells.items()
+      )
+      > 100
+  )
+
+
+def test_a_runs_own_metrics_are_kept(tmp_path, export, synthetic_datasets):
+  run_metrics = {"saved_model_dir": str(export), "test_loss": 0.25}
+  visualize.draw_export(tmp_path, export, synthetic_datasets.test, run_metrics)
+  written = json.loads((tmp_path / "metrics.json").read_text())
+  assert written["test_loss"] == 0.25 and written["saved_model_dir"] == str(export)
+  assert np.sum(written["confusion_matrix"]) == len(synthetic_datasets.test)
+  assert set(written["per_class"]) == {str(d) for d in range(10)}
+
+
+def test_reads_the_kernel_and_bias_of_the_export(export, trained_model):
+  model_name, kernel, bias = visualize.read_pixel_kernel(export)
+  assert model_name == "softmax"
+  expected_kernel, expected_bias = trained_model.get_layer("logits").get_weights()
+  np.testing.assert_array_equal(kernel, expected_kernel)
+  np.testing.assert_array_equal(bias, expected_bias)
+
+
+def test_a_savedmodel_that_is_not_a_softmax_regression_is_refused(tmp_path):
+  module = tf.Module()
+  module.weights = tf.Variable(tf.zeros([3, 3]))
+  tf.saved_model.save(module, str(tmp_path / "other"))
+  with pytest.raises(
+      KmnistError, match="is not a kmnist model: found none of a softmax regression's 784x10 kernel"
+  ):
+    visualize.read_pixel_kernel(tmp_path / "other")
+
+
+def test_weights_that_do_not_compute_the_served_logits_are_refused(synthetic_datasets):
+  images = synthetic_datasets.test.images[:50]
+  kernel = np.random.RandomState(0).randn(784, 10)
+  logits = images.reshape(50, -1) / 255.0 @ kernel
+  visualize.check_weights_explain_logits(kernel, np.zeros(10), images, logits + 1e-5, "ok")
+  with pytest.raises(KmnistError, match="variables do not compute its served logits"):
+    visualize.check_weights_explain_logits(kernel[:, ::-1], np.zeros(10), images, logits, "bad")
+
+
+def unit_weights(name: str, kernel: np.ndarray, title: str) -> np.ndarray:
+  """The weights drawn in the map titled `title` of a model's weights.png."""
+  index = int(title.split()[-1])
+  return kernel[:, index].reshape(28, 28) if name == "mlp" else kernel[:, :, 0, index]
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_every_model_is_drawn_from_its_export(tmp_path, trained_models, synthetic_datasets, name):
+  model = trained_models[name]
+  export = saved_model.export_saved_model(model, tmp_path / "saved_model")
+  model_name, kernel, bias = visualize.read_pixel_kernel(export)
+  assert (model_name, bias) == (name, None)
+  np.testing.assert_array_equal(kernel, visualize.pixel_kernel(model, name))
+  pictures = visualize.draw_export(tmp_path / "pics", export, synthetic_datasets.test, {})
+  assert sorted(pictures) == sorted(visualize.PICTURES)
+  cells = cell_colours(visualize.weights_figure(name, kernel), read_rgb(pictures["weights.png"]))
+  assert len(cells) == 32  # the 32 strongest hidden units, or the 32 filters
+  limit = (
+      np.abs(kernel).max()
+      if name == "cnn"
+      else np.abs(kernel[:, [int(t.split()[-1]) for t in cells]]).max()
+  )
+  assert (
+      sum(
+          assert_red_negative_blue_positive(colours, unit_weights(name, kernel, title), limit)
+          for title, colours in cells.items()
+      )
+      > 100
+  )

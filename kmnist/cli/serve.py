@@ -20,10 +20,10 @@ from pathlib import Path
 
 from absl import app, flags
 
-from kmnist import command
+from kmnist import model_paths
+from kmnist.cli import common
 from kmnist.errors import KmnistError
-from kmnist.layout import existing_versions, is_saved_model
-from kmnist.predict import REFERENCE_EXPORT
+from kmnist.files import existing_versions, is_saved_model
 from kmnist.serve import versions
 
 RUN_EXPORTS = Path("exported") / "saved_model"  # where kmnist-train's default run exports
@@ -32,7 +32,7 @@ MODEL_NAME = "kmnist"
 
 def default_model_base() -> Path:
   """The committed reference export's SavedModel base (served when no run has exported one)."""
-  return REFERENCE_EXPORT / "saved_model"
+  return model_paths.reference_export() / "saved_model"
 
 
 def default_model() -> Path:
@@ -44,32 +44,68 @@ def default_model() -> Path:
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   flags.DEFINE_string(
-      "model", None, "TF Serving model base path (integer version directories: the highest is "
+      "model",
+      None,
+      "TF Serving model base path (integer version directories: the highest is "
       "served, new ones are followed) or one version directory. Default: exported/saved_model if "
-      "it holds a version, else the committed reference export.", flag_values=fv)
-  flags.DEFINE_string("model_name", MODEL_NAME, "The model's name in URLs and requests (TF "
-                      "Serving's --model_name).", flag_values=fv)
-  flags.DEFINE_string("host", "127.0.0.1", "Address to listen on; 0.0.0.0 (or ::) for every "
-                      "interface.", flag_values=fv)
-  flags.DEFINE_integer("http_port", 8501, "REST port (TF Serving's --rest_api_port).",
-                       flag_values=fv)
-  flags.DEFINE_integer("grpc_port", 8500, "gRPC port (TF Serving's --port); 0 turns gRPC off.",
-                       flag_values=fv)
-  flags.DEFINE_float("poll_seconds", 1.0, "Seconds between looks at the base path for new "
-                     "versions (TF Serving's --file_system_poll_wait_seconds); 0: never look.",
-                     flag_values=fv)
-  flags.DEFINE_integer("max_batch_size", 1000, "Most examples in one request; more is refused "
-                       "with 400.", flag_values=fv)
-  flags.DEFINE_integer("max_request_bytes", 16 * 1024 * 1024, "Largest request body (REST) or "
-                       "message (gRPC); more is refused with 413 / RESOURCE_EXHAUSTED.",
-                       flag_values=fv)
+      "it holds a version, else the committed reference export.",
+      flag_values=fv,
+  )
+  flags.DEFINE_string(
+      "model_name",
+      MODEL_NAME,
+      "The model's name in URLs and requests (TF " "Serving's --model_name).",
+      flag_values=fv,
+  )
+  flags.DEFINE_string(
+      "host",
+      "127.0.0.1",
+      "Address to listen on; 0.0.0.0 (or ::) for every " "interface.",
+      flag_values=fv,
+  )
+  flags.DEFINE_integer(
+      "http_port", 8501, "REST port (TF Serving's --rest_api_port).", flag_values=fv
+  )
+  flags.DEFINE_integer(
+      "grpc_port", 8500, "gRPC port (TF Serving's --port); 0 turns gRPC off.", flag_values=fv
+  )
+  flags.DEFINE_float(
+      "poll_seconds",
+      1.0,
+      "Seconds between looks at the base path for new "
+      "versions (TF Serving's --file_system_poll_wait_seconds); 0: never look.",
+      flag_values=fv,
+  )
+  flags.DEFINE_integer(
+      "max_batch_size",
+      1000,
+      "Most examples in one request; more is refused " "with 400.",
+      flag_values=fv,
+  )
+  flags.DEFINE_integer(
+      "max_request_bytes",
+      16 * 1024 * 1024,
+      "Largest request body (REST) or "
+      "message (gRPC); more is refused with 413 / RESOURCE_EXHAUSTED.",
+      flag_values=fv,
+  )
   flags.DEFINE_boolean("access_log", False, "Log one line per HTTP request.", flag_values=fv)
   # TF Serving's flag names. One thread each: the model is 7,840 multiply-adds per image, so
   # handing a call to a thread pool costs more than the call (measured: 430 -> 230 us per call).
-  flags.DEFINE_integer("tensorflow_intra_op_parallelism", 1, "Threads TensorFlow may use inside "
-                       "one op (0: TensorFlow's choice).", lower_bound=0, flag_values=fv)
-  flags.DEFINE_integer("tensorflow_inter_op_parallelism", 1, "Ops TensorFlow may run at once (0: "
-                       "TensorFlow's choice).", lower_bound=0, flag_values=fv)
+  flags.DEFINE_integer(
+      "tensorflow_intra_op_parallelism",
+      1,
+      "Threads TensorFlow may use inside " "one op (0: TensorFlow's choice).",
+      lower_bound=0,
+      flag_values=fv,
+  )
+  flags.DEFINE_integer(
+      "tensorflow_inter_op_parallelism",
+      1,
+      "Ops TensorFlow may run at once (0: " "TensorFlow's choice).",
+      lower_bound=0,
+      flag_values=fv,
+  )
 
 
 def check_flags(fv) -> Path:
@@ -77,8 +113,10 @@ def check_flags(fv) -> Path:
   for name in ("http_port", "grpc_port"):
     port, lowest = fv[name].value, 0 if name == "grpc_port" else 1
     if not lowest <= port <= 65535:
-      raise KmnistError(f"--{name}={port} is not a port; give one from {lowest} to 65535"
-                        + (" (0: no gRPC)" if lowest == 0 else ""))
+      raise KmnistError(
+          f"--{name}={port} is not a port; give one from {lowest} to 65535"
+          + (" (0: no gRPC)" if lowest == 0 else "")
+      )
   if fv.http_port == fv.grpc_port:
     raise KmnistError(f"--http_port and --grpc_port are both {fv.http_port}; give two ports")
   if fv.poll_seconds < 0:
@@ -86,11 +124,14 @@ def check_flags(fv) -> Path:
   if fv.max_batch_size < 1:
     raise KmnistError(f"--max_batch_size={fv.max_batch_size} must be a positive integer")
   if fv.max_request_bytes < 4096:
-    raise KmnistError(f"--max_request_bytes={fv.max_request_bytes} is too small for one digit; "
-                      f"give at least 4096")
+    raise KmnistError(
+        f"--max_request_bytes={fv.max_request_bytes} is too small for one digit; "
+        f"give at least 4096"
+    )
   if not fv.model_name or any(c in fv.model_name for c in "/:?#% "):
-    raise KmnistError(f"--model_name={fv.model_name!r} cannot be used in a URL; give a plain name "
-                      f"like kmnist")
+    raise KmnistError(
+        f"--model_name={fv.model_name!r} cannot be used in a URL; give a plain name " f"like kmnist"
+    )
   model = Path(fv.model) if fv.model is not None else default_model()
   versions.resolve(model)
   for name in ("http_port", "grpc_port"):
@@ -104,8 +145,10 @@ def check_port_free(host: str, port: int, flag: str) -> None:
   try:
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
   except socket.gaierror as e:
-    raise KmnistError(f"--host={host} is not an address of this machine ({e.strerror}); give "
-                      f"e.g. 127.0.0.1 or 0.0.0.0") from None
+    raise KmnistError(
+        f"--host={host} is not an address of this machine ({e.strerror}); give "
+        f"e.g. 127.0.0.1 or 0.0.0.0"
+    ) from None
   family, kind, proto, _, address = infos[0]
   with socket.socket(family, kind, proto) as probe:
     probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: TIME_WAIT is fine
@@ -113,15 +156,18 @@ def check_port_free(host: str, port: int, flag: str) -> None:
       probe.bind(address)
     except OSError as e:
       if e.errno == errno.EADDRINUSE:
-        raise KmnistError(f"--{flag}={port}: port {port} on {host} is in use (another "
-                          f"kmnist-serve or TF Serving?); stop it or pass another --{flag}") \
-            from None
+        raise KmnistError(
+            f"--{flag}={port}: port {port} on {host} is in use (another "
+            f"kmnist-serve or TF Serving?); stop it or pass another --{flag}"
+        ) from None
       if e.errno == errno.EADDRNOTAVAIL:
-        raise KmnistError(f"--host={host} is not an address of this machine; give e.g. "
-                          f"127.0.0.1 or 0.0.0.0") from None
+        raise KmnistError(
+            f"--host={host} is not an address of this machine; give e.g. " f"127.0.0.1 or 0.0.0.0"
+        ) from None
       if e.errno == errno.EACCES:
-        raise KmnistError(f"--{flag}={port}: ports below 1024 need root; pass a higher port") \
-            from None
+        raise KmnistError(
+            f"--{flag}={port}: ports below 1024 need root; pass a higher port"
+        ) from None
       raise KmnistError(f"--{flag}={port} cannot be listened on ({e.strerror})") from None
 
 
@@ -164,23 +210,35 @@ def main(argv):
   manager = versions.VersionManager(model_path, tf_serving_grpc.load_and_warm_up, fv.poll_seconds)
   manager.load_initial()
   model = model_lib.KmnistModel(fv.model_name, manager, fv.max_batch_size)
-  server = server_lib.KmnistModelServer(fv.host, fv.http_port, fv.grpc_port,
-                                        fv.max_request_bytes, fv.access_log)
+  server = server_lib.KmnistModelServer(
+      fv.host, fv.http_port, fv.grpc_port, fv.max_request_bytes, fv.access_log
+  )
   manager.start()
   url = f"http://{f'[{fv.host}]' if ':' in fv.host else fv.host}:{fv.http_port}"
-  follows = (f"following {manager.path} every {fv.poll_seconds:g} s" if manager.poll_seconds
-             else "this version only")
+  follows = (
+      f"following {manager.path} every {fv.poll_seconds:g} s"
+      if manager.poll_seconds
+      else "this version only"
+  )
   grpc = f"{fv.host}:{fv.grpc_port}" if fv.grpc_port else "off"
   logging.getLogger("kmnist.serve").info(
       "model %s (%s): page %s/, TF Serving REST %s/v1/models/%s:predict, Open Inference %s/v2, "
-      "gRPC %s", fv.model_name, follows, url, url, fv.model_name, url, grpc)
+      "gRPC %s",
+      fv.model_name,
+      follows,
+      url,
+      url,
+      fv.model_name,
+      url,
+      grpc,
+  )
   server.start([model])
   return 0
 
 
 def cli():
   """Console-script entry point (`kmnist-serve`)."""
-  command.run_command("kmnist-serve", define_flags, main)
+  common.run_command("kmnist-serve", define_flags, main)
 
 
 if __name__ == "__main__":

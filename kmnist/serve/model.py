@@ -23,13 +23,17 @@ from kmnist.serve.servable import BadRequest, Servable, Signature, check_array
 DEFAULT_MAX_BATCH_SIZE = 1000
 # Set by the REST route /v1/models/<name>/versions/<v>:predict: the version the client asked for.
 PINNED_VERSION_HEADER = "kmnist-model-version"
-V2_DATATYPES = {np.dtype(np.uint8): "UINT8", np.dtype(np.float32): "FP32",
-                np.dtype(np.int64): "INT64"}
+V2_DATATYPES = {
+    np.dtype(np.uint8): "UINT8",
+    np.dtype(np.float32): "FP32",
+    np.dtype(np.int64): "INT64",
+}
 
 
 @dataclasses.dataclass
 class Prepared:
   """A checked request of any protocol, bound to the version that will answer it."""
+
   protocol: str  # "v1", "v2" or "tf_serving_grpc"
   servable: Servable
   signature: Signature
@@ -65,16 +69,20 @@ class KmnistModel(kserve.Model):
 
   def get_input_types(self) -> list[dict]:
     """Open Inference model metadata: one input per signature (a request sends one of them)."""
-    return [{"name": s.input_name, "datatype": V2_DATATYPES[s.dtype], "shape": [-1, *s.shape]}
-            for s in self._signatures()]
+    return [
+        {"name": s.input_name, "datatype": V2_DATATYPES[s.dtype], "shape": [-1, *s.shape]}
+        for s in self._signatures()
+    ]
 
   def get_output_types(self) -> list[dict]:
     outputs = {}
     for signature in self._signatures():
       for name, spec in signature.function.structured_outputs.items():
-        outputs[name] = {"name": name,
-                         "datatype": V2_DATATYPES[np.dtype(spec.dtype.as_numpy_dtype)],
-                         "shape": [-1 if d is None else d for d in spec.shape]}
+        outputs[name] = {
+            "name": name,
+            "datatype": V2_DATATYPES[np.dtype(spec.dtype.as_numpy_dtype)],
+            "shape": [-1 if d is None else d for d in spec.shape],
+        }
     return [outputs[name] for name in sorted(outputs)]
 
   def _signatures(self) -> list[Signature]:
@@ -84,9 +92,10 @@ class KmnistModel(kserve.Model):
     servable = self.versions.current  # once: this version answers, whatever swaps meanwhile
     pinned = (headers or {}).get(PINNED_VERSION_HEADER)
     if pinned is not None and pinned != str(servable.version):
-      raise tf_serving_grpc.VersionNotFound(
+      raise tf_serving_grpc.VersionNotFoundError(
           f"Servable not found for request: Specific({self.name}, {pinned}); this server serves "
-          f"version {servable.version}")
+          f"version {servable.version}"
+      )
     if isinstance(payload, InferRequest):
       signature, array = self._v2_input(payload, servable)
       return Prepared("v2", servable, signature, array, payload)
@@ -107,9 +116,13 @@ class KmnistModel(kserve.Model):
     if prepared.protocol == "v1":
       return tf_serving_rest.predict_response(result.outputs, prepared.original)
     if prepared.protocol == "tf_serving_grpc":
-      return tf_serving_grpc.predict_response(self.name, prepared.servable, prepared.signature,
-                                              result.outputs,
-                                              list(prepared.original.output_filter))
+      return tf_serving_grpc.predict_response(
+          self.name,
+          prepared.servable,
+          prepared.signature,
+          result.outputs,
+          list(prepared.original.output_filter),
+      )
     return self._v2_response(prepared, result.outputs)
 
   def explain(self, payload: Prepared, headers=None) -> dict:
@@ -136,20 +149,24 @@ class KmnistModel(kserve.Model):
     datatype = V2_DATATYPES[signature.dtype]
     where = f"input '{infer_input.name}'"
     if infer_input.datatype != datatype:
-      raise BadRequest(f"{where} has datatype {infer_input.datatype}, but {signature.name} takes "
-                       f"{datatype}: {signature.describe()}")
+      raise BadRequest(
+          f"{where} has datatype {infer_input.datatype}, but {signature.name} takes "
+          f"{datatype}: {signature.describe()}"
+      )
     shape = list(infer_input.shape)
     try:
       # Binary data (gRPC raw_input_contents, REST's binary extension) or JSON data, flat or nested.
       raw = infer_input._raw_data is not None  # kserve keeps it private; as_numpy reads it
       values = infer_input.as_numpy() if raw else np.asarray(infer_input.data)
     except (ValueError, OverflowError) as e:
-      raise BadRequest(f"{where}: its data is not an array of numbers of shape {shape} ({e})") \
-          from None
+      raise BadRequest(
+          f"{where}: its data is not an array of numbers of shape {shape} ({e})"
+      ) from None
     needed = int(np.prod(shape))
     if values.size != needed:
-      raise BadRequest(f"{where}: its data has {values.size} values, but its shape {shape} needs "
-                       f"{needed}")
+      raise BadRequest(
+          f"{where}: its data has {values.size} values, but its shape {shape} needs " f"{needed}"
+      )
     return signature, check_array(signature, values.reshape(shape), self.max_batch_size, where)
 
   def _v2_response(self, prepared: Prepared, outputs: dict) -> InferResponse:
@@ -157,15 +174,22 @@ class KmnistModel(kserve.Model):
     wanted = [o.name for o in request.request_outputs or []] or sorted(outputs)
     unknown = sorted(set(wanted) - set(outputs))
     if unknown:
-      raise BadRequest(f"requested outputs {unknown} are not outputs of "
-                       f"{prepared.signature.name}; it returns {sorted(outputs)}")
+      raise BadRequest(
+          f"requested outputs {unknown} are not outputs of "
+          f"{prepared.signature.name}; it returns {sorted(outputs)}"
+      )
     infer_outputs = []
     for name in wanted:
       value = outputs[name]
-      infer_output = InferOutput(name=name, shape=list(value.shape),
-                                 datatype=V2_DATATYPES[value.dtype])
+      infer_output = InferOutput(
+          name=name, shape=list(value.shape), datatype=V2_DATATYPES[value.dtype]
+      )
       infer_output.set_data_from_numpy(value, binary_data=request.from_grpc)
       infer_outputs.append(infer_output)
-    return InferResponse(response_id=request.id or "", model_name=self.name,
-                         infer_outputs=infer_outputs, model_version=str(prepared.servable.version),
-                         from_grpc=request.from_grpc)
+    return InferResponse(
+        response_id=request.id or "",
+        model_name=self.name,
+        infer_outputs=infer_outputs,
+        model_version=str(prepared.servable.version),
+        from_grpc=request.from_grpc,
+    )

@@ -12,9 +12,9 @@ import numpy as np
 import tensorflow as tf
 from kserve.errors import InvalidInput
 
-from kmnist.errors import KmnistError
-from kmnist.saved_model import SERVING_SIGNATURE
-from kmnist.visualize_cli import read_dense_weights
+from kmnist.errors import KmnistError, one_line
+from kmnist.export.signatures import SERVING_SIGNATURE
+from kmnist.visualize import kernel_from_variables
 
 
 class BadRequest(InvalidInput):
@@ -24,6 +24,7 @@ class BadRequest(InvalidInput):
 @dataclasses.dataclass(frozen=True)
 class Signature:
   """One serving signature as the SavedModel declares it (one input, named outputs)."""
+
   name: str
   input_name: str
   dtype: np.dtype
@@ -46,16 +47,21 @@ def read_signatures(loaded) -> dict[str, Signature]:
     _, kwargs = function.structured_input_signature
     if len(kwargs) != 1:
       continue
-    (input_name, spec), = kwargs.items()
+    ((input_name, spec),) = kwargs.items()
     signatures[name] = Signature(
-        name=name, input_name=input_name, dtype=np.dtype(spec.dtype.as_numpy_dtype),
-        shape=tuple(spec.shape[1:]), outputs=tuple(sorted(function.structured_outputs)),
-        function=function)
+        name=name,
+        input_name=input_name,
+        dtype=np.dtype(spec.dtype.as_numpy_dtype),
+        shape=tuple(spec.shape[1:]),
+        outputs=tuple(sorted(function.structured_outputs)),
+        function=function,
+    )
   return signatures
 
 
-def check_array(signature: Signature, array, max_batch_size: int,
-                where: str = "input") -> np.ndarray:
+def check_array(
+    signature: Signature, array, max_batch_size: int, where: str = "input"
+) -> np.ndarray:
   """`array` (anything np.asarray takes) as the signature's input, or BadRequest saying why not.
 
   uint8 pixels must be integers (as TF Serving requires for DT_UINT8) from 0 to 255; float pixels
@@ -64,45 +70,59 @@ def check_array(signature: Signature, array, max_batch_size: int,
   try:
     array = np.asarray(array)
   except (ValueError, OverflowError) as e:  # ragged nesting, or an integer too big for numpy
-    raise BadRequest(f"{where} is not a rectangular array of numbers ({_first_line(e)}); "
-                     f"{signature.describe()}") from None
+    raise BadRequest(
+        f"{where} is not a rectangular array of numbers ({one_line(e)}); " f"{signature.describe()}"
+    ) from None
   if array.ndim != len(signature.shape) + 1 or tuple(array.shape[1:]) != signature.shape:
-    raise BadRequest(f"{where} has shape {list(array.shape)}, expected {signature.batch_shape()}: "
-                     f"{signature.describe()}")
+    raise BadRequest(
+        f"{where} has shape {list(array.shape)}, expected {signature.batch_shape()}: "
+        f"{signature.describe()}"
+    )
   if len(array) == 0:
     raise BadRequest(f"{where} holds no examples (shape {list(array.shape)}); send at least one")
   if len(array) > max_batch_size:
-    raise BadRequest(f"batch of {len(array)} examples is over this server's limit of "
-                     f"{max_batch_size} per request (kmnist-serve --max_batch_size); split it")
+    raise BadRequest(
+        f"batch of {len(array)} examples is over this server's limit of "
+        f"{max_batch_size} per request (kmnist-serve --max_batch_size); split it"
+    )
   if signature.dtype == np.uint8:
     if array.dtype.kind not in "iu":
-      raise BadRequest(f"{where} must hold integers 0-255 for {signature.name} (uint8), got "
-                       f"{_kind(array)}; for float pixels in [0, 1] use signature_name "
-                       f"'serving_float'")
+      raise BadRequest(
+          f"{where} must hold integers 0-255 for {signature.name} (uint8), got "
+          f"{_kind(array)}; for float pixels in [0, 1] use signature_name "
+          f"'serving_float'"
+      )
     if array.min() < 0 or array.max() > 255:
-      raise BadRequest(f"{where} has a pixel value out of range ({_extreme(array, 0, 255)}); "
-                       f"uint8 pixels must be 0-255")
+      raise BadRequest(
+          f"{where} has a pixel value out of range ({_extreme(array, 0, 255)}); "
+          f"uint8 pixels must be 0-255"
+      )
   elif np.issubdtype(signature.dtype, np.floating):
     if array.dtype.kind not in "iuf":
-      raise BadRequest(f"{where} must hold numbers for {signature.name} ({signature.dtype}), got "
-                       f"{_kind(array)}")
+      raise BadRequest(
+          f"{where} must hold numbers for {signature.name} ({signature.dtype}), got "
+          f"{_kind(array)}"
+      )
     if not np.isfinite(array).all():
-      raise BadRequest(f"{where} holds a value that is not a finite number; float pixels must be "
-                       f"in [0, 1]")
+      raise BadRequest(
+          f"{where} holds a value that is not a finite number; float pixels must be " f"in [0, 1]"
+      )
     if array.min() < 0 or array.max() > 1:
-      raise BadRequest(f"{where} has a pixel value out of range ({_extreme(array, 0, 1)}); float "
-                       f"pixels must be in [0, 1] (divide 0-255 pixels by 255)")
+      raise BadRequest(
+          f"{where} has a pixel value out of range ({_extreme(array, 0, 1)}); float "
+          f"pixels must be in [0, 1] (divide 0-255 pixels by 255)"
+      )
   return array.astype(signature.dtype, copy=False)
 
 
-def _first_line(e: Exception) -> str:
-  text = str(e).strip()
-  return text.splitlines()[0] if text else e.__class__.__name__
-
-
 def _kind(array: np.ndarray) -> str:
-  kinds = {"b": "booleans", "f": "non-integer numbers", "U": "strings", "S": "strings",
-           "O": "mixed or oversized values"}
+  kinds = {
+      "b": "booleans",
+      "f": "non-integer numbers",
+      "U": "strings",
+      "S": "strings",
+      "O": "mixed or oversized values",
+  }
   return kinds.get(array.dtype.kind, str(array.dtype))
 
 
@@ -124,8 +144,10 @@ class Servable:
     self.kernel = kernel  # [784, 10] float32, or None
     self.bias = bias
     if SERVING_SIGNATURE not in self.signatures:
-      raise KmnistError(f"{path} has no one-input '{SERVING_SIGNATURE}' signature (it has "
-                        f"{sorted(loaded.signatures)}); serve a SavedModel written by kmnist-train")
+      raise KmnistError(
+          f"{path} has no one-input '{SERVING_SIGNATURE}' signature (it has "
+          f"{sorted(loaded.signatures)}); serve a SavedModel written by kmnist-train"
+      )
 
   @classmethod
   def load(cls, path, version: int) -> "Servable":
@@ -133,18 +155,23 @@ class Servable:
     try:
       loaded = tf.saved_model.load(str(path))
     except Exception as e:  # Whatever TF raises on a damaged export: name the version, don't crash.
-      raise KmnistError(f"{path} could not be loaded as a SavedModel ({_first_line(e)})") from None
+      raise KmnistError(f"{path} could not be loaded as a SavedModel ({one_line(e)})") from None
     try:
-      kernel, bias = read_dense_weights(path)
-    except KmnistError:  # another architecture: served, only without the softmax evidence map
+      variables = [v.numpy() for v in getattr(loaded, "variables", [])]
+      model_name, kernel, bias = kernel_from_variables(variables, path)
+    except KmnistError:  # not one of kmnist's: served, only without the softmax evidence map
+      model_name = None
+    if model_name != "softmax":  # the evidence map is the softmax regression's weights x pixels
       kernel, bias = None, None
     return cls(version, path, loaded, kernel, bias)
 
   def signature(self, name: str | None) -> Signature:
     name = name or SERVING_SIGNATURE
     if name not in self.signatures:
-      raise BadRequest(f"signature_name '{name}' is not a signature of this model; it has "
-                       f"{', '.join(repr(s) for s in sorted(self.signatures))}")
+      raise BadRequest(
+          f"signature_name '{name}' is not a signature of this model; it has "
+          f"{', '.join(repr(s) for s in sorted(self.signatures))}"
+      )
     return self.signatures[name]
 
   def signature_for_input(self, input_name: str) -> Signature:

@@ -11,41 +11,54 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
-from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_pb2,
-                                     model_service_pb2_grpc, predict_pb2,
-                                     prediction_service_pb2_grpc)
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
 
-from kmnist import warmup
+from kmnist.export import saved_model
 from kmnist.serve.servable import BadRequest, Servable, Signature, check_array
 
 WARMUP_RECORDS_LIMIT = 1000  # TF Serving replays at most this many
 # TF Serving's error codes (tensorflow/core/protobuf/error_codes.proto) by the names REST reports.
 ERROR_CODES = {"OK": 0, "UNKNOWN": 2}
-STATES = {name: get_model_status_pb2.ModelVersionStatus.State.Value(name)
-          for name in ("LOADING", "AVAILABLE", "END")}
+STATES = {
+    name: get_model_status_pb2.ModelVersionStatus.State.Value(name)
+    for name in ("LOADING", "AVAILABLE", "END")
+}
 
 
-class VersionNotFound(Exception):
+class VersionNotFoundError(Exception):
   """A request for a version this server does not serve (TF Serving: NOT_FOUND, HTTP 404)."""
 
 
-def request_array(servable: Servable, request: predict_pb2.PredictRequest,
-                  max_batch_size: int) -> tuple[Signature, np.ndarray]:
+def request_array(
+    servable: Servable, request: predict_pb2.PredictRequest, max_batch_size: int
+) -> tuple[Signature, np.ndarray]:
   """The signature a PredictRequest names and its checked input, or BadRequest."""
   signature = servable.signature(request.model_spec.signature_name)
   if set(request.inputs) != {signature.input_name}:
-    raise BadRequest(f"request inputs {sorted(request.inputs)} do not match {signature.name}'s "
-                     f"['{signature.input_name}']: {signature.describe()}")
+    raise BadRequest(
+        f"request inputs {sorted(request.inputs)} do not match {signature.name}'s "
+        f"['{signature.input_name}']: {signature.describe()}"
+    )
   tensor = request.inputs[signature.input_name]
   expected = tf.as_dtype(signature.dtype)
   if tensor.dtype != expected.as_datatype_enum:
-    raise BadRequest(f"input '{signature.input_name}' is {tf.as_dtype(tensor.dtype).name}, but "
-                     f"{signature.name} takes {expected.name}: {signature.describe()}")
+    raise BadRequest(
+        f"input '{signature.input_name}' is {tf.as_dtype(tensor.dtype).name}, but "
+        f"{signature.name} takes {expected.name}: {signature.describe()}"
+    )
   try:
     array = tf.make_ndarray(tensor)
   except (ValueError, TypeError) as e:
-    raise BadRequest(f"input '{signature.input_name}' is not a readable TensorProto ({e})") \
-        from None
+    raise BadRequest(
+        f"input '{signature.input_name}' is not a readable TensorProto ({e})"
+    ) from None
   where = f"input '{signature.input_name}'"
   return signature, check_array(signature, array, max_batch_size, where=where)
 
@@ -53,19 +66,26 @@ def request_array(servable: Servable, request: predict_pb2.PredictRequest,
 def check_version(spec: model_pb2.ModelSpec, servable: Servable) -> None:
   """A request naming a version (or a label) is answered only by that version."""
   if spec.version_label:
-    raise VersionNotFound(f"version label '{spec.version_label}' of model {spec.name} is not "
-                          f"known: kmnist-serve has no version labels")
+    raise VersionNotFoundError(
+        f"version label '{spec.version_label}' of model {spec.name} is not "
+        f"known: kmnist-serve has no version labels"
+    )
   if spec.HasField("version") and spec.version.value != servable.version:
-    raise VersionNotFound(f"Servable not found for request: Specific({spec.name}, "
-                          f"{spec.version.value}); this server serves version {servable.version}")
+    raise VersionNotFoundError(
+        f"Servable not found for request: Specific({spec.name}, "
+        f"{spec.version.value}); this server serves version {servable.version}"
+    )
 
 
-def predict_response(model_name: str, servable: Servable, signature: Signature, outputs: dict,
-                     output_filter=()) -> predict_pb2.PredictResponse:
+def predict_response(
+    model_name: str, servable: Servable, signature: Signature, outputs: dict, output_filter=()
+) -> predict_pb2.PredictResponse:
   unknown = sorted(set(output_filter) - set(outputs))
   if unknown:
-    raise BadRequest(f"output_filter names {unknown}, which {signature.name} does not return; it "
-                     f"returns {list(signature.outputs)}")
+    raise BadRequest(
+        f"output_filter names {unknown}, which {signature.name} does not return; it "
+        f"returns {list(signature.outputs)}"
+    )
   response = predict_pb2.PredictResponse()
   response.model_spec.name = model_name
   response.model_spec.signature_name = signature.name
@@ -79,10 +99,10 @@ def warm_up(servable: Servable) -> int:
   """Replays the version's warmup records (assets.extra/tf_serving_warmup_requests), or runs
   each signature once on a blank digit if it has none. Returns the number of calls."""
   calls = 0
-  if (Path(servable.path) / warmup.WARMUP_FILE).is_file():
-    for log in warmup.read_warmup_requests(servable.path)[:WARMUP_RECORDS_LIMIT]:
+  if (Path(servable.path) / saved_model.WARMUP_FILE).is_file():
+    for log in saved_model.read_warmup_requests(servable.path)[:WARMUP_RECORDS_LIMIT]:
       if log.HasField("predict_log"):
-        signature, array = request_array(servable, log.predict_log.request, 2 ** 31)
+        signature, array = request_array(servable, log.predict_log.request, 2**31)
         servable.run(signature, array)
         calls += 1
   if not calls:
@@ -115,17 +135,18 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
   def __init__(self, dataplane):
     self._dataplane = dataplane
 
-  async def Predict(self, request, context):
+  async def Predict(self, request, context):  # noqa: N802 (gRPC's method name)
     _require_name(request.model_spec)
-    response, _ = await self._dataplane.infer(model_name=request.model_spec.name,
-                                              request=request)
+    response, _ = await self._dataplane.infer(model_name=request.model_spec.name, request=request)
     return response
 
-  async def GetModelMetadata(self, request, context):
+  async def GetModelMetadata(self, request, context):  # noqa: N802 (gRPC's method name)
     _require_name(request.model_spec)
     if list(request.metadata_field) != ["signature_def"]:
-      raise BadRequest(f"metadata_field must be ['signature_def'] (the only one TF Serving "
-                       f"supports), got {list(request.metadata_field)}")
+      raise BadRequest(
+          f"metadata_field must be ['signature_def'] (the only one TF Serving "
+          f"supports), got {list(request.metadata_field)}"
+      )
     servable = self._dataplane.get_model_from_registry(request.model_spec.name).versions.current
     check_version(request.model_spec, servable)
     response = get_model_metadata_pb2.GetModelMetadataResponse()
@@ -141,18 +162,19 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
   def __init__(self, dataplane):
     self._dataplane = dataplane
 
-  async def GetModelStatus(self, request, context):
+  async def GetModelStatus(self, request, context):  # noqa: N802 (gRPC's method name)
     spec = request.model_spec
     _require_name(spec)
     versions = self._dataplane.get_model_from_registry(spec.name).versions
     version = spec.version.value if spec.HasField("version") else None
     statuses = versions.status(version)
     if not statuses:
-      raise VersionNotFound(f"Could not find version {version} of model {spec.name}")
+      raise VersionNotFoundError(f"Could not find version {version} of model {spec.name}")
     response = get_model_status_pb2.GetModelStatusResponse()
     for status in statuses:
-      entry = response.model_version_status.add(version=int(status["version"]),
-                                                state=STATES[status["state"]])
+      entry = response.model_version_status.add(
+          version=int(status["version"]), state=STATES[status["state"]]
+      )
       entry.status.error_code = ERROR_CODES[status["status"]["error_code"]]
       entry.status.error_message = status["status"]["error_message"]
     return response
@@ -166,5 +188,6 @@ def _require_name(spec: model_pb2.ModelSpec) -> None:
 def add_to_server(server, dataplane) -> None:
   """Adds TF Serving's two services to a grpc.aio server."""
   prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-      PredictionServicer(dataplane), server)
+      PredictionServicer(dataplane), server
+  )
   model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(dataplane), server)

@@ -26,6 +26,7 @@ ROW, COLUMNAR = "row", "columnar"
 @dataclasses.dataclass
 class PredictRequest:
   """A checked :predict request: which signature, its input, and the format to answer in."""
+
   signature: Signature
   array: np.ndarray
   format: str
@@ -37,8 +38,10 @@ def decode_json(body):
     try:
       return orjson.loads(body)
     except orjson.JSONDecodeError as e:
-      raise BadRequest(f"request body is not valid JSON ({e}); send a JSON object such as "
-                       f'{{"instances": [...]}}') from None
+      raise BadRequest(
+          f"request body is not valid JSON ({e}); send a JSON object such as "
+          f'{{"instances": [...]}}'
+      ) from None
   return body
 
 
@@ -46,27 +49,34 @@ def parse_predict(body, servable: Servable, max_batch_size: int) -> PredictReque
   """A TF Serving REST predict body -> PredictRequest, or BadRequest with one clear reason."""
   body = decode_json(body)
   if not isinstance(body, dict):
-    raise BadRequest(f'request body must be a JSON object with "instances" or "inputs", got a '
-                     f"JSON {_json_type(body)}")
+    raise BadRequest(
+        f'request body must be a JSON object with "instances" or "inputs", got a '
+        f"JSON {_json_type(body)}"
+    )
   signature_name = body.get("signature_name")
   if signature_name is not None and not isinstance(signature_name, str):
     raise BadRequest(f"signature_name must be a string, got a JSON {_json_type(signature_name)}")
   signature = servable.signature(signature_name)
   has_rows, has_columns = "instances" in body, "inputs" in body
   if has_rows and has_columns:
-    raise BadRequest('request has both "instances" (row format) and "inputs" (columnar format); '
-                     "send one")
+    raise BadRequest(
+        'request has both "instances" (row format) and "inputs" (columnar format); ' "send one"
+    )
   if not (has_rows or has_columns):
-    raise BadRequest(f'request has neither "instances" (row format) nor "inputs" (columnar '
-                     f"format); its keys are {sorted(body)}")
+    raise BadRequest(
+        f'request has neither "instances" (row format) nor "inputs" (columnar '
+        f"format); its keys are {sorted(body)}"
+    )
   if has_rows:
     rows = body["instances"]
     if not isinstance(rows, list):
       raise BadRequest(f'"instances" must be a list of examples, got a JSON {_json_type(rows)}')
     named = [isinstance(row, dict) for row in rows]
     if any(named) and not all(named):
-      raise BadRequest(f'"instances" mix named ({{"{signature.input_name}": ...}}) and plain '
-                       f"examples; use one form")
+      raise BadRequest(
+          f'"instances" mix named ({{"{signature.input_name}": ...}}) and plain '
+          f"examples; use one form"
+      )
     if rows and all(named):
       rows = [_named(row, signature, f"instances[{i}]") for i, row in enumerate(rows)]
     array = check_array(signature, rows, max_batch_size, where='"instances"')
@@ -80,8 +90,10 @@ def parse_predict(body, servable: Servable, max_batch_size: int) -> PredictReque
 
 def _named(mapping: dict, signature: Signature, where: str):
   if set(mapping) != {signature.input_name}:
-    raise BadRequest(f"{where} names inputs {sorted(mapping)}, but {signature.name} has one "
-                     f"input, '{signature.input_name}'")
+    raise BadRequest(
+        f"{where} names inputs {sorted(mapping)}, but {signature.name} has one "
+        f"input, '{signature.input_name}'"
+    )
   return mapping[signature.input_name]
 
 
@@ -96,7 +108,11 @@ def predict_response(outputs: dict[str, np.ndarray], form: str) -> dict:
   if form == COLUMNAR:
     return {"outputs": columns}
   names = list(columns)
-  return {"predictions": [dict(zip(names, values)) for values in zip(*columns.values())]}
+  return {
+      "predictions": [
+          dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)
+      ]
+  }
 
 
 def model_status(statuses: list[dict]) -> dict:
@@ -108,6 +124,9 @@ def model_metadata(model_name: str, servable: Servable, signature_defs) -> dict:
   """GET /v1/models/<name>/metadata: the SignatureDefMap as TF Serving prints it."""
   return {
       "model_spec": {"name": model_name, "signature_name": "", "version": str(servable.version)},
-      "metadata": {"signature_def": json_format.MessageToDict(
-          signature_defs, preserving_proto_field_name=True)},
+      "metadata": {
+          "signature_def": json_format.MessageToDict(
+              signature_defs, preserving_proto_field_name=True
+          )
+      },
   }

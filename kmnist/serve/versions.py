@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from kmnist.errors import KmnistError
-from kmnist.layout import existing_versions, is_saved_model
+from kmnist.files import existing_versions, is_saved_model
 
 logger = logging.getLogger("kmnist.serve")
 
@@ -33,14 +33,18 @@ def resolve(model_path) -> tuple[Path, int | None]:
   path = Path(model_path)
   if path.is_dir() and is_saved_model(path):
     if not path.name.isdigit():
-      raise KmnistError(f"--model={model_path} is a SavedModel but not a version directory (its "
-                        f"name is not an integer); put it in a base as <base>/1 and pass the base")
+      raise KmnistError(
+          f"--model={model_path} is a SavedModel but not a version directory (its "
+          f"name is not an integer); put it in a base as <base>/1 and pass the base"
+      )
     return path, int(path.name)
   if path.is_dir() and any(is_saved_model(path / str(v)) for v in existing_versions(path)):
     return path, None
-  raise KmnistError(f"--model={model_path} is neither a SavedModel version directory (with "
-                    f"saved_model.pb) nor a base directory holding one (like exported/saved_model)"
-                    f"; train one with kmnist-train")
+  raise KmnistError(
+      f"--model={model_path} is neither a SavedModel version directory (with "
+      f"saved_model.pb) nor a base directory holding one (like exported/saved_model)"
+      f"; train one with kmnist-train"
+  )
 
 
 class VersionManager:
@@ -81,8 +85,10 @@ class VersionManager:
     while True:
       version = self.newest_candidate()
       if version is None:
-        raise KmnistError(f"--model={self.path}: no version could be loaded "
-                          f"({self._failure_summary()}); serve an export written by kmnist-train")
+        raise KmnistError(
+            f"--model={self.path}: no version could be loaded "
+            f"({self._failure_summary()}); serve an export written by kmnist-train"
+        )
       if self.load_and_swap(version):
         return self.current
 
@@ -110,8 +116,9 @@ class VersionManager:
       self._forget_old_states()
     seconds = time.perf_counter() - start
     released = f"; version {old.version} released" if old is not None else ""
-    logger.info("serving version %d from %s (loaded in %.2f s)%s", version, directory, seconds,
-                released)
+    logger.info(
+        "serving version %d from %s (loaded in %.2f s)%s", version, directory, seconds, released
+    )
     del old
     gc.collect()  # a loaded SavedModel holds reference cycles: free the old one now
     return True
@@ -121,8 +128,11 @@ class VersionManager:
     version = self.newest_candidate()
     if version is None:
       if self.current is not None and not self._warned_empty:
-        logger.warning("no loadable version left under %s; still serving version %d", self.path,
-                       self.current.version)
+        logger.warning(
+            "no loadable version left under %s; still serving version %d",
+            self.path,
+            self.current.version,
+        )
         self._warned_empty = True
       return
     self._warned_empty = False
@@ -132,8 +142,9 @@ class VersionManager:
   def start(self) -> None:
     """Starts following the base path (a single version directory is not followed)."""
     if self.poll_seconds > 0 and self._thread is None:
-      self._thread = threading.Thread(target=self._poll_loop, name="kmnist-version-poller",
-                                      daemon=True)
+      self._thread = threading.Thread(
+          target=self._poll_loop, name="kmnist-version-poller", daemon=True
+      )
       self._thread.start()
 
   def stop(self) -> None:
@@ -152,10 +163,15 @@ class VersionManager:
     """TF Serving's model_version_status entries, newest version first."""
     with self._lock:
       states = dict(self._states)
-    return [{"version": str(v), "state": state,
-             "status": {"error_code": "UNKNOWN" if error else "OK", "error_message": error}}
-            for v, (state, error) in sorted(states.items(), reverse=True)
-            if version is None or v == version]
+    return [
+        {
+            "version": str(v),
+            "state": state,
+            "status": {"error_code": "UNKNOWN" if error else "OK", "error_message": error},
+        }
+        for v, (state, error) in sorted(states.items(), reverse=True)
+        if version is None or v == version
+    ]
 
   def _forget_old_states(self) -> None:
     ended = sorted(v for v, (state, _) in self._states.items() if state == END)

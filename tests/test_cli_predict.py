@@ -1,0 +1,120 @@
+"""kmnist-predict, run as a user runs it: files in, one line per digit out, one line per bad
+file, exit codes."""
+
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from kmnist import model_paths
+from kmnist.export import saved_model
+
+
+def run_predict(*args, timeout=120):
+  return subprocess.run(
+      [sys.executable, "-m", "kmnist.cli.predict", *map(str, args)],
+      capture_output=True,
+      text=True,
+      timeout=timeout,
+  )
+
+
+@pytest.fixture(scope="module")
+def synthetic_export(tmp_path_factory, trained_model):
+  return saved_model.export_saved_model(
+      trained_model, tmp_path_factory.mktemp("predict") / "saved_model"
+  )
+
+
+def test_classifies_good_files_and_names_bad_ones(tmp_path, synthetic_export, synthetic_datasets):
+  test = synthetic_datasets.test
+  Image.fromarray(test.images[0]).save(tmp_path / "a.png")
+  np.save(tmp_path / "b.npy", test.images[1:4])
+  (tmp_path / "c.png").write_text("not an image")
+  result = run_predict(
+      f"--model={synthetic_export}",
+      tmp_path / "a.png",
+      tmp_path / "b.npy",
+      tmp_path / "c.png",
+      tmp_path / "missing.png",
+  )
+  assert result.returncode == 1
+  lines = result.stdout.strip().splitlines()
+  assert [line.split(":")[0] for line in lines] == [str(tmp_path / "a.png")] + [
+      f"{tmp_path / 'b.npy'}[{i}]" for i in range(3)
+  ]
+  assert [int(line.split(": ")[1].split()[0]) for line in lines] == list(test.labels[:4])
+  errors = [
+      line for line in result.stderr.splitlines() if line.startswith("kmnist-predict: error:")
+  ]
+  assert errors == [
+      f"kmnist-predict: error: {tmp_path / 'c.png'}: not a readable image "
+      "(UnidentifiedImageError); "
+      f"give a PNG of one digit",
+      f"kmnist-predict: error: {tmp_path / 'missing.png'}: no such file",
+  ]
+  assert "Traceback" not in result.stderr
+
+
+def test_json_output(tmp_path, synthetic_export, synthetic_datasets):
+  Image.fromarray(synthetic_datasets.test.images[0]).save(tmp_path / "a.png")
+  result = run_predict(f"--model={synthetic_export}", "--json", "--top_k=2", tmp_path / "a.png")
+  assert result.returncode == 0, result.stderr[-2000:]
+  document = json.loads(result.stdout)
+  (prediction,) = document["predictions"]
+  assert prediction["class_id"] == synthetic_datasets.test.labels[0]
+  assert (
+      len(prediction["top"]) == 2
+      and prediction["top"][0]["probability"] >= prediction["top"][1]["probability"]
+  )
+  assert document["errors"] == [] and document["model"] == str(synthetic_export)
+
+
+def test_a_model_that_is_not_one_exits_2_before_tensorflow(tmp_path):
+  # A broken model (loaded by TensorFlow) is refused the same way: tests/test_predict.py.
+  start = time.monotonic()
+  result = run_predict(f"--model={tmp_path}", tmp_path / "a.png")
+  print(f"refused in {time.monotonic() - start:.2f} s")
+  assert result.returncode == 2
+  assert (
+      f"kmnist-predict: error: --model={tmp_path} is not a SavedModel directory (no saved_model.pb)"
+      " nor a .tflite file" in result.stderr
+  )
+  assert "Traceback" not in result.stderr
+
+
+def write_user_pictures(directory, split, n=200):
+  """Test-set digits as a user would have them: half MNIST-sized, half as big dark-on-light
+  colour pictures."""
+  paths = []
+  for i in range(n):
+    digit = split.images[i]
+    path = directory / f"{i}_{split.labels[i]}.png"
+    if i % 2:
+      Image.fromarray(255 - digit).resize((112, 112), Image.Resampling.BICUBIC).convert("RGB").save(
+          path
+      )
+    else:
+      Image.fromarray(digit).save(path)
+    paths.append(path)
+  return paths
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", [None, "tflite/1/kmnist_float.tflite"])
+def test_the_reference_export_reads_users_pictures(tmp_path, real_datasets, model):
+  paths = write_user_pictures(tmp_path, real_datasets.test)
+  flags = (
+      [] if model is None else [f"--model={model_paths.reference_export() / model}"]
+  )  # None: the default
+  result = run_predict(*flags, "--json", *paths)
+  assert result.returncode == 0, result.stderr[-2000:]
+  predictions = json.loads(result.stdout)["predictions"]
+  correct = [p["class_id"] == int(p["file"].rsplit("_", 1)[1].split(".")[0]) for p in predictions]
+  assert len(correct) == len(paths)
+  print(f"{model or 'default SavedModel'}: {np.mean(correct):.3f} of {len(paths)} pictures correct")
+  assert np.mean(correct) >= 0.90

@@ -1,0 +1,201 @@
+"""kmnist-train's command line: flags, and bad input reported in one line with exit 2 before any
+work."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from absl import flags
+
+from kmnist import mnist_files
+from kmnist.cli import train as train_cli
+from kmnist.config import TrainConfig
+
+
+def parse(argv) -> TrainConfig:
+  fv = flags.FlagValues()
+  train_cli.define_flags(fv)
+  fv(["kmnist-train"] + argv)
+  return train_cli.config_from_flags(fv)
+
+
+def test_flag_defaults_are_the_config_defaults():
+  assert parse([]) == TrainConfig()
+
+
+def test_flags_reach_the_config(tmp_path):
+  flagfile = tmp_path / "run.flags"
+  flagfile.write_text("--steps=200\n--learning_rate=0.1\n--strategy=mirrored\n")
+  config = parse(
+      [f"--flagfile={flagfile}", "--cpu_replicas=2", "--novisualize", "--tflite=int8,float"]
+  )
+  assert (config.steps, config.learning_rate, config.strategy, config.cpu_replicas) == (
+      200,
+      0.1,
+      "mirrored",
+      2,
+  )
+  assert (config.visualize, config.tflite) == (False, ("int8", "float"))
+
+
+def run_cli(*args, cwd=None, env=None, timeout=120):
+  return subprocess.run(
+      [sys.executable, "-m", "kmnist.cli.train", *map(str, args)],
+      capture_output=True,
+      text=True,
+      cwd=cwd,
+      env=env,
+      timeout=timeout,
+  )
+
+
+def error_lines(result):
+  return [line for line in result.stderr.splitlines() if line.startswith("kmnist-train: error:")]
+
+
+@pytest.mark.parametrize(
+    "arg, expected",
+    [
+        ("--steps=0", "kmnist-train: error: --steps=0 must be a positive integer"),
+        ("--learning_rate=-1", "kmnist-train: error: --learning_rate=-1.0 must be a positive"),
+        ("--strategy=tpu9", "flag --strategy=tpu9: value should be one of"),
+        ("--no_such_flag=1", "Unknown command line flag 'no_such_flag'"),
+        (
+            "--tflite=float,fp16",
+            "--tflite=float,fp16: 'fp16' is not a TFLite variant; use a comma-separated list of",
+        ),
+        (
+            "--model_dir=/proc/1/kmnist",
+            "kmnist-train: error: --model_dir=/proc/1/kmnist is not writable",
+        ),
+    ],
+)
+def test_bad_flags_and_paths_stop_in_a_second_before_tensorflow(tmp_path, arg, expected):
+  start = time.monotonic()
+  result = run_cli("--data_dir=data", "--model_dir=run", "--export_dir=exported", arg, cwd=tmp_path)
+  elapsed = time.monotonic() - start
+  assert result.returncode != 0
+  assert expected in result.stderr
+  assert "Traceback" not in result.stderr
+  assert list(tmp_path.iterdir()) == []  # nothing written
+  print(f"{arg}: {elapsed:.2f} s")
+
+
+def test_a_damaged_manual_file_is_named_before_anything_is_prepared(tmp_path):
+  manual = tmp_path / "manual"
+  manual.mkdir()
+  for name in mnist_files.MNIST_FILES:
+    (manual / name).write_bytes((mnist_files.VENDORED_DIR / name).read_bytes())
+  victim = manual / "train-labels-idx1-ubyte.gz"
+  content = bytearray(victim.read_bytes())
+  content[len(content) // 2] ^= 0xFF  # one flipped byte, same size
+  victim.write_bytes(bytes(content))
+  result = run_cli(f"--manual_dir={manual}", f"--data_dir={tmp_path / 'data'}", cwd=tmp_path)
+  assert result.returncode == 2
+  (line,) = error_lines(result)
+  assert f"MNIST file {victim} is corrupted or truncated" in line
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["manual"]
+
+
+def test_an_empty_manual_dir_says_how_to_provide_the_data(tmp_path):
+  result = run_cli(f"--manual_dir={tmp_path}", f"--data_dir={tmp_path / 'data'}", cwd=tmp_path)
+  assert result.returncode == 2
+  (line,) = error_lines(result)
+  assert "put the four original MNIST .gz files" in line and "--manual_dir" in line
+
+
+def test_an_existing_export_version_is_refused_before_training(tmp_path):
+  (tmp_path / "exported" / "saved_model" / "3").mkdir(parents=True)
+  result = run_cli("--export_version=3", f"--data_dir={tmp_path / 'data'}", cwd=tmp_path)
+  assert result.returncode == 2
+  (line,) = error_lines(result)
+  assert (
+      "--export_version=3: exported/saved_model/3 already exists and is never overwritten" in line
+  )
+  assert not (tmp_path / "data").exists() and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    "tf_config, strategy, expected",
+    [
+        (
+            '{"cluster": {"worker": ["127.0.0.1:1"]}',
+            "multi_worker",
+            "TF_CONFIG is not a valid cluster description",
+        ),
+        (
+            '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 1}}',
+            "multi_worker",
+            "TF_CONFIG task index 1 is outside the 1 'worker' addresses",
+        ),
+        ("", "tpu", "--strategy=tpu: no TPU is reachable from this machine"),
+    ],
+)
+def test_a_cluster_it_cannot_join_is_refused_before_touching_data(
+    tmp_path, tf_config, strategy, expected
+):
+  env = dict(os.environ, TF_CONFIG=tf_config)
+  env.pop("TPU_NAME", None)
+  result = run_cli(f"--strategy={strategy}", "--data_dir=data", cwd=tmp_path, env=env)
+  assert result.returncode == 2
+  assert f"kmnist-train: error: {expected}" in result.stderr
+  assert "Traceback" not in result.stderr
+  assert list(tmp_path.iterdir()) == []
+
+
+def test_helpfull_lists_the_flags():
+  result = run_cli("--helpfull")  # absl exits 1 after printing help; the text is what matters.
+  for name in (
+      "--steps",
+      "--batch_size",
+      "--learning_rate",
+      "--strategy",
+      "--data_dir",
+      "--manual_dir",
+      "--export_dir",
+      "--tflite",
+      "--flagfile",
+  ):
+    assert name in result.stdout
+
+
+@pytest.mark.slow
+def test_the_readme_command(tmp_path, real_data_dir):
+  # The README's run command, as a user types it (data dir pointed at the prepared test copy).
+  import json
+
+  from kmnist import visualize
+
+  result = run_cli(f"--data_dir={real_data_dir}", cwd=tmp_path, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  accuracy = float(result.stdout.split("test accuracy:")[1].split()[0])
+  assert accuracy >= 0.905
+  assert (tmp_path / "exported" / "saved_model" / "1" / "saved_model.pb").is_file()
+  tflite_dir = tmp_path / "exported" / "tflite" / "1"
+  for name in (
+      "kmnist_float.tflite",
+      "kmnist_dynamic.tflite",
+      "kmnist_int8.tflite",
+      "labels.txt",
+      "tflite_report.json",
+  ):
+    assert (tflite_dir / name).is_file()
+  assert (
+      tflite_dir / "tflite_report.md"
+  ).read_text() in result.stdout  # the report's table is printed too
+  metrics = json.loads((tmp_path / "runs" / "kmnist" / "metrics.json").read_text())
+  assert metrics["test_accuracy"] == pytest.approx(accuracy, abs=5e-5)
+  assert all((tmp_path / "runs" / "kmnist" / name).is_file() for name in visualize.PICTURES)
+  assert "Pictures: runs/kmnist/weights.png" in result.stdout
+  assert list((tmp_path / "runs" / "kmnist" / "logs" / "train").glob("events.out.tfevents.*"))
+
+
+@pytest.mark.slow
+def test_divergence_exits_2_with_one_line(tmp_path, real_data_dir):
+  result = run_cli("--learning_rate=3e38", f"--data_dir={real_data_dir}", cwd=tmp_path, timeout=300)
+  assert result.returncode == 2
+  (line,) = error_lines(result)
+  assert "training diverged" in line and "at step" in line
+  assert not (tmp_path / "exported").exists()

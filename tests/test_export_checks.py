@@ -1,0 +1,63 @@
+"""The export checks: an export must compute the Keras model's function up to rounding or
+quantization; garbage (NaN, 1e30, classes swapped) fails every bar, and the bars are those
+documented."""
+
+import re
+
+import numpy as np
+import pytest
+
+from kmnist.errors import KmnistError
+from kmnist.export import checks
+
+VARIANTS = ("float", "dynamic", "int8")
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        lambda logits: np.full_like(logits, np.nan),
+        lambda logits: logits * 1e30,
+        lambda logits: logits[::-1],
+    ],
+)
+@pytest.mark.parametrize("variant", ("saved_model",) + VARIANTS)
+def test_check_outputs_rejects_garbage(garbage, variant):
+  logits = np.random.RandomState(0).randn(100, 10).astype(np.float32)
+  labels = logits.argmax(-1)
+  bad = garbage(logits)
+  with pytest.raises(KmnistError, match=f"the {variant} export does not reproduce the Keras model"):
+    checks.check_outputs(variant, {"class_id": bad.argmax(-1), "logits": bad}, logits, labels)
+  assert checks.check_outputs(
+      variant, {"class_id": labels, "logits": logits + 1e-6}, logits, labels
+  )
+
+
+def flip_predictions(class_id: np.ndarray, count: int) -> np.ndarray:
+  flipped = class_id.copy()
+  flipped[:count] = (flipped[:count] + 1) % 10
+  return flipped
+
+
+def test_int8_may_lose_at_most_0_3_points_of_accuracy():
+  logits = np.random.RandomState(0).randn(1000, 10).astype(np.float32)
+  labels = logits.argmax(-1)  # the Keras model scores 100 %
+  ok = {"class_id": flip_predictions(labels, 3), "logits": logits}  # 99.7 %
+  assert checks.check_outputs("int8", ok, logits, labels)["test_accuracy"] == 0.997
+  with pytest.raises(KmnistError, match=r"test accuracy 0\.9960, needs 0\.9970"):
+    checks.check_outputs(
+        "int8", {"class_id": flip_predictions(labels, 4), "logits": logits}, logits, labels
+    )
+  with pytest.raises(KmnistError, match=r"argmax agreement 99\.70%, needs 99\.80%"):
+    checks.check_outputs("dynamic", ok, logits, labels)  # stricter for the dynamic-range model
+
+
+def test_logit_tolerance_scales_with_the_logits():
+  logits = np.random.RandomState(0).randn(100, 10).astype(np.float32)
+  labels = logits.argmax(-1)
+  off_by_half = {"class_id": labels, "logits": logits + 0.5}
+  with pytest.raises(KmnistError, match=re.escape("max |logit difference| 0.5, allows 0.1")):
+    checks.check_outputs("int8", off_by_half, logits, labels)
+  assert checks.check_outputs(
+      "int8", {"class_id": labels, "logits": 10 * logits + 0.5}, 10 * logits, labels
+  )
