@@ -15,7 +15,7 @@ from kmnist.config import TrainConfig
 from kmnist.data import IMAGE_SHAPE, NUM_CLASSES, Split
 
 # --augment: small turns and shifts, as handwriting varies (BUILD_NOTES.md, "Models").
-MAX_DEGREES = 10.0
+MAX_DEGREES = 12.0
 MAX_SHIFT = 2.0
 
 

@@ -57,6 +57,7 @@ def test_the_defaults_are_the_tutorials_schedule_and_valid():
       "learning_rate": 0.5,
       "lr_schedule": "constant",
       "warmup_steps": 0,
+      "label_smoothing": 0.0,
       "seed": 0,
       "eval_every": 100,
   }

@@ -18,13 +18,29 @@ from kmnist.config import (
     LR_SCHEDULES,
     MODELS,
     OPTIMIZERS,
+    SCHEDULES,
     STRATEGIES,
     TrainConfig,
-    describe_schedules,
 )
 
 _DEFAULTS = TrainConfig()
 _PER_MODEL = "default: the model's (see --model)"
+
+
+def describe_schedules() -> str:
+  """The models' default schedules, one per model, for --help."""
+  lines = []
+  for (model, augment), s in SCHEDULES.items():
+    if model == "softmax" and augment:
+      continue
+    warmup = f", warmup {s.warmup_steps}" if s.warmup_steps else ""
+    warmup += f", label smoothing {s.label_smoothing:g}" if s.label_smoothing else ""
+    lines.append(
+        f"{model}{' --augment' if augment else ''}: {s.steps} steps of {s.batch_size}, "
+        f"{s.optimizer} at "
+        f"{s.learning_rate:g} ({s.lr_schedule}{warmup}), validation every {s.eval_every}"
+    )
+  return "; ".join(lines)
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
@@ -64,6 +80,12 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
       "constant, or cosine (linear warmup over --warmup_steps, then cosine decay to 0); "
       f"{_PER_MODEL}.",
       enum_values=LR_SCHEDULES,
+  )
+  define(
+      "float",
+      "label_smoothing",
+      None,
+      f"Share of each label spread evenly over the ten digits (regularises); {_PER_MODEL}.",
   )
   define(
       "integer",

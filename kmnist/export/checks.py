@@ -11,13 +11,13 @@ from kmnist import metrics
 from kmnist.errors import KmnistError
 
 # Logit differences count relative to the largest |Keras logit| (at least 1), because quantization
-# errors grow with the logits' range: int8 measured 0.6-0.7 % of it for the softmax regression and
-# 2.2 % for the CNN, whose activations are quantized layer after layer. Quantized models disagree on
-# a few near-tie images: dynamic 99.90-99.98 % agreement over seeds 0-14, so its bar is 99.8 %, not
-# the 99.9 % the default run is held to in the tests, lest a correct model be refused over one
-# image.
+# errors grow with the logits' range. Measured: dynamic 0.2-0.35 % of it for the softmax regression
+# and 1.1 % for the CNN, int8 0.6-0.7 % and 2.2 % (the CNN's activations are quantized layer after
+# layer); the bars are about twice that. Quantized models disagree on a few near-tie images: dynamic
+# 99.90-99.98 % agreement over seeds 0-14, so its bar is 99.8 %, not the 99.9 % the default run is
+# held to in the tests, lest a correct model be refused over one image.
 MIN_AGREEMENT = {"saved_model": 1.0, "float": 0.9999, "dynamic": 0.998, "int8": 0.99}
-MAX_LOGIT_DIFF = {"saved_model": 1e-5, "float": 1e-4, "dynamic": 0.01, "int8": 0.05}
+MAX_LOGIT_DIFF = {"saved_model": 1e-5, "float": 1e-4, "dynamic": 0.02, "int8": 0.05}
 # How far test accuracy may fall below the Keras model's: the TFLite issue's criterion for int8 (0.3
 # points); for the others it follows from the agreement.
 MAX_ACCURACY_DROP = {"saved_model": 0.0, "float": 1e-4, "dynamic": 1e-3, "int8": 3e-3}

@@ -41,7 +41,9 @@ def compile_model(
   """Mean cross-entropy on logits (stable, unlike the tutorial's log(softmax)), the optimizer."""
   model.compile(
       optimizer=optimizer(config),
-      loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+      loss=keras.losses.CategoricalCrossentropy(
+          from_logits=True, label_smoothing=config.label_smoothing
+      ),
       metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
       steps_per_execution=steps_per_execution,
   )
