@@ -26,7 +26,7 @@ def build() -> keras.Model:
   )
 
 
-def train(datasets, seed: int, callbacks) -> keras.Model:
+def train(datasets, seed: int, callbacks, epochs: int = EPOCHS) -> keras.Model:
   """Trains the recipe on the 60,000 training images, calling `callbacks` (the benchmark's
   clock)."""
   keras.utils.set_random_seed(seed)
@@ -38,7 +38,7 @@ def train(datasets, seed: int, callbacks) -> keras.Model:
       images[..., None].astype("float32") / 255,
       keras.utils.to_categorical(labels, 10),
       batch_size=BATCH,
-      epochs=EPOCHS,
+      epochs=epochs,
       validation_split=0.1,
       callbacks=callbacks,
       verbose=0,

@@ -45,8 +45,8 @@ class EpochClock(keras.callbacks.Callback):
     return next((seconds for seconds, accuracy in self.points if accuracy >= target), None)
 
 
-def run_model(name: str, datasets, seed: int, data_dir: str) -> dict:
-  """One default run of `name` ("cnn+augment" for --augment)."""
+def run_model(name: str, datasets, seed: int, data_dir: str, **overrides) -> dict:
+  """One default run of `name` ("cnn+augment" for --augment); `overrides` change it (tests)."""
   model_name, augment = name.split("+")[0], name.endswith("+augment")
   with tempfile.TemporaryDirectory() as tmp:
     config = TrainConfig(
@@ -57,6 +57,7 @@ def run_model(name: str, datasets, seed: int, data_dir: str) -> dict:
         model_dir=f"{tmp}/run",
         export_dir=f"{tmp}/exported",
         visualize=False,
+        **overrides,
     )
     clock = EpochClock(datasets.test)
     result = train.run(config, datasets_override=datasets, callbacks=[clock])
@@ -80,17 +81,20 @@ def run_model(name: str, datasets, seed: int, data_dir: str) -> dict:
   }
 
 
-def run_kerasio(datasets, seed: int) -> dict:
+def run_kerasio(datasets, seed: int, epochs: int = kerasio.EPOCHS) -> dict:
   test_images = datasets.test.images[..., None].astype("float32") / 255
   clock = EpochClock(datasets.test, test_images)
-  model = kerasio.train(datasets, seed, [clock])
+  model = kerasio.train(datasets, seed, [clock], epochs)
   return {
       "model": "keras-io mnist_convnet",
       "seed": seed,
       "parameters": model.count_params(),
       "test_accuracy": clock.points[-1][1],
       "training_seconds": clock.training_seconds,
-      "examples_per_second": 54_000 * kerasio.EPOCHS / clock.training_seconds,
+      "examples_per_second": 0.9
+      * (len(datasets.train) + len(datasets.validation))
+      * epochs
+      / clock.training_seconds,
       "seconds_to_target": clock.seconds_to(TARGET),
       "epochs": clock.points,
   }

@@ -123,7 +123,7 @@ def test_explain_adds_the_evidence_map(served, digits, expected):
   response, _ = asyncio.run(
       model({"instances": digits[:2].tolist()}, verb=serve_model.kserve.model.InferenceVerb.EXPLAIN)
   )
-  assert response["model_version"] == "1"
+  assert response["model_version"] == "1" and response["model"] == "softmax"
   for explanation, logits in zip(response["explanations"], expected[:2], strict=True):
     digit = explanation["class_id"]
     assert digit == logits.argmax()

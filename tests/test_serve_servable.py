@@ -129,3 +129,15 @@ def test_load_refuses_what_is_not_a_kmnist_saved_model(tmp_path):
   )
   with pytest.raises(KmnistError, match="has no one-input 'serving_default' signature"):
     servable_lib.Servable.load(tmp_path / "two_inputs", 1)
+
+
+def test_other_models_are_served_without_the_evidence_map(
+    tmp_path, trained_models, synthetic_datasets
+):
+  for name, model in trained_models.items():
+    export = saved_model.export_saved_model(model, tmp_path / name)
+    servable = servable_lib.Servable.load(export, 1)
+    assert (servable.model_name, servable.kernel, servable.bias) == (name, None, None)
+    digits = synthetic_datasets.test.images[:4]
+    outputs = servable.run(servable.signature(None), digits)
+    assert servable.evidence(digits, outputs["class_id"]) is None

@@ -138,7 +138,11 @@ class KmnistModel(kserve.Model):
       digit = explanation["class_id"]
       explanation["evidence"] = None if evidence is None else evidence[i].reshape(28, 28).tolist()
       explanation["bias"] = None if servable.bias is None else float(servable.bias[digit])
-    return {"model_version": str(servable.version), "explanations": explanations}
+    return {
+        "model_version": str(servable.version),
+        "model": servable.model_name,
+        "explanations": explanations,
+    }
 
   def _v2_input(self, request: InferRequest, servable: Servable) -> tuple[Signature, np.ndarray]:
     if len(request.inputs) != 1:

@@ -136,8 +136,9 @@ def _extreme(array: np.ndarray, lowest, highest) -> str:
 class Servable:
   """One version: its signatures, and the kernel for the evidence map if it is the softmax model."""
 
-  def __init__(self, version: int, path, loaded, kernel=None, bias=None):
+  def __init__(self, version: int, path, loaded, kernel=None, bias=None, model_name=None):
     self.version = version
+    self.model_name = model_name  # softmax, mlp or cnn (told by its variables), None if unknown
     self.path = Path(path)
     self._loaded = loaded  # keeps the variables the signatures read alive
     self.signatures = read_signatures(loaded)
@@ -163,7 +164,7 @@ class Servable:
       model_name = None
     if model_name != "softmax":  # the evidence map is the softmax regression's weights x pixels
       kernel, bias = None, None
-    return cls(version, path, loaded, kernel, bias)
+    return cls(version, path, loaded, kernel, bias, model_name)
 
   def signature(self, name: str | None) -> Signature:
     name = name or SERVING_SIGNATURE

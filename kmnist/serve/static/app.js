@@ -133,12 +133,25 @@
       const reply = await postJson("/v1/models/" + encodeURIComponent(modelName) + ":explain",
                                    JSON.stringify({instances: [prepared.pixels]}));
       if (mine !== request) return;
+      describeModel(reply.model);
       show(reply.explanations[0], reply.model_version);
     } catch (error) {
       if (mine !== request) return;
       answer.className = "answer error";
       answer.textContent = "Could not classify the drawing: " + error.message;
       document.body.removeAttribute("data-prediction");
+    }
+  }
+
+  // Which of kmnist's models answered (the server tells them apart by their variables).
+  const MODEL_KINDS = {
+    mlp: "a multilayer perceptron (the tutorial's \"small changes\": two hidden layers)",
+    cnn: "a small convolutional network",
+  };
+
+  function describeModel(kind) {
+    if (MODEL_KINDS[kind]) {
+      document.getElementById("model-kind").textContent = MODEL_KINDS[kind];
     }
   }
 
