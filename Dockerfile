@@ -4,7 +4,7 @@
 #   docker build -t kmnist-serve .
 #   docker run --rm -p 8501:8501 -p 8500:8500 \
 #     --mount type=bind,source="$PWD/exported/saved_model",target=/models/kmnist kmnist-serve
-# Without the mount it serves the committed reference export.
+# Without the mount it serves the reference export shipped in the package.
 FROM python:3.11-slim
 
 WORKDIR /opt/kmnist

@@ -262,7 +262,16 @@ def main(argv):
 
     datasets = data.load(FLAGS.data_dir)
     seeds = [int(seed) for seed in FLAGS.seeds]
-    figures = models.benchmark(FLAGS.models, seeds, datasets, FLAGS.data_dir, FLAGS.kerasio)
+    partial = Path(FLAGS.models_out).with_suffix(".partial.json")
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    figures = models.benchmark(
+        FLAGS.models,
+        seeds,
+        datasets,
+        FLAGS.data_dir,
+        FLAGS.kerasio,
+        progress=lambda so_far: partial.write_text(json.dumps(so_far, indent=2) + "\n"),
+    )
     write_figures(figures, FLAGS.models_out, models.table(figures))
     return
   # The commands first, while this process is small: a child's peak RSS starts from its parent's at

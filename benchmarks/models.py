@@ -107,11 +107,16 @@ def devices() -> dict:
   }
 
 
-def benchmark(names, seeds, datasets, data_dir: str, with_kerasio: bool) -> dict:
-  runs = [run_model(name, datasets, seed, data_dir) for name in names for seed in seeds]
-  if with_kerasio:
-    runs += [run_kerasio(datasets, seed) for seed in seeds]
-  return {"machine": devices(), "target": TARGET, "runs": runs}
+def benchmark(names, seeds, datasets, data_dir: str, with_kerasio: bool, progress=None) -> dict:
+  """Every run; `progress(figures)` is called after each, so a long benchmark keeps what it has."""
+  figures = {"machine": devices(), "target": TARGET, "runs": []}
+  jobs = [(run_model, (name, datasets, seed, data_dir)) for name in names for seed in seeds]
+  jobs += [(run_kerasio, (datasets, seed)) for seed in seeds] if with_kerasio else []
+  for job, args in jobs:
+    figures["runs"].append(job(*args))
+    if progress:
+      progress(figures)
+  return figures
 
 
 def table(figures: dict) -> str:
@@ -139,7 +144,6 @@ def table(figures: dict) -> str:
         f"| {name} | {runs[0]['parameters']:,} | {', '.join(f'{a:.4f}' for a in accuracies)} "
         f"| {np.mean(accuracies):.4f} | {np.mean([r['training_seconds'] for r in runs]):.0f} "
         f"| {np.mean([r['examples_per_second'] for r in runs]):,.0f} | {reached} | {sizes} | "
-        f"{int8} "
-        f"| {latency} |"
+        f"{int8} | {latency} |"
     )
   return "\n".join(rows)

@@ -219,8 +219,7 @@ def table(figures: dict) -> str:
   g = figures["load"]["grpc_batch_100"]
   rows.append(
       f"| batch_100 over TF Serving gRPC | {g['clients']} | {g['requests_per_s']:,.0f} | "
-      f"{g['images_per_s']:,.0f} | {g['p50_ms']:.1f} | {g['p99_ms']:.1f} | {g['errors']} "
-      f"| | |"
+      f"{g['images_per_s']:,.0f} | {g['p50_ms']:.1f} | {g['p99_ms']:.1f} | {g['errors']} | | |"
   )
   swap = figures["load"]["single_during_swap"]
   rows.append(
@@ -237,7 +236,7 @@ def table(figures: dict) -> str:
         f"{f['images_per_s']:,.0f} | {f['p50_ms']:.2f} | {f['p99_ms']:.2f} |"
     )
   rows.append(
-      "\n| where a request's time goes (ms) | 1 image | 100 images |\n" "| --- | ---: | ---: |"
+      "\n| where a request's time goes (ms) | 1 image | 100 images |\n| --- | ---: | ---: |"
   )
   single, batch = figures["breakdown"]["batch_1"], figures["breakdown"]["batch_100"]
   for step in ("json_parse", "input_checks", "model", "response", "json_write"):
@@ -246,8 +245,7 @@ def table(figures: dict) -> str:
     ks = figures["load"][name]["kserve_ms"]
     rows.append(
         f"\nkserve's timings during the {name} run (ms per request): preprocess "
-        f"{ks['preprocess']:.3f}, predict {ks['predict']:.3f}, postprocess "
-        f"{ks['postprocess']:.3f}"
+        f"{ks['preprocess']:.3f}, predict {ks['predict']:.3f}, postprocess {ks['postprocess']:.3f}"
     )
   return "\n".join(rows)
 

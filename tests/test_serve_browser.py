@@ -80,7 +80,7 @@ def page():
       page = context.new_page()
       page.goto(server.url + "/")
       page.wait_for_function(
-          "document.getElementById('model-info').textContent" ".includes('version 1')",
+          "document.getElementById('model-info').textContent.includes('version 1')",
           timeout=20_000,
       )
       yield page

@@ -48,7 +48,7 @@ def flag_faults(tmp_path, busy_port):
       (["--http_port=0"], "--http_port=0 is not a port; give one from 1 to 65535"),
       (
           ["--grpc_port=70000"],
-          "--grpc_port=70000 is not a port; give one from 0 to 65535 (0: no " "gRPC)",
+          "--grpc_port=70000 is not a port; give one from 0 to 65535 (0: no gRPC)",
       ),
       (["--http_port=9000", "--grpc_port=9000"], "--http_port and --grpc_port are both 9000"),
       (["--poll_seconds=-1"], "--poll_seconds=-1.0 must be 0 (never look) or positive"),
@@ -57,7 +57,7 @@ def flag_faults(tmp_path, busy_port):
       (["--model_name=a/b"], "--model_name='a/b' cannot be used in a URL"),
       (
           [f"--model={not_a_model}"],
-          f"--model={not_a_model} is neither a SavedModel version " f"directory",
+          f"--model={not_a_model} is neither a SavedModel version directory",
       ),
       ([f"--model={tmp_path / 'missing'}"], "is neither a SavedModel version directory"),
       (
@@ -68,12 +68,12 @@ def flag_faults(tmp_path, busy_port):
       ),
       (
           [f"--grpc_port={busy_port}"],
-          f"--grpc_port={busy_port}: port {busy_port} on 127.0.0.1 is " f"in use",
+          f"--grpc_port={busy_port}: port {busy_port} on 127.0.0.1 is in use",
       ),
       (["--host=192.0.2.1"], "--host=192.0.2.1 is not an address of this machine"),
       (
           ["--host=no-such-host.invalid"],
-          "--host=no-such-host.invalid is not an address of this " "machine",
+          "--host=no-such-host.invalid is not an address of this machine",
       ),
       (["extra"], "unexpected arguments ['extra']; kmnist-serve takes only --flags"),
   ]

@@ -84,7 +84,7 @@ def test_v2_json_flat_nested_and_binary(served, digits, expected):
     [
         (
             [InferInput("image", [1, 28, 28], "FP32", [0.0] * 784)],
-            "has datatype FP32, but " "serving_default takes UINT8",
+            "has datatype FP32, but serving_default takes UINT8",
         ),
         (
             [InferInput("image", [1, 28, 28], "UINT8", [0] * 783)],

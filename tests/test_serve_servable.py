@@ -26,7 +26,7 @@ def test_signatures_as_the_contract_declares_them(servable):
   assert servable.signature(None) is default and servable.signature_for_input("x") is flat
   with pytest.raises(
       BadRequest,
-      match="'nope' is not a signature of this model; it has " "'serving_default', 'serving_float'",
+      match="'nope' is not a signature of this model; it has 'serving_default', 'serving_float'",
   ):
     servable.signature("nope")
   with pytest.raises(BadRequest, match="'pixels' is not an input of this model; it takes 'image'"):

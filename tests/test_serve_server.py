@@ -125,7 +125,7 @@ def test_request_size_limit(client):
   reply = client.post("/v1/models/kmnist:predict", content=big)
   assert reply.status_code == 413
   assert reply.json()["error"].startswith(
-      f"request body of {len(big):,} bytes is over this " f"server's limit of {MAX_BYTES:,}"
+      f"request body of {len(big):,} bytes is over this server's limit of {MAX_BYTES:,}"
   )
   chunks = (big[i : i + 65536] for i in range(0, len(big), 65536))  # no Content-Length: chunked
   reply = client.post("/v1/models/kmnist:predict", content=chunks)

@@ -60,7 +60,7 @@ def test_request_array_and_response(servable, synthetic_datasets, trained_model)
         ),
         (
             (np.zeros((1, 28, 28), np.float32),),
-            "input 'image' is float32, but serving_default takes " "uint8",
+            "input 'image' is float32, but serving_default takes uint8",
         ),
         ((np.zeros((1, 784), np.uint8), "serving_float", "x"), "is uint8, but serving_float takes"),
         ((np.zeros((1, 28, 27), np.uint8),), r"shape \[1, 28, 27\], expected \[N, 28, 28\]"),

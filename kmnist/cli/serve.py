@@ -31,7 +31,7 @@ MODEL_NAME = "kmnist"
 
 
 def default_model_base() -> Path:
-  """The committed reference export's SavedModel base (served when no run has exported one)."""
+  """The reference export's SavedModel base in the package (served when no run has exported one)."""
   return model_paths.reference_export() / "saved_model"
 
 
@@ -48,19 +48,19 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
       None,
       "TF Serving model base path (integer version directories: the highest is "
       "served, new ones are followed) or one version directory. Default: exported/saved_model if "
-      "it holds a version, else the committed reference export.",
+      "it holds a version, else the reference export shipped in the package.",
       flag_values=fv,
   )
   flags.DEFINE_string(
       "model_name",
       MODEL_NAME,
-      "The model's name in URLs and requests (TF " "Serving's --model_name).",
+      "The model's name in URLs and requests (TF Serving's --model_name).",
       flag_values=fv,
   )
   flags.DEFINE_string(
       "host",
       "127.0.0.1",
-      "Address to listen on; 0.0.0.0 (or ::) for every " "interface.",
+      "Address to listen on; 0.0.0.0 (or ::) for every interface.",
       flag_values=fv,
   )
   flags.DEFINE_integer(
@@ -79,7 +79,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   flags.DEFINE_integer(
       "max_batch_size",
       1000,
-      "Most examples in one request; more is refused " "with 400.",
+      "Most examples in one request; more is refused with 400.",
       flag_values=fv,
   )
   flags.DEFINE_integer(
@@ -95,14 +95,14 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   flags.DEFINE_integer(
       "tensorflow_intra_op_parallelism",
       1,
-      "Threads TensorFlow may use inside " "one op (0: TensorFlow's choice).",
+      "Threads TensorFlow may use inside one op (0: TensorFlow's choice).",
       lower_bound=0,
       flag_values=fv,
   )
   flags.DEFINE_integer(
       "tensorflow_inter_op_parallelism",
       1,
-      "Ops TensorFlow may run at once (0: " "TensorFlow's choice).",
+      "Ops TensorFlow may run at once (0: TensorFlow's choice).",
       lower_bound=0,
       flag_values=fv,
   )
@@ -125,12 +125,11 @@ def check_flags(fv) -> Path:
     raise KmnistError(f"--max_batch_size={fv.max_batch_size} must be a positive integer")
   if fv.max_request_bytes < 4096:
     raise KmnistError(
-        f"--max_request_bytes={fv.max_request_bytes} is too small for one digit; "
-        f"give at least 4096"
+        f"--max_request_bytes={fv.max_request_bytes} is too small for one digit; give at least 4096"
     )
   if not fv.model_name or any(c in fv.model_name for c in "/:?#% "):
     raise KmnistError(
-        f"--model_name={fv.model_name!r} cannot be used in a URL; give a plain name " f"like kmnist"
+        f"--model_name={fv.model_name!r} cannot be used in a URL; give a plain name like kmnist"
     )
   model = Path(fv.model) if fv.model is not None else default_model()
   versions.resolve(model)
@@ -162,7 +161,7 @@ def check_port_free(host: str, port: int, flag: str) -> None:
         ) from None
       if e.errno == errno.EADDRNOTAVAIL:
         raise KmnistError(
-            f"--host={host} is not an address of this machine; give e.g. " f"127.0.0.1 or 0.0.0.0"
+            f"--host={host} is not an address of this machine; give e.g. 127.0.0.1 or 0.0.0.0"
         ) from None
       if e.errno == errno.EACCES:
         raise KmnistError(

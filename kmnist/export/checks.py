@@ -10,14 +10,15 @@ import numpy as np
 from kmnist import metrics
 from kmnist.errors import KmnistError
 
-# Logit differences count relative to the largest |Keras logit| (at least 1), because quantization
-# errors grow with the logits' range. Measured: dynamic 0.2-0.35 % of it for the softmax regression
-# and 1.1 % for the CNN, int8 0.6-0.7 % and 2.2 % (the CNN's activations are quantized layer after
-# layer); the bars are about twice that. Quantized models disagree on a few near-tie images: dynamic
-# 99.90-99.98 % agreement over seeds 0-14, so its bar is 99.8 %, not the 99.9 % the default run is
-# held to in the tests, lest a correct model be refused over one image.
+# Logit differences count relative to the range of the Keras logits (at least 1): quantization
+# rounds to steps of that range / 256 at the output, and layer after layer inside. Measured: dynamic
+# 0.14 % of it for the softmax regression and 0.5 % for the CNN; int8 0.3 % and 2.5 % (the CNN's
+# label-smoothed logits span only ~10, its activations are quantized layer by layer); the bars are
+# 1 % and 5 %. Quantized models disagree on a few near-tie images: dynamic 99.90-99.98 % agreement
+# over seeds 0-14, so its bar is 99.8 %, not the 99.9 % the default run is held to in the tests,
+# lest a correct model be refused over one image.
 MIN_AGREEMENT = {"saved_model": 1.0, "float": 0.9999, "dynamic": 0.998, "int8": 0.99}
-MAX_LOGIT_DIFF = {"saved_model": 1e-5, "float": 1e-4, "dynamic": 0.02, "int8": 0.05}
+MAX_LOGIT_DIFF = {"saved_model": 1e-5, "float": 1e-4, "dynamic": 0.01, "int8": 0.05}
 # How far test accuracy may fall below the Keras model's: the TFLite issue's criterion for int8 (0.3
 # points); for the others it follows from the agreement.
 MAX_ACCURACY_DROP = {"saved_model": 0.0, "float": 1e-4, "dynamic": 1e-3, "int8": 3e-3}
@@ -34,7 +35,8 @@ def check_outputs(
   accuracy = metrics.accuracy(outputs["class_id"], labels)
   agreement = metrics.accuracy(outputs["class_id"], reference_logits.argmax(-1))
   max_diff = float(np.max(np.abs(outputs["logits"] - reference_logits)))
-  max_allowed = MAX_LOGIT_DIFF[name] * max(1.0, float(np.max(np.abs(reference_logits))))
+  logit_range = float(np.max(reference_logits) - np.min(reference_logits))
+  max_allowed = MAX_LOGIT_DIFF[name] * max(1.0, logit_range)
   min_accuracy = metrics.accuracy(reference_logits, labels) - MAX_ACCURACY_DROP[name]
   # Written so that NaN fails every comparison; 1e-9 absorbs the rounding of the subtraction above.
   if not (

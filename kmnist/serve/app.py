@@ -104,8 +104,7 @@ def _reworded(message: str, request: Request) -> str:
     content_type = request.headers.get("content-type", "none")
     return (
         f"an Open Inference request must be sent with Content-Type: application/json (this "
-        f"one: {content_type}), or as binary data with the inference-header-content-length "
-        f"header"
+        f"one: {content_type}), or as binary data with the inference-header-content-length header"
     )
   return message
 
@@ -167,7 +166,7 @@ def create_app(
     statuses = versions(model_name).status(version)
     if not statuses:
       raise tf_serving_grpc.VersionNotFoundError(
-          f"Could not find version {version} of model " f"{model_name}"
+          f"Could not find version {version} of model {model_name}"
       )
     return tf_serving_rest.model_status(statuses)
 

@@ -169,7 +169,7 @@ class KmnistModel(kserve.Model):
     needed = int(np.prod(shape))
     if values.size != needed:
       raise BadRequest(
-          f"{where}: its data has {values.size} values, but its shape {shape} needs " f"{needed}"
+          f"{where}: its data has {values.size} values, but its shape {shape} needs {needed}"
       )
     return signature, check_array(signature, values.reshape(shape), self.max_batch_size, where)
 

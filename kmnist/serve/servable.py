@@ -71,7 +71,7 @@ def check_array(
     array = np.asarray(array)
   except (ValueError, OverflowError) as e:  # ragged nesting, or an integer too big for numpy
     raise BadRequest(
-        f"{where} is not a rectangular array of numbers ({one_line(e)}); " f"{signature.describe()}"
+        f"{where} is not a rectangular array of numbers ({one_line(e)}); {signature.describe()}"
     ) from None
   if array.ndim != len(signature.shape) + 1 or tuple(array.shape[1:]) != signature.shape:
     raise BadRequest(
@@ -89,8 +89,7 @@ def check_array(
     if array.dtype.kind not in "iu":
       raise BadRequest(
           f"{where} must hold integers 0-255 for {signature.name} (uint8), got "
-          f"{_kind(array)}; for float pixels in [0, 1] use signature_name "
-          f"'serving_float'"
+          f"{_kind(array)}; for float pixels in [0, 1] use signature_name 'serving_float'"
       )
     if array.min() < 0 or array.max() > 255:
       raise BadRequest(
@@ -100,12 +99,11 @@ def check_array(
   elif np.issubdtype(signature.dtype, np.floating):
     if array.dtype.kind not in "iuf":
       raise BadRequest(
-          f"{where} must hold numbers for {signature.name} ({signature.dtype}), got "
-          f"{_kind(array)}"
+          f"{where} must hold numbers for {signature.name} ({signature.dtype}), got {_kind(array)}"
       )
     if not np.isfinite(array).all():
       raise BadRequest(
-          f"{where} holds a value that is not a finite number; float pixels must be " f"in [0, 1]"
+          f"{where} holds a value that is not a finite number; float pixels must be in [0, 1]"
       )
     if array.min() < 0 or array.max() > 1:
       raise BadRequest(

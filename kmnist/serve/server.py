@@ -44,8 +44,7 @@ class FollowBaseRepository(ModelRepositoryExtension):
   async def unload(self, model_name: str) -> None:
     raise NotImplementedError(
         f"kmnist-serve does not unload {model_name} on request: it serves "
-        f"the newest version under its --model base; add or remove "
-        f"versions there"
+        f"the newest version under its --model base; add or remove versions there"
     )
 
 

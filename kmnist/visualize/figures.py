@@ -62,7 +62,7 @@ def filters_figure(kernel: np.ndarray):
   kernel = np.asarray(kernel)
   if kernel.ndim != 4 or kernel.shape[2] != 1:
     raise ValueError(
-        "expected a first Conv2D kernel of shape (h, w, 1, filters), got " f"{kernel.shape}"
+        f"expected a first Conv2D kernel of shape (h, w, 1, filters), got {kernel.shape}"
     )
   maps = np.moveaxis(kernel[:, :, 0, :], -1, 0)
   grid = (4, int(np.ceil(len(maps) / 4)))
