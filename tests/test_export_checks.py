@@ -55,9 +55,9 @@ def test_int8_may_lose_at_most_0_3_points_of_accuracy():
 def test_logit_tolerance_scales_with_the_logits():
   logits = np.random.RandomState(0).randn(100, 10).astype(np.float32)
   labels = logits.argmax(-1)
-  off_by_half = {"class_id": labels, "logits": logits + 0.5}
-  with pytest.raises(KmnistError, match=re.escape("max |logit difference| 0.5, allows 0.29")):
-    checks.check_outputs("int8", off_by_half, logits, labels)
+  off_by_one = {"class_id": labels, "logits": logits + 1.0}  # the range is 5.8: int8 allows 0.58
+  with pytest.raises(KmnistError, match=re.escape("max |logit difference| 1, allows 0.581")):
+    checks.check_outputs("int8", off_by_one, logits, labels)
   assert checks.check_outputs(
-      "int8", {"class_id": labels, "logits": 10 * logits + 0.5}, 10 * logits, labels
+      "int8", {"class_id": labels, "logits": 10 * logits + 1.0}, 10 * logits, labels
   )
