@@ -11,9 +11,15 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+from hypothesis import settings  # noqa: E402
 
 from kmnist import data, models, train  # noqa: E402
 from kmnist.config import TrainConfig  # noqa: E402
+
+# Property-based tests run in the fast suite: the same examples every run (derandomized: a fixed
+# seed), a budget per test (max_examples), no deadline (timings on a shared machine are noise).
+settings.register_profile("kmnist", derandomize=True, deadline=None, database=None)
+settings.load_profile("kmnist")
 
 
 def synthetic_split(n: int, seed: int) -> data.Split:

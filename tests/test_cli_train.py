@@ -199,3 +199,42 @@ def test_divergence_exits_2_with_one_line(tmp_path, real_data_dir):
   (line,) = error_lines(result)
   assert "training diverged" in line and "at step" in line
   assert not (tmp_path / "exported").exists()
+
+
+def refuse_file_growth():
+  """In the child, before exec: no file may grow past 4 KiB (EFBIG), the kernel's own refusal of a
+  write (Python's tempfile needs a few bytes at start-up; a checkpoint needs 32 KB)."""
+  import resource
+  import signal
+
+  signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+  resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+
+
+def test_a_write_the_disk_refuses_exits_2_with_one_line_naming_the_path(tmp_path):
+  synthetic_cli = os.path.join(os.path.dirname(__file__), "synthetic_cli.py")
+  result = subprocess.run(
+      [
+          sys.executable,
+          synthetic_cli,
+          "--steps=40",
+          "--eval_every=20",
+          "--batch_size=50",
+          "--tflite=float",
+          "--novisualize",
+          "--model_dir=run",
+          "--export_dir=exported",
+      ],
+      capture_output=True,
+      text=True,
+      cwd=tmp_path,
+      timeout=300,
+      preexec_fn=refuse_file_growth,
+  )
+  assert result.returncode == 2, result.stderr[-3000:]
+  (line,) = error_lines(result)
+  assert line.startswith("kmnist-train: error: could not write run/") and (
+      "(File too large); raise the limit (ulimit -f), then run the same command again" in line
+  )
+  assert "Traceback" not in result.stderr
+  assert not (tmp_path / "exported").exists()

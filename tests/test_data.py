@@ -1,9 +1,15 @@
 """Reading MNIST through TFDS (mocked in the fast tests, the real prepared data in the slow ones)
 and the cache."""
 
+import json
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kmnist import data
 
@@ -69,3 +75,84 @@ def test_real_cache_matches_tfds(real_data_dir):
     from_tfds = data.read_split(builder, tfds_split)
     np.testing.assert_array_equal(getattr(cached, name).images, from_tfds.images)
     np.testing.assert_array_equal(getattr(cached, name).labels, from_tfds.labels)
+
+
+# Caches that lie: readable, but not what they say they are. Each is rebuilt from TFDS, with a line
+# saying why.
+def small_datasets() -> data.Datasets:
+  split = lambda n, v: data.Split(np.full((n, 28, 28), v, np.uint8), np.arange(n) % 10)  # noqa: E731
+  return data.Datasets(split(6, 1), split(3, 2), split(4, 3))
+
+
+def edit_cache(cache, edit):
+  with np.load(cache) as npz:
+    arrays = {name: npz[name] for name in npz.files}
+  edit(arrays)
+  with open(cache, "wb") as f:
+    np.savez(f, **arrays)
+
+
+def edit_identity(key, value):
+  def edit(arrays):
+    record = json.loads(str(arrays["identity"]))
+    record[key] = value
+    arrays["identity"] = np.array(json.dumps(record))
+
+  return edit
+
+
+def flip_first_pixel(arrays):
+  arrays["train_images"][0, 0, 0] ^= 1
+
+
+@pytest.mark.parametrize(
+    "edit, problem",
+    [
+        (flip_first_pixel, "does not hold the arrays it was written with (edited or truncated)"),
+        (
+            lambda a: a.update(test_labels=a["test_labels"][:-1]),
+            "does not hold the arrays it was written with (edited or truncated)",
+        ),
+        (edit_identity("dataset", "mnist:3.0.0"), "holds another dataset version"),
+        (edit_identity("splits", {"train": "train"}), "holds other splits"),
+        (lambda a: a.pop("identity"), "was written by another version of kmnist"),
+        (None, "was decoded from other TFDS files than those beside it"),
+    ],
+    ids=["edited", "truncated", "other version", "other splits", "old format", "other source"],
+)
+def test_a_cache_that_lies_is_rebuilt_and_says_why(tmp_path, edit, problem):
+  version_dir = tmp_path / "mnist" / data.TFDS_VERSION
+  cache = version_dir / data.SPLITS_CACHE
+  data.write_cache(cache, small_datasets())
+  if edit:
+    edit_cache(cache, edit)
+  else:  # TFDS's files changed (prepared again) since the cache was written
+    (version_dir / "dataset_info.json").write_text("{}")
+  lines = []
+  with tfds.testing.mock_data(num_examples=30):
+    datasets = data.load(data_dir=str(tmp_path), log=lines.append)
+  assert len(datasets.train) == 30  # from TFDS (mocked), not the cache's 6
+  assert lines == [f"The decoded-split cache {cache} {problem}; rebuilding it from TFDS's files."]
+  rebuilt, why = data.read_cache(cache)
+  assert why is None and rebuilt.fingerprint == datasets.fingerprint
+
+
+@settings(max_examples=40, deadline=None)
+@given(where=st.floats(0, 1, exclude_max=True), xor=st.integers(1, 255), cut=st.booleans())
+def test_a_damaged_cache_is_never_read_as_other_data(where, xor, cut):
+  original = small_datasets()
+  with tempfile.TemporaryDirectory() as scratch:
+    cache = Path(scratch) / data.SPLITS_CACHE
+    data.write_cache(cache, original)
+    damaged = bytearray(cache.read_bytes())
+    at = int(where * len(damaged))
+    if cut:
+      del damaged[at:]
+    else:
+      damaged[at] ^= xor
+    cache.write_bytes(bytes(damaged))
+    read, why = data.read_cache(cache)
+  if read is None:
+    assert why  # said why, and will be rebuilt
+  else:
+    assert read.fingerprint == original.fingerprint  # a byte nobody reads (zip metadata)

@@ -6,6 +6,7 @@ import sys
 
 from absl import app, flags, logging
 
+from kmnist import disk
 from kmnist.config import DEFAULT_DATA_DIR
 from kmnist.errors import KmnistError
 
@@ -43,6 +44,13 @@ def run_command(name: str, define_flags, main) -> None:
       return main(argv)
     except KmnistError as e:
       print(f"{name}: error: {e}", file=sys.stderr)
+      return 2
+    except Exception as e:
+      # A write the disk refused somewhere no writer names its path (a library's cache, TMPDIR).
+      error = disk.explain(e)
+      if error is None:
+        raise
+      print(f"{name}: error: {error}", file=sys.stderr)
       return 2
 
   app.run(main_reporting_errors)
