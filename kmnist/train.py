@@ -67,8 +67,17 @@ def run(
   else:
     strategy = strategy_override
   keras.utils.set_random_seed(config.seed)
-  distribute.check_global_batch(config.batch_size, strategy)
   datasets = datasets_override or data.load(config.data_dir, config.manual_dir, log=log)
+  with distribute.lost_peers_reported(strategy):
+    distribute.check_workers_agree(
+        strategy,
+        {
+            **config.resume_values(),
+            "kmnist": manifest.kmnist_identity(),
+            "data": datasets.fingerprint[:16],
+        },
+    )
+  distribute.check_global_batch(config.batch_size, strategy)
 
   with distribute.lost_peers_reported(strategy):
     model = train_model(config, datasets, strategy, log, callbacks)
