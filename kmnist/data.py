@@ -5,12 +5,15 @@ Arrays stay raw (uint8 images, integer labels) until the input pipeline scales a
 them, so the same arrays feed training, evaluation, export checks and pictures.
 """
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
 import io
 import json
+import logging as std_logging
 import os
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +31,7 @@ IMAGE_SHAPE = (28, 28)
 SPLITS = {"train": "train[:55000]", "validation": "train[55000:]", "test": "test"}
 TFDS_VERSION = "3.0.1"  # pinned: the same bytes on every machine
 SPLITS_CACHE = "kmnist_splits.npz"
+TOTAL_EXAMPLES = 70_000  # what TFDS prepares from the four files: 60,000 + 10,000 digits
 CACHE_FORMAT = 2  # 2: with the identity record (what it was decoded from, a sha256 per array)
 
 
@@ -74,12 +78,19 @@ def digests(arrays: dict[str, np.ndarray]) -> dict[str, str]:
   }
 
 
-def load(data_dir=DEFAULT_DATA_DIR, manual_dir=None, log: Callable[[str], None] = logging.info):
+def load(
+    data_dir=DEFAULT_DATA_DIR,
+    manual_dir=None,
+    log: Callable[[str], None] = logging.info,
+    progress=None,
+):
   """Returns the three splits, preparing the TFDS `mnist` dataset from local files first if needed.
 
   Decoding TFDS's 70,000 PNG-encoded records takes seconds, so the decoded splits are kept beside
   them in `<data_dir>/mnist/<version>/kmnist_splits.npz` and read from there (in ~0.1 s) on later
   runs. A cache that does not match what it says it holds, or TFDS's files beside it, is rebuilt.
+  `progress(label, total)`, if given, makes the display of the first run's preparation
+  (kmnist.console.Progress): TFDS's own bars and prints are held back.
   """
   version_dir = Path(data_dir).expanduser() / "mnist" / TFDS_VERSION
   cache = version_dir / SPLITS_CACHE
@@ -88,15 +99,14 @@ def load(data_dir=DEFAULT_DATA_DIR, manual_dir=None, log: Callable[[str], None] 
     return cached
   if problem:
     log(f"The decoded-split cache {cache} {problem}; rebuilding it from TFDS's files.")
-  builder = tfds.builder(f"mnist:{TFDS_VERSION}", data_dir=os.path.expanduser(data_dir))
-  if not builder.is_prepared():
-    # Checked first: with a file missing, TFDS would fall back to a download that offline retries
-    # for minutes.
-    manual_dir = mnist_files.check_manual_dir(manual_dir or mnist_files.VENDORED_DIR)
-    with disk.reported(version_dir.parent):
-      builder.download_and_prepare(
-          download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir))
-      )
+  with quiet_tfds():
+    builder = tfds.builder(f"mnist:{TFDS_VERSION}", data_dir=os.path.expanduser(data_dir))
+    if not builder.is_prepared():
+      # Checked first: with a file missing, TFDS would fall back to a download that offline
+      # retries for minutes.
+      manual_dir = mnist_files.check_manual_dir(manual_dir or mnist_files.VENDORED_DIR)
+      with disk.reported(version_dir.parent):
+        prepare(builder, manual_dir, version_dir, progress)
   try:
     datasets = Datasets(
         **{name: read_split(builder, tfds_split) for name, tfds_split in SPLITS.items()}
@@ -111,6 +121,43 @@ def load(data_dir=DEFAULT_DATA_DIR, manual_dir=None, log: Callable[[str], None] 
   ):  # only beside a really prepared dataset (not under tfds.testing.mock_data)
     write_cache(cache, datasets)
   return datasets
+
+
+@contextlib.contextmanager
+def quiet_tfds():
+  """TFDS's first-run output held back: its progress bars, the two lines it prints to stdout, and
+  its warning that the (new, empty) dataset folder has no dataset_info.json."""
+  first_run_warning = lambda record: not str(record.msg).startswith("Variant folder %s has no")  # noqa: E731
+  std_logging.getLogger("absl").addFilter(first_run_warning)
+  tfds.disable_progress_bar()
+  try:
+    with contextlib.redirect_stdout(io.StringIO()):
+      yield
+  finally:
+    tfds.enable_progress_bar()
+    std_logging.getLogger("absl").removeFilter(first_run_warning)
+
+
+def prepare(builder, manual_dir, version_dir: Path, progress) -> None:
+  """TFDS's preparation from the MNIST files, counted example by example into `progress`."""
+  label = f"Preparing MNIST in {version_dir} (first run only)"
+  shown = progress(label, TOTAL_EXAMPLES) if progress else None
+  if shown and hasattr(builder, "_generate_examples"):  # TFDS's hook for a dataset's examples
+    generate, count = builder._generate_examples, [0]
+
+    def counted(*args, **kwargs):
+      for example in generate(*args, **kwargs):
+        count[0] += 1
+        shown.update(count[0])
+        yield example
+
+    builder._generate_examples = counted
+  start = time.monotonic()
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir))
+  )
+  if shown:
+    shown.finish(f"done in {time.monotonic() - start:.0f} s; later runs start at once")
 
 
 def read_split(builder, tfds_split: str) -> Split:

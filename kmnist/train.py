@@ -54,10 +54,12 @@ def run(
     strategy_override=None,
     log: Callable[[str], None] = logging.info,
     callbacks: tuple = (),
+    progress=None,
 ) -> RunResult:
   """Trains, evaluates and exports one model as `config` says. Raises KmnistError on bad input.
 
-  `callbacks` are added to training's own (the benchmarks' clocks).
+  `callbacks` are added to training's own (the benchmarks' clocks); `progress` shows the first
+  run's data preparation (data.load).
   """
   config.validate().check_paths()
   if strategy_override is None:
@@ -67,7 +69,9 @@ def run(
   else:
     strategy = strategy_override
   keras.utils.set_random_seed(config.seed)
-  datasets = datasets_override or data.load(config.data_dir, config.manual_dir, log=log)
+  datasets = datasets_override or data.load(
+      config.data_dir, config.manual_dir, log=log, progress=progress
+  )
   with distribute.lost_peers_reported(strategy):
     distribute.check_workers_agree(
         strategy,

@@ -11,6 +11,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # for conftest
 
+from kmnist import console  # noqa: E402
+
+console.quiet_stderr()  # before TensorFlow loads (conftest imports it), as the commands do
+
 from kmnist import data  # noqa: E402
 from kmnist.cli import train as train_cli  # noqa: E402
 

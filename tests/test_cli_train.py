@@ -238,3 +238,25 @@ def test_a_write_the_disk_refuses_exits_2_with_one_line_naming_the_path(tmp_path
   )
   assert "Traceback" not in result.stderr
   assert not (tmp_path / "exported").exists()
+
+
+@pytest.mark.slow
+def test_the_first_run_shows_one_clean_progress_display(tmp_path):
+  # A fresh --data_dir: TFDS prepares MNIST from the shipped files (~13 s) behind one display.
+  result = run_cli(
+      "--data_dir=data",
+      "--steps=100",
+      "--eval_every=100",
+      "--tflite=float",
+      "--novisualize",
+      cwd=tmp_path,
+      timeout=300,
+  )
+  assert result.returncode == 0, result.stderr[-3000:]
+  label = f"Preparing MNIST in {os.path.join('data', 'mnist', '3.0.1')} (first run only)"
+  lines = result.stderr.splitlines()
+  assert lines[0] == f"{label}..." and len(lines) == 2, result.stderr
+  assert lines[1].startswith(f"{label}: done in ") and lines[1].endswith(
+      "; later runs start at once"
+  )
+  assert "Downloading and preparing" not in result.stdout

@@ -156,3 +156,45 @@ def test_a_damaged_cache_is_never_read_as_other_data(where, xor, cut):
     assert why  # said why, and will be rebuilt
   else:
     assert read.fingerprint == original.fingerprint  # a byte nobody reads (zip metadata)
+
+
+class PreparingBuilder:
+  """Stands for TFDS's builder on a first run: it prints, warns and draws bars as TFDS does."""
+
+  def __init__(self):
+    self.examples = 0
+
+  def _generate_examples(self):
+    yield from range(data.TOTAL_EXAMPLES)
+
+  def download_and_prepare(self, download_config):
+    import absl.logging
+
+    print("Downloading and preparing dataset Unknown size ...")  # TFDS's termcolor.cprint
+    absl.logging.warning("Variant folder %s has no %s", "/d/mnist/3.0.1", "dataset_info.json")
+    self.examples = sum(1 for _ in self._generate_examples())
+
+
+def test_the_first_run_shows_one_progress_display_and_nothing_of_tfds(tmp_path, capsys, caplog):
+  shown = []
+
+  class Recorder:
+
+    def __init__(self, label, total):
+      shown.append((label, total))
+
+    def update(self, done):
+      shown.append(done)
+
+    def finish(self, text):
+      shown.append(text)
+
+  builder = PreparingBuilder()
+  with data.quiet_tfds():
+    data.prepare(builder, tmp_path, tmp_path / "mnist" / "3.0.1", Recorder)
+  assert builder.examples == data.TOTAL_EXAMPLES
+  assert shown[0] == (f"Preparing MNIST in {tmp_path / 'mnist' / '3.0.1'} (first run only)", 70_000)
+  assert shown[1:-1] == list(range(1, data.TOTAL_EXAMPLES + 1))
+  assert shown[-1].startswith("done in ")
+  assert "Downloading and preparing" not in capsys.readouterr().out
+  assert not [r for r in caplog.records if "Variant folder" in r.getMessage()]

@@ -6,7 +6,7 @@ import sys
 
 from absl import app, flags, logging
 
-from kmnist import disk
+from kmnist import console, disk
 from kmnist.config import DEFAULT_DATA_DIR
 from kmnist.errors import KmnistError
 
@@ -37,9 +37,10 @@ def run_command(name: str, define_flags, main) -> None:
 
   def main_reporting_errors(argv):
     if not flags.FLAGS["verbosity"].present:
-      logging.set_verbosity(
-          logging.WARNING
-      )  # TensorFlow logs a page of INFO lines on export; -v 0 brings them back.
+      # TensorFlow logs a page of INFO lines on export, and its C++ prints lines that are not for
+      # the user (kmnist.console); -v 0 brings them all back.
+      logging.set_verbosity(logging.WARNING)
+      console.quiet_stderr()
     try:
       return main(argv)
     except KmnistError as e:
