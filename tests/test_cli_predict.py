@@ -2,6 +2,7 @@
 file, exit codes."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -157,3 +158,40 @@ def test_the_reference_export_reads_users_pictures(tmp_path, real_datasets, mode
   assert len(correct) == len(paths)
   print(f"{model or 'default SavedModel'}: {np.mean(correct):.3f} of {len(paths)} pictures correct")
   assert np.mean(correct) >= 0.90
+
+
+def peak_rss_kib(*args) -> tuple[int, int, str]:
+  """(peak resident memory in KiB, exit code, stdout) of one kmnist-predict."""
+  with open(os.devnull, "w") as devnull:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kmnist.cli.predict", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=devnull,
+        text=True,
+    )
+    out = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+  return usage.ru_maxrss, os.waitstatus_to_exitcode(status), out
+
+
+@pytest.mark.slow
+def test_memory_stays_bounded_whatever_the_files_claim_or_hold(tmp_path, mnist_digits):
+  from kmnist import arrays
+
+  Image.fromarray(mnist_digits.images[0]).save(tmp_path / "good.png")
+  count = 20 * arrays.CHUNK  # an honest array much bigger than the chunk kmnist reads at a time
+  big = np.resize(mnist_digits.images, (count, 28, 28)).astype(np.float32) / 255
+  np.save(tmp_path / "big.npy", big)
+  header = b"{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000, 784), }"
+  (tmp_path / "lying.npy").write_bytes(b"\x93NUMPY\x01\x00v\x00" + header.ljust(117) + b"\n")
+  one, code, _ = peak_rss_kib(tmp_path / "good.png")
+  assert code == 0
+  many, code, out = peak_rss_kib(
+      tmp_path / "good.png", tmp_path / "big.npy", tmp_path / "lying.npy"
+  )
+  assert code == 1 and len(out.splitlines()) == 1 + count
+  print(
+      f"peak RSS: {one / 1024:.0f} MiB for one picture, {many / 1024:.0f} MiB with "
+      f"{count:,} more digits ({big.nbytes / 2**20:.0f} MiB) and a header claiming 6 TB"
+  )
+  assert (many - one) * 1024 < big.nbytes / 2

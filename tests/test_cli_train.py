@@ -2,6 +2,7 @@
 work."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -260,3 +261,34 @@ def test_the_first_run_shows_one_clean_progress_display(tmp_path):
       "; later runs start at once"
   )
   assert "Downloading and preparing" not in result.stdout
+
+
+def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
+  synthetic_cli = os.path.join(os.path.dirname(__file__), "synthetic_cli.py")
+  process = subprocess.Popen(
+      [
+          sys.executable,
+          synthetic_cli,
+          "--steps=1000000",
+          "--eval_every=1000",
+          "--batch_size=50",
+          "--model_dir=run",
+          "--export_dir=exported",
+      ],
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+      cwd=tmp_path,
+  )
+  try:
+    while not process.stdout.readline().startswith("Epoch 1/"):  # training has started
+      assert process.poll() is None
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+  finally:
+    process.kill()
+  assert process.returncode == 130
+  assert stderr.splitlines() == [
+      "kmnist-train: interrupted; what was written is whole, and the same command goes on from "
+      "there (kmnist-train from its last checkpoint)"
+  ]

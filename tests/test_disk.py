@@ -2,8 +2,13 @@
 tmpfs, as root) or under a file size limit (any user), answers one DiskError naming the path and
 the fix, leaves what a reader would open whole, and succeeds once the disk is fixed."""
 
+import ctypes
 import errno
 import os
+import re
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -254,3 +259,172 @@ def test_a_full_disk_during_training_freed_and_rerun_gives_the_same_model_bytes(
     assert (resumed.saved_model_dir / variables).read_bytes() == (
         whole.saved_model_dir / variables
     ).read_bytes()
+
+
+# The same faults through whole runs (slow): for each kind of write, the fault strikes just before
+# it, the run stops with the one line, and the same run again ends with the model an uninterrupted
+# run makes, byte for byte.
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, synthetic_datasets):
+  root = tmp_path_factory.mktemp("uninterrupted")
+  return train.run(small_config(root, visualize=True), datasets_override=synthetic_datasets)
+
+
+def strike_before(monkeypatch, owner, name, trigger, when=lambda *args, **kwargs: True):
+  """Makes `owner.name` turn the fault on before it runs (once, when `when` says so)."""
+  original = getattr(owner, name)
+
+  def striking(*args, **kwargs):
+    if when(*args, **kwargs) and not striking.struck:
+      striking.struck = True
+      trigger()
+    return original(*args, **kwargs)
+
+  striking.struck = False
+  monkeypatch.setattr(owner, name, striking)
+
+
+def arm(writer, monkeypatch, trigger):
+  """Where each kind of write's fault strikes; returns the callbacks the run needs for it."""
+  from kmnist import visualize
+
+  if writer == "checkpoint":
+    strike_before(
+        monkeypatch,
+        checkpoints.Checkpointer,
+        "save",
+        trigger,
+        lambda self: checkpoints.optimizer_step(self.model) == 40,
+    )
+  elif writer == "saved_model":
+    strike_before(monkeypatch, saved_model, "export_saved_model", trigger)
+  elif writer == "tflite":
+    strike_before(monkeypatch, export, "export_variant", trigger)
+  elif writer == "picture":
+    strike_before(monkeypatch, visualize, "write_pictures", trigger)
+  elif writer == "metrics":
+    strike_before(
+        monkeypatch,
+        files,
+        "write_json_atomic",
+        trigger,
+        lambda path, obj: Path(path).name == "metrics.json",
+    )
+  elif writer == "manifest":
+    strike_before(monkeypatch, manifest, "write_manifest", trigger)
+
+
+# The directory each kind of write goes to gets the faulty disk: a file system with a file open for
+# writing cannot become read-only, so the fault must not share a disk with a writer still open.
+MOUNTS = {
+    "checkpoint": lambda config: Path(config.model_dir) / "checkpoints",
+    "tensorboard": lambda config: Path(config.model_dir) / "logs",
+    "saved_model": lambda config: Path(config.export_dir),
+    "tflite": lambda config: Path(config.export_dir),
+    "picture": lambda config: Path(config.model_dir),
+    "metrics": lambda config: Path(config.model_dir),
+    "manifest": lambda config: Path(config.model_dir),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["disk full", "read-only"])
+@pytest.mark.parametrize("writer", list(MOUNTS))
+def test_a_refused_write_mid_run_then_the_same_run_gives_the_same_model(
+    tmp_path, kind, writer, uninterrupted, synthetic_datasets, monkeypatch
+):
+  config = small_config(tmp_path, visualize=True)
+  with fault_under(kind, MOUNTS[writer](config)) as fault:
+    if writer == "tensorboard":
+      # From the start: its events files stay open while training (so the disk cannot become
+      # read-only), and a full disk still takes the small appends that fit their last page.
+      fault.on()
+    else:
+      arm(writer, monkeypatch, fault.on)
+    try:
+      with pytest.raises(disk.DiskError, match=f"\\({re.escape(fault.strerror)}\\)"):
+        train.run(config, datasets_override=synthetic_datasets)
+    finally:
+      fault.off()
+      monkeypatch.undo()
+    resumed = train.run(config, datasets_override=synthetic_datasets)
+    for a, b in zip(uninterrupted.model.get_weights(), resumed.model.get_weights(), strict=True):
+      assert a.tobytes() == b.tobytes()
+    # A read-only disk keeps the SavedModel version written before the TFLite models failed.
+    kept = kind == "read-only" and writer == "tflite"
+    assert resumed.saved_model_dir.name == ("2" if kept else "1")
+    assert resumed.tflite_paths["float"].read_bytes() == (
+        uninterrupted.tflite_paths["float"].read_bytes()
+    )
+    for name, picture in uninterrupted.pictures.items():
+      assert resumed.pictures[name].read_bytes() == picture.read_bytes()
+
+
+# A directory whose permission is taken away mid-run, for real: root ignores permissions, so as
+# root the run goes to a child without the capabilities that let it (CAP_DAC_OVERRIDE, ...).
+PERMISSION_RUN = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    import keras, numpy as np
+    sys.path.insert(0, {tests_dir!r})
+    from conftest import make_synthetic_datasets
+    from kmnist import disk, train
+    from train_helpers import small_config
+
+    root, datasets = Path(sys.argv[1]), make_synthetic_datasets()
+    for case in ("checkpoints", "run"):
+      config = small_config(root / case, visualize=True)
+      target = Path(config.model_dir) / ("checkpoints" if case == "checkpoints" else "")
+
+      class Revoke(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+          if epoch == 1:
+            target.chmod(0o555)
+
+      try:
+        train.run(config, datasets_override=datasets, callbacks=(Revoke(),))
+      except disk.DiskError as e:
+        print("REFUSED", e, flush=True)
+      target.chmod(0o755)
+      result = train.run(config, datasets_override=datasets)
+      np.savez(root / (case + ".npz"), *result.model.get_weights())
+      print("TFLITE", result.tflite_paths["float"], flush=True)
+    """).format(tests_dir=str(Path(__file__).resolve().parent))
+
+
+def without_permission_override():
+  """In the child, before exec: drop the capabilities that let root ignore permissions."""
+  if IS_ROOT:
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2, 3):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER
+      if libc.prctl(24, capability, 0, 0, 0):  # PR_CAPBSET_DROP
+        raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+@pytest.mark.slow
+def test_a_permission_taken_away_mid_run_then_restored_gives_the_same_model(
+    tmp_path, uninterrupted
+):
+  result = subprocess.run(
+      [sys.executable, "-c", PERMISSION_RUN, str(tmp_path)],
+      capture_output=True,
+      text=True,
+      timeout=600,
+      preexec_fn=without_permission_override,
+  )
+  assert result.returncode == 0, result.stderr[-3000:]
+  refused = [line for line in result.stdout.splitlines() if line.startswith("REFUSED")]
+  for line, where in zip(refused, ("checkpoints/run/checkpoints", "run/run"), strict=True):
+    directory = tmp_path / where
+    assert line.startswith(f"REFUSED could not write {directory}") and (
+        f"permission to write there was taken away (Permission denied); make {directory} "
+        f"writable for this user (chmod u+w {directory})" in line
+    ), line
+  tflite = [
+      Path(line.split()[1]) for line in result.stdout.splitlines() if line.startswith("TFLITE")
+  ]
+  for case, path in zip(("checkpoints", "run"), tflite, strict=True):
+    weights = np.load(tmp_path / f"{case}.npz")
+    for a, b in zip(uninterrupted.model.get_weights(), weights.values(), strict=True):
+      assert a.tobytes() == b.tobytes()
+    assert path.read_bytes() == uninterrupted.tflite_paths["float"].read_bytes()

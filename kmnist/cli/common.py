@@ -46,6 +46,13 @@ def run_command(name: str, define_flags, main) -> None:
     except KmnistError as e:
       print(f"{name}: error: {e}", file=sys.stderr)
       return 2
+    except KeyboardInterrupt:
+      print(
+          f"{name}: interrupted; what was written is whole, and the same command goes on from "
+          "there (kmnist-train from its last checkpoint)",
+          file=sys.stderr,
+      )
+      return 130  # the shell's code for Ctrl-C
     except Exception as e:
       # A write the disk refused somewhere no writer names its path (a library's cache, TMPDIR).
       error = disk.explain(e)
