@@ -63,9 +63,11 @@ class Datasets:
   @functools.cached_property
   def fingerprint(self) -> str:
     """sha256 of every array: what checkpoints and cluster workers compare to agree on the data."""
-    return hashlib.sha256(
-        json.dumps(digests(self.arrays()), sort_keys=True).encode("ascii")
-    ).hexdigest()
+    return fingerprint_of(digests(self.arrays()))
+
+
+def fingerprint_of(array_digests: dict[str, str]) -> str:
+  return hashlib.sha256(json.dumps(array_digests, sort_keys=True).encode("ascii")).hexdigest()
 
 
 def digests(arrays: dict[str, np.ndarray]) -> dict[str, str]:
@@ -218,6 +220,7 @@ def read_cache(path: Path) -> tuple[Datasets | None, str | None]:
   datasets = Datasets(
       **{name: Split(arrays[f"{name}_images"], arrays[f"{name}_labels"]) for name in SPLITS}
   )
+  datasets.__dict__["fingerprint"] = fingerprint_of(expected["sha256"])  # just computed
   return datasets, None
 
 

@@ -2,6 +2,7 @@
 work."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -132,6 +133,7 @@ def test_an_existing_export_version_is_refused_before_training(tmp_path):
             "TF_CONFIG task index 1 is outside the 1 'worker' addresses",
         ),
         ("", "tpu", "--strategy=tpu: no TPU is reachable from this machine"),
+        ("", "multi_worker", "--strategy=multi_worker needs TF_CONFIG, naming the cluster"),
     ],
 )
 def test_a_cluster_it_cannot_join_is_refused_before_touching_data(
@@ -202,24 +204,52 @@ def test_divergence_exits_2_with_one_line(tmp_path, real_data_dir):
   assert not (tmp_path / "exported").exists()
 
 
-def refuse_file_growth():
-  """In the child, before exec: no file may grow past 4 KiB (EFBIG), the kernel's own refusal of a
-  write (Python's tempfile needs a few bytes at start-up; a checkpoint needs 32 KB)."""
-  import resource
-  import signal
+def file_size_limit(limit: int):
+  """In the child, before exec: no file may grow past `limit` bytes (EFBIG), the kernel's own
+  refusal of a write."""
 
-  signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-  resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+  def apply():
+    import resource
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+  return apply
 
 
-def test_a_write_the_disk_refuses_exits_2_with_one_line_naming_the_path(tmp_path):
-  synthetic_cli = os.path.join(os.path.dirname(__file__), "synthetic_cli.py")
+@pytest.mark.parametrize(
+    "limit, message",
+    [
+        # 4 KiB: Python's tempfile probe passes, the first checkpoint (32 KB) does not.
+        (
+            4096,
+            "could not write run/.*\\(File too large\\); raise the limit \\(ulimit -f\\), then run "
+            "the same command again: it picks up where this run stopped",
+        ),
+        # Nothing at all: TensorFlow's import finds no usable temporary directory.
+        (
+            0,
+            "No usable temporary directory found in .*: each is full, read-only or not writable; "
+            "free space in one or set TMPDIR to a writable directory, then run the same command "
+            "again: it picks up where this run stopped",
+        ),
+    ],
+    ids=["a checkpoint", "the temporary directory"],
+)
+def test_a_write_the_disk_refuses_exits_2_with_one_line_naming_the_path(tmp_path, limit, message):
+  # The real command when TensorFlow's import is what fails (the synthetic one imports it first).
+  command = (
+      ["-m", "kmnist.cli.train"]
+      if limit == 0
+      else [os.path.join(os.path.dirname(__file__), "synthetic_cli.py")]
+  )
   result = subprocess.run(
       [
           sys.executable,
-          synthetic_cli,
+          *command,
           "--steps=40",
           "--eval_every=20",
+          "--steps_per_execution=20",
           "--batch_size=50",
           "--tflite=float",
           "--novisualize",
@@ -230,14 +260,10 @@ def test_a_write_the_disk_refuses_exits_2_with_one_line_naming_the_path(tmp_path
       text=True,
       cwd=tmp_path,
       timeout=300,
-      preexec_fn=refuse_file_growth,
+      preexec_fn=file_size_limit(limit),
   )
   assert result.returncode == 2, result.stderr[-3000:]
-  (line,) = error_lines(result)
-  assert line.startswith("kmnist-train: error: could not write run/") and (
-      "(File too large); raise the limit (ulimit -f), then run the same command again" in line
-  )
-  assert "Traceback" not in result.stderr
+  assert re.fullmatch(f"kmnist-train: error: {message}", result.stderr.strip())  # one line
   assert not (tmp_path / "exported").exists()
 
 

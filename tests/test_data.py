@@ -198,3 +198,49 @@ def test_the_first_run_shows_one_progress_display_and_nothing_of_tfds(tmp_path, 
   assert shown[-1].startswith("done in ")
   assert "Downloading and preparing" not in capsys.readouterr().out
   assert not [r for r in caplog.records if "Variant folder" in r.getMessage()]
+
+
+class BrokenBuilder:
+  """TFDS's builder where the disk or the prepared files fail."""
+
+  def __init__(self, prepared, error):
+    self.prepared, self.error = prepared, error
+
+  def is_prepared(self):
+    return self.prepared
+
+  def download_and_prepare(self, download_config):
+    raise self.error
+
+  def as_dataset(self, **kwargs):
+    raise self.error
+
+
+def test_a_full_disk_while_tfds_prepares_is_one_line_naming_the_data_dir(tmp_path, monkeypatch):
+  import errno
+  import os
+
+  from kmnist import disk
+
+  full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "mnist" / "x.tmp"))
+  monkeypatch.setattr(data.tfds, "builder", lambda *a, **k: BrokenBuilder(False, full))
+  with pytest.raises(
+      disk.DiskError, match=f"^could not write {tmp_path / 'mnist'}: the disk is full"
+  ):
+    data.load(data_dir=str(tmp_path))
+
+
+def test_prepared_records_that_cannot_be_read_name_the_fix(tmp_path, monkeypatch):
+  import tensorflow as tf
+
+  from kmnist.errors import KmnistError
+
+  damaged = tf.errors.DataLossError(None, None, "corrupted record at 12")
+  monkeypatch.setattr(data.tfds, "builder", lambda *a, **k: BrokenBuilder(True, damaged))
+  version_dir = tmp_path / "mnist" / data.TFDS_VERSION
+  with pytest.raises(
+      KmnistError,
+      match=f"the prepared MNIST in {version_dir} cannot be read \\(DataLossError: corrupted "
+      f"record at 12\\); delete {version_dir} and run again",
+  ):
+    data.load(data_dir=str(tmp_path))
