@@ -69,6 +69,7 @@ def run(
   else:
     strategy = strategy_override
   keras.utils.set_random_seed(config.seed)
+  distribute.check_global_batch(config.batch_size, strategy)  # before the data: it is quick
   datasets = datasets_override or data.load(
       config.data_dir, config.manual_dir, log=log, progress=progress
   )
@@ -81,7 +82,6 @@ def run(
             "data": datasets.fingerprint[:16],
         },
     )
-  distribute.check_global_batch(config.batch_size, strategy)
 
   with distribute.lost_peers_reported(strategy):
     model = train_model(config, datasets, strategy, log, callbacks)

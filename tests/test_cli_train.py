@@ -220,11 +220,13 @@ def file_size_limit(limit: int):
 @pytest.mark.parametrize(
     "limit, message",
     [
-        # 4 KiB: Python's tempfile probe passes, the first checkpoint (32 KB) does not.
-        (
+        # 4 KiB: Python's tempfile probe passes, the first checkpoint (32 KB) does not. Slow: the
+        # same fault in process is tests/test_disk.py's; this is the whole command around it.
+        pytest.param(
             4096,
             "could not write run/.*\\(File too large\\); raise the limit \\(ulimit -f\\), then run "
             "the same command again: it picks up where this run stopped",
+            marks=pytest.mark.slow,
         ),
         # Nothing at all: TensorFlow's import finds no usable temporary directory.
         (
@@ -289,6 +291,7 @@ def test_the_first_run_shows_one_clean_progress_display(tmp_path):
   assert "Downloading and preparing" not in result.stdout
 
 
+@pytest.mark.slow  # a training process started and interrupted
 def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
   synthetic_cli = os.path.join(os.path.dirname(__file__), "synthetic_cli.py")
   process = subprocess.Popen(
