@@ -83,8 +83,9 @@ class Checkpointer:
   def _check_run_file(self) -> None:
     try:
       saved = json.loads((self.directory / RUN_FILE).read_text())
-      assert isinstance(saved, dict)
-    except (OSError, ValueError, AssertionError) as e:
+      if not isinstance(saved, dict):
+        raise ValueError("not a JSON object")
+    except (OSError, ValueError) as e:
       raise KmnistError(
           f"{self.directory / RUN_FILE} is missing or unreadable ({one_line(e)}), so the "
           "checkpoints beside it cannot be matched to this run; pass --restart to discard them"
@@ -145,6 +146,8 @@ class Checkpointer:
 
 def describe(key: str, there, now) -> str:
   """One difference between run.json and this run, as messages name it: flags as flags."""
+  if key == "data" and there is None:
+    return "no record there of the data it was trained on (an older kmnist wrote it)"
   if key == "data":
     return f"other training data (sha256 {str(there)[:12]} there, {str(now)[:12]} now)"
   return f"--{key}={there} there, {now} now"

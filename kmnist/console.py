@@ -87,7 +87,7 @@ def quiet_stderr() -> None:
     filter_process = subprocess.Popen(
         [sys.executable, "-S", "-c", FILTER, quiet, NO_DRIVER, CUINIT_FAILED, str(IDLE_S)],
         stdin=read_end,
-        stdout=sys.__stderr__.fileno(),
+        stdout=2,  # the user's stderr, as it is before the filter takes fd 2 over
     )
   except OSError:
     os.close(read_end)

@@ -118,9 +118,7 @@ def load(
         f"the prepared MNIST in {version_dir} cannot be read ({one_line(e)}); delete "
         f"{version_dir} and run again to prepare it from the MNIST files"
     ) from None
-  if (
-      version_dir.is_dir()
-  ):  # only beside a really prepared dataset (not under tfds.testing.mock_data)
+  if version_dir.is_dir():  # only beside a really prepared dataset (not tfds.testing.mock_data)
     write_cache(cache, datasets)
   return datasets
 
@@ -129,7 +127,10 @@ def load(
 def quiet_tfds():
   """TFDS's first-run output held back: its progress bars, the two lines it prints to stdout, and
   its warning that the (new, empty) dataset folder has no dataset_info.json."""
-  first_run_warning = lambda record: not str(record.msg).startswith("Variant folder %s has no")  # noqa: E731
+
+  def first_run_warning(record: std_logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Variant folder %s has no")
+
   std_logging.getLogger("absl").addFilter(first_run_warning)
   tfds.disable_progress_bar()
   try:

@@ -74,6 +74,7 @@ def run(
       config.data_dir, config.manual_dir, log=log, progress=progress
   )
   with distribute.lost_peers_reported(strategy):
+    # A cluster's workers must all train the same model on the same data: checked first.
     distribute.check_workers_agree(
         strategy,
         {
@@ -82,8 +83,6 @@ def run(
             "data": datasets.fingerprint[:16],
         },
     )
-
-  with distribute.lost_peers_reported(strategy):
     model = train_model(config, datasets, strategy, log, callbacks)
     # One pass over the test set serves the metrics, the pictures and the export checks.
     test_logits = models.predict_logits(model, datasets.test.images)

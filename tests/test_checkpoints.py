@@ -293,8 +293,20 @@ def test_a_checkpoint_with_non_finite_weights_falls_back_to_the_one_before(
             lambda c: (c / "run.json").write_text(json.dumps({"data": "0" * 64})),
             "holds checkpoints of another run",
         ),
+        (
+            lambda c: (c / "run.json").write_text(
+                json.dumps(
+                    {
+                        k: v
+                        for k, v in json.loads((c / "run.json").read_text()).items()
+                        if k != "data"
+                    }
+                )
+            ),
+            r"another run \(no record there of the data it was trained on \(an older kmnist",
+        ),
     ],
-    ids=["no run.json", "bad run.json", "bad index", "no index", "other data"],
+    ids=["no run.json", "bad run.json", "bad index", "no index", "other data", "older kmnist"],
 )
 def test_checkpoints_that_cannot_be_matched_to_the_run_are_refused(
     saved_run, synthetic_datasets, mutate, message
