@@ -211,17 +211,22 @@ class TrainConfig:
 
 
 def check_tf_config(tf_config: str | None) -> None:
-  """Fails, naming the problem, unless TF_CONFIG is unset (one worker) or places this worker.
+  """Fails, naming the problem, unless TF_CONFIG places this worker in a cluster.
 
   TensorFlow's own errors for a bad TF_CONFIG are tracebacks deep in the cluster resolver, or a
-  silent hang.
+  silent hang. An unset TF_CONFIG is refused too: TensorFlow would run a cluster of one, and a
+  TF_CONFIG forgotten on N machines would make N separate runs that each write outputs as the chief.
   """
-  if not tf_config:
-    return  # TensorFlow's documented fallback: a cluster of one, this machine.
   example = (
       'e.g. TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
       '"task": {"type": "worker", "index": 0}}\''
   )
+  if not tf_config:
+    raise KmnistError(
+        "--strategy=multi_worker needs TF_CONFIG, naming the cluster and this worker's place in "
+        f"it, and it is not set: set it on every worker ({example}), or use --strategy=auto to "
+        "train on this machine alone"
+    )
   try:
     parsed = json.loads(tf_config)
     cluster, task = parsed["cluster"], parsed["task"]

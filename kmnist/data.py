@@ -5,23 +5,34 @@ Arrays stay raw (uint8 images, integer labels) until the input pipeline scales a
 them, so the same arrays feed training, evaluation, export checks and pictures.
 """
 
+import contextlib
 import dataclasses
+import functools
+import hashlib
 import io
+import json
+import logging as std_logging
 import os
+import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import tensorflow_datasets as tfds
+from absl import logging
 
-from kmnist import files, mnist_files
+from kmnist import disk, files, mnist_files
 from kmnist.config import DEFAULT_DATA_DIR
+from kmnist.errors import KmnistError, one_line
 
 NUM_CLASSES = 10
 IMAGE_SHAPE = (28, 28)
 SPLITS = {"train": "train[:55000]", "validation": "train[55000:]", "test": "test"}
 TFDS_VERSION = "3.0.1"  # pinned: the same bytes on every machine
 SPLITS_CACHE = "kmnist_splits.npz"
+TOTAL_EXAMPLES = 70_000  # what TFDS prepares from the four files: 60,000 + 10,000 digits
+CACHE_FORMAT = 2  # 2: with the identity record (what it was decoded from, a sha256 per array)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,34 +52,115 @@ class Datasets:
   validation: Split
   test: Split
 
+  def arrays(self) -> dict[str, np.ndarray]:
+    """{"train_images": ..., "train_labels": ..., ...}: the cache's names."""
+    return {
+        f"{name}_{part}": getattr(getattr(self, name), part)
+        for name in SPLITS
+        for part in ("images", "labels")
+    }
 
-def load(data_dir=DEFAULT_DATA_DIR, manual_dir=None) -> Datasets:
+  @functools.cached_property
+  def fingerprint(self) -> str:
+    """sha256 of every array: what checkpoints and cluster workers compare to agree on the data."""
+    return fingerprint_of(digests(self.arrays()))
+
+
+def fingerprint_of(array_digests: dict[str, str]) -> str:
+  return hashlib.sha256(json.dumps(array_digests, sort_keys=True).encode("ascii")).hexdigest()
+
+
+def digests(arrays: dict[str, np.ndarray]) -> dict[str, str]:
+  """{name: sha256 of dtype, shape and bytes}."""
+  return {
+      name: hashlib.sha256(
+          f"{a.dtype.str}{a.shape}".encode() + np.ascontiguousarray(a).data
+      ).hexdigest()
+      for name, a in arrays.items()
+  }
+
+
+def load(
+    data_dir=DEFAULT_DATA_DIR,
+    manual_dir=None,
+    log: Callable[[str], None] = logging.info,
+    progress=None,
+):
   """Returns the three splits, preparing the TFDS `mnist` dataset from local files first if needed.
 
   Decoding TFDS's 70,000 PNG-encoded records takes seconds, so the decoded splits are kept beside
   them in `<data_dir>/mnist/<version>/kmnist_splits.npz` and read from there (in ~0.1 s) on later
-  runs.
+  runs. A cache that does not match what it says it holds, or TFDS's files beside it, is rebuilt.
+  `progress(label, total)`, if given, makes the display of the first run's preparation
+  (kmnist.console.Progress): TFDS's own bars and prints are held back.
   """
-  cache = Path(data_dir).expanduser() / "mnist" / TFDS_VERSION / SPLITS_CACHE
-  cached = _read_cache(cache)
+  version_dir = Path(data_dir).expanduser() / "mnist" / TFDS_VERSION
+  cache = version_dir / SPLITS_CACHE
+  cached, problem = read_cache(cache)
   if cached:
     return cached
-  builder = tfds.builder(f"mnist:{TFDS_VERSION}", data_dir=os.path.expanduser(data_dir))
-  if not builder.is_prepared():
-    # Checked first: with a file missing, TFDS would fall back to a download that offline retries
-    # for minutes.
-    manual_dir = mnist_files.check_manual_dir(manual_dir or mnist_files.VENDORED_DIR)
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir))
+  if problem:
+    log(f"The decoded-split cache {cache} {problem}; rebuilding it from TFDS's files.")
+  with quiet_tfds():
+    builder = tfds.builder(f"mnist:{TFDS_VERSION}", data_dir=os.path.expanduser(data_dir))
+    if not builder.is_prepared():
+      # Checked first: with a file missing, TFDS would fall back to a download that offline
+      # retries for minutes.
+      manual_dir = mnist_files.check_manual_dir(manual_dir or mnist_files.VENDORED_DIR)
+      with disk.reported(version_dir.parent):
+        prepare(builder, manual_dir, version_dir, progress)
+  try:
+    datasets = Datasets(
+        **{name: read_split(builder, tfds_split) for name, tfds_split in SPLITS.items()}
     )
-  datasets = Datasets(
-      **{name: read_split(builder, tfds_split) for name, tfds_split in SPLITS.items()}
-  )
-  if (
-      cache.parent.is_dir()
-  ):  # only beside a really prepared dataset (not under tfds.testing.mock_data)
+  except Exception as e:  # DataLossError, and whatever else a damaged record file makes TF raise
+    raise KmnistError(
+        f"the prepared MNIST in {version_dir} cannot be read ({one_line(e)}); delete "
+        f"{version_dir} and run again to prepare it from the MNIST files"
+    ) from None
+  if version_dir.is_dir():  # only beside a really prepared dataset (not tfds.testing.mock_data)
     write_cache(cache, datasets)
   return datasets
+
+
+@contextlib.contextmanager
+def quiet_tfds():
+  """TFDS's first-run output held back: its progress bars, the two lines it prints to stdout, and
+  its warning that the (new, empty) dataset folder has no dataset_info.json."""
+
+  def first_run_warning(record: std_logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Variant folder %s has no")
+
+  std_logging.getLogger("absl").addFilter(first_run_warning)
+  tfds.disable_progress_bar()
+  try:
+    with contextlib.redirect_stdout(io.StringIO()):
+      yield
+  finally:
+    tfds.enable_progress_bar()
+    std_logging.getLogger("absl").removeFilter(first_run_warning)
+
+
+def prepare(builder, manual_dir, version_dir: Path, progress) -> None:
+  """TFDS's preparation from the MNIST files, counted example by example into `progress`."""
+  label = f"Preparing MNIST in {version_dir} (first run only)"
+  shown = progress(label, TOTAL_EXAMPLES) if progress else None
+  if shown and hasattr(builder, "_generate_examples"):  # TFDS's hook for a dataset's examples
+    generate, count = builder._generate_examples, [0]
+
+    def counted(*args, **kwargs):
+      for example in generate(*args, **kwargs):
+        count[0] += 1
+        shown.update(count[0])
+        yield example
+
+    builder._generate_examples = counted
+  start = time.monotonic()
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir))
+  )
+  if shown:
+    shown.finish(f"done in {time.monotonic() - start:.0f} s; later runs start at once")
 
 
 def read_split(builder, tfds_split: str) -> Split:
@@ -82,35 +174,59 @@ def read_split(builder, tfds_split: str) -> Split:
   return Split(images=images, labels=labels)
 
 
-def _read_cache(path: Path) -> Datasets | None:
+def source_identity(version_dir: Path) -> str | None:
+  """What the cache was decoded from: TFDS's dataset_info.json and its record files' sizes."""
+  info = version_dir / "dataset_info.json"
+  if not info.is_file():
+    return None
+  records = sorted((p.name, p.stat().st_size) for p in version_dir.glob("mnist-*.tfrecord*"))
+  return hashlib.sha256(info.read_bytes() + json.dumps(records).encode()).hexdigest()
+
+
+def identity(path: Path, arrays: dict[str, np.ndarray]) -> dict:
+  return {
+      "format": CACHE_FORMAT,
+      "dataset": f"mnist:{TFDS_VERSION}",
+      "splits": SPLITS,
+      "source": source_identity(path.parent),
+      "sha256": digests(arrays),
+  }
+
+
+def read_cache(path: Path) -> tuple[Datasets | None, str | None]:
+  """(the cached splits, None), or (None, why not) for a cache that is not what it says it is;
+  (None, None) when there is none."""
   if not path.is_file():
-    return None
+    return None, None
   try:
-    with np.load(path, allow_pickle=False) as arrays:
-      splits = {
-          name: Split(images=arrays[f"{name}_images"], labels=arrays[f"{name}_labels"])
-          for name in SPLITS
-      }
-  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-    return None  # unreadable: rebuilt from TFDS
-  if not all(
-      s.images.dtype == np.uint8
-      and s.images.shape[1:] == IMAGE_SHAPE
-      and len(s.images) == len(s.labels)
-      for s in splits.values()
+    with np.load(path, allow_pickle=False) as npz:
+      arrays = {name: npz[name] for name in npz.files}
+    if "identity" not in arrays:
+      return None, "was written by another version of kmnist"
+    recorded = json.loads(str(arrays.pop("identity")))
+    if not isinstance(recorded, dict):
+      raise ValueError("its identity record is not a JSON object")
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    return None, f"is unreadable ({one_line(e)})"
+  expected = identity(path, arrays)
+  for key, wrong in (
+      ("format", "was written by another version of kmnist"),
+      ("dataset", "holds another dataset version"),
+      ("splits", "holds other splits"),
+      ("source", "was decoded from other TFDS files than those beside it"),
+      ("sha256", "does not hold the arrays it was written with (edited or truncated)"),
   ):
-    return None
-  return Datasets(**splits)
+    if recorded.get(key) != expected[key]:
+      return None, wrong
+  datasets = Datasets(
+      **{name: Split(arrays[f"{name}_images"], arrays[f"{name}_labels"]) for name in SPLITS}
+  )
+  datasets.__dict__["fingerprint"] = fingerprint_of(expected["sha256"])  # just computed
+  return datasets, None
 
 
 def write_cache(path: Path, datasets: Datasets) -> None:
+  arrays = datasets.arrays()
   buffer = io.BytesIO()
-  np.savez(
-      buffer,
-      **{
-          f"{name}_{part}": getattr(getattr(datasets, name), part)
-          for name in SPLITS
-          for part in ("images", "labels")
-      },
-  )
+  np.savez(buffer, identity=np.array(json.dumps(identity(path, arrays))), **arrays)
   files.write_bytes_atomic(path, buffer.getvalue())

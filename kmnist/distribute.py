@@ -6,8 +6,10 @@ batch.
 """
 
 import contextlib
+import json
 import re
 
+import numpy as np
 import tensorflow as tf
 
 from kmnist.errors import KmnistError, one_line
@@ -172,3 +174,44 @@ def check_global_batch(batch_size: int, strategy: tf.distribute.Strategy) -> int
         f"replicas of this strategy; use a multiple of {replicas}"
     )
   return batch_size // replicas
+
+
+AGREEMENT_BYTES = 4096  # room for each worker's values, as JSON
+
+
+def check_workers_agree(strategy: tf.distribute.Strategy, values: dict) -> None:
+  """In a cluster, stops every worker whose `values` (the flags that decide the weights, kmnist,
+  the data) differ from another's, naming the first difference, before any training step.
+
+  Workers started differently would otherwise train one silently wrong model together (the
+  gradients of different batches or learning rates summed). Each worker's values, as JSON, are
+  all-gathered with `strategy.gather`: the same collectives training uses, so if the check can
+  run, training could have, and a worker that never comes is reported as a lost peer.
+  """
+  task = cluster_task(strategy)
+  if task is None:
+    return
+  mine = json.dumps(values, sort_keys=True).encode()
+  if len(mine) > AGREEMENT_BYTES:
+    raise ValueError(f"{len(mine)} bytes of values to agree on; at most {AGREEMENT_BYTES}")
+  row = np.zeros((1, AGREEMENT_BYTES + 2), np.int32)
+  row[0, :2] = task[1], task[0] == "chief"
+  row[0, 2 : 2 + len(mine)] = np.frombuffer(mine, np.uint8)
+  gathered = strategy.gather(
+      strategy.experimental_distribute_values_from_function(lambda _: tf.constant(row)), axis=0
+  )
+  for index, is_chief, *data in strategy.experimental_local_results(gathered)[0].numpy():
+    theirs = json.loads(bytes(np.array(data, np.uint8)).rstrip(b"\0"))
+    if theirs != values:
+      who = "the chief" if is_chief else f"worker {index}"
+      raise KmnistError(
+          f"this worker ({task[0]} {task[1]}) and {who} of the TF_CONFIG cluster were started "
+          f"differently: {first_difference(values, theirs)}; start every worker with the same "
+          "flags, the same kmnist and the same MNIST files"
+      )
+
+
+def first_difference(mine: dict, theirs: dict) -> str:
+  key = next(k for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k))
+  name = {"kmnist": "kmnist", "data": "the training data (sha256)"}.get(key, f"--{key}")
+  return f"{name} is {mine.get(key)} here, {theirs.get(key)} there"

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from kmnist import disk
 from kmnist.errors import KmnistError
 
 
@@ -22,9 +23,19 @@ def _umask() -> int:
 
 
 def write_bytes_atomic(path, data: bytes) -> Path:
-  """Writes `data` via a temporary sibling and a rename: `path` is either old or complete."""
+  """Writes `data` via a temporary sibling and a rename: `path` is either old or complete.
+
+  A disk that refuses the write (full, read-only, no permission) raises disk.DiskError naming
+  `path`, and leaves no temporary behind.
+  """
   path = Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
+  with disk.reported(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_via_temporary(path, data)
+  return path
+
+
+def _write_via_temporary(path: Path, data: bytes) -> None:
   fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
   try:
     os.fchmod(
@@ -36,10 +47,9 @@ def write_bytes_atomic(path, data: bytes) -> Path:
       os.fsync(f.fileno())
     os.replace(tmp, path)
   except BaseException:
-    with contextlib.suppress(FileNotFoundError):
+    with contextlib.suppress(OSError):  # on a read-only disk even the cleanup can fail
       os.unlink(tmp)
     raise
-  return path
 
 
 def write_text_atomic(path, text: str) -> Path:
@@ -55,27 +65,29 @@ def atomic_directory(final_path):
   """Yields a temporary sibling to fill; renames it to `final_path` if the block succeeds.
 
   The temporary name starts with '.', so TensorFlow Serving (which watches integer-named version
-  directories) never picks up a partial export. An existing `final_path` is never replaced.
+  directories) never picks up a partial export. An existing `final_path` is never replaced. A disk
+  that refuses a write inside the block (full, read-only, no permission) raises disk.DiskError
+  naming `final_path`, and the temporary is removed.
   """
   final_path = Path(final_path)
-  final_path.parent.mkdir(parents=True, exist_ok=True)
-  remove_abandoned_temporaries(final_path)
-  tmp = Path(
-      tempfile.mkdtemp(
-          prefix=f".{final_path.name}.{os.getpid()}.", suffix=".tmp", dir=final_path.parent
-      )
-  )
-  tmp.chmod(
-      0o777 & ~_umask()
-  )  # mkdtemp makes it owner-only; a server running as another user must read it
-  try:
-    yield tmp
-    if final_path.exists():  # os.rename would silently replace an empty directory.
-      raise FileExistsError(f"{final_path} already exists; refusing to overwrite it")
-    os.rename(tmp, final_path)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
+  with disk.reported(final_path):
+    final_path.parent.mkdir(parents=True, exist_ok=True)
+    remove_abandoned_temporaries(final_path)
+    tmp = Path(
+        tempfile.mkdtemp(
+            prefix=f".{final_path.name}.{os.getpid()}.", suffix=".tmp", dir=final_path.parent
+        )
+    )
+    try:
+      # mkdtemp makes it owner-only; a server running as another user must read it.
+      tmp.chmod(0o777 & ~_umask())
+      yield tmp
+      if final_path.exists():  # os.rename would silently replace an empty directory.
+        raise FileExistsError(f"{final_path} already exists; refusing to overwrite it")
+      os.rename(tmp, final_path)
+    except BaseException:
+      shutil.rmtree(tmp, ignore_errors=True)
+      raise
 
 
 def remove_abandoned_temporaries(final_path: Path) -> None:

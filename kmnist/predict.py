@@ -1,36 +1,71 @@
 """Classifying users' files with a SavedModel or a .tflite (found by kmnist.model_paths).
 
-Reads the pictures and arrays, runs the model once on all of them, and returns the most probable
-digits.
+Files are read one at a time (a big .npy a chunk at a time) and classified in batches of BATCH
+digits as they come, so any number and size of files is classified in bounded memory; every file,
+and every digit of an array, is either classified or named in one error line.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from kmnist import images
+from kmnist import arrays, images
 from kmnist.data import IMAGE_SHAPE
 from kmnist.errors import KmnistError, one_line
 from kmnist.export import saved_model, tflite
 
+BATCH = 1000  # digits per call of the model
 
-def load_inputs(paths) -> tuple[list, np.ndarray, list]:
-  """Reads every file: (names like 'a.npy[3]', uint8 images [N, 28, 28], one-line errors)."""
-  names, digits, errors = [], [], []
+
+def read_inputs(paths) -> Iterator[tuple[list[str], np.ndarray, list[str]]]:
+  """(names like 'a.npy[3]', uint8 digits [n, 28, 28], one-line errors), a file (or a chunk of a
+  big array) at a time."""
   for path in paths:
     try:
-      if str(path).endswith(".npy"):
-        array = images.load_npy(path)
-        names += [f"{path}[{i}]" for i in range(len(array))] if len(array) > 1 else [str(path)]
-        digits += list(array)
+      if str(path).lower().endswith(".npy"):
+        yield from arrays.read_digits(path)
       else:
-        digits.append(images.load_png(path))
-        names.append(str(path))
+        yield [str(path)], images.load_png(path)[None], []
     except KmnistError as e:
-      errors.append(str(e))
-  return names, np.asarray(digits, np.uint8).reshape((-1,) + IMAGE_SHAPE), errors
+      yield [], np.zeros((0,) + IMAGE_SHAPE, np.uint8), [str(e)]
+
+
+def load_inputs(paths) -> tuple[list, np.ndarray, list]:
+  """Every digit of `paths` at once: (names, uint8 images [N, 28, 28], one-line errors)."""
+  names, digits, errors = [], [], []
+  for more_names, more_digits, more_errors in read_inputs(paths):
+    names += more_names
+    digits.append(more_digits)
+    errors += more_errors
+  return names, np.concatenate(digits or [np.zeros((0,) + IMAGE_SHAPE, np.uint8)]), errors
+
+
+def classify(paths, predictor, top_k: int) -> Iterator[tuple[str, object]]:
+  """("result", one format_results dict) per digit and ("error", line) per bad file or digit, in
+  the order of `paths`, the model called on BATCH digits at a time."""
+  names, digits = [], []
+
+  def flush():
+    pending = np.concatenate(digits)
+    for start in range(0, len(pending), BATCH):
+      outputs = predictor(pending[start : start + BATCH])
+      yield from (
+          ("result", r) for r in format_results(names[start : start + BATCH], outputs, top_k)
+      )
+    names.clear()
+    digits.clear()
+
+  for more_names, more_digits, errors in read_inputs(paths):
+    names += more_names
+    digits.append(more_digits)
+    if len(names) >= BATCH or errors:  # results before the next error: the order of the files
+      yield from flush() if names else ()
+      digits.clear()
+    yield from (("error", error) for error in errors)
+  if names:
+    yield from flush()
 
 
 def load_predictor(kind: str, model_path: Path) -> Callable[[np.ndarray], dict]:

@@ -23,6 +23,7 @@ from absl import logging
 from kmnist import (
     checkpoints,
     data,
+    disk,
     distribute,
     export,
     files,
@@ -53,10 +54,12 @@ def run(
     strategy_override=None,
     log: Callable[[str], None] = logging.info,
     callbacks: tuple = (),
+    progress=None,
 ) -> RunResult:
   """Trains, evaluates and exports one model as `config` says. Raises KmnistError on bad input.
 
-  `callbacks` are added to training's own (the benchmarks' clocks).
+  `callbacks` are added to training's own (the benchmarks' clocks); `progress` shows the first
+  run's data preparation (data.load).
   """
   config.validate().check_paths()
   if strategy_override is None:
@@ -66,10 +69,20 @@ def run(
   else:
     strategy = strategy_override
   keras.utils.set_random_seed(config.seed)
-  distribute.check_global_batch(config.batch_size, strategy)
-  datasets = datasets_override or data.load(config.data_dir, config.manual_dir)
-
+  distribute.check_global_batch(config.batch_size, strategy)  # before the data: it is quick
+  datasets = datasets_override or data.load(
+      config.data_dir, config.manual_dir, log=log, progress=progress
+  )
   with distribute.lost_peers_reported(strategy):
+    # A cluster's workers must all train the same model on the same data: checked first.
+    distribute.check_workers_agree(
+        strategy,
+        {
+            **config.resume_values(),
+            "kmnist": manifest.kmnist_identity(),
+            "data": datasets.fingerprint[:16],
+        },
+    )
     model = train_model(config, datasets, strategy, log, callbacks)
     # One pass over the test set serves the metrics, the pictures and the export checks.
     test_logits = models.predict_logits(model, datasets.test.images)
@@ -98,7 +111,13 @@ def run(
         config.tflite,
         reference_logits=test_logits,
     )
-  return write_run_outputs(config, model, datasets, test_logits, run_metrics, exports)
+  try:
+    return write_run_outputs(config, model, datasets, test_logits, run_metrics, exports)
+  except disk.DiskError:
+    # A run that cannot finish leaves no export behind: the rerun writes the same versions.
+    for path in (exports.saved_model_dir, *{p.parent for p in exports.tflite_paths.values()}):
+      export.remove_version(path)
+    raise
 
 
 def write_run_outputs(
@@ -180,9 +199,9 @@ def train_model(
   with strategy.scope():
     model = models.compile_model(models.build(config.model), config, steps_per_execution)
     checkpointer = checkpoints.Checkpointer(
-        checkpoint_dir, model, run_values=config.resume_values()
+        checkpoint_dir, model, run_values={**config.resume_values(), "data": datasets.fingerprint}
     )
-  start_step = checkpointer.restore()
+  start_step = checkpointer.restore(log)
   if start_step == config.steps:
     log(
         f"Already trained to step {start_step} ({checkpoint_dir}); evaluating and exporting it "
@@ -197,11 +216,18 @@ def train_model(
       checkpoints.StopOnNonFinite(config),  # first: nothing non-finite is saved
       checkpointer.callback(),
   ]
+  logs_dir = os.path.join(config.model_dir, "logs")
   if distribute.is_chief(strategy):
     # Loss and accuracy per --eval_every steps in logs/train, validation in logs/validation.
-    kmnist_callbacks.append(
-        keras.callbacks.TensorBoard(log_dir=os.path.join(config.model_dir, "logs"))
-    )
+    kmnist_callbacks.append(keras.callbacks.TensorBoard(log_dir=logs_dir))
+  with disk.reported(logs_dir):  # the TensorBoard writer's; checkpoints report their own
+    fit(model, config, datasets, strategy, start_step, kmnist_callbacks + list(callbacks))
+  if in_cluster:
+    scratch.cleanup()
+  return model
+
+
+def fit(model, config: TrainConfig, datasets: data.Datasets, strategy, start_step, callbacks):
   model.fit(
       # The stream is a function of the seed alone: skipping what was seen resumes it exactly.
       input_pipeline.training_batches(config, datasets.train, strategy, start_step),
@@ -209,10 +235,7 @@ def train_model(
       epochs=config.steps // config.eval_every,
       steps_per_epoch=config.eval_every,
       validation_data=input_pipeline.eval_dataset(datasets.validation, config.batch_size),
-      callbacks=kmnist_callbacks + list(callbacks),
+      callbacks=callbacks,
       shuffle=False,  # The tf.data pipeline shuffles, reproducibly under the seed.
       verbose=2 if not sys.stdout.isatty() else 1,
   )
-  if in_cluster:
-    scratch.cleanup()
-  return model

@@ -1,6 +1,7 @@
 """Shared fixtures: small learnable synthetic data for fast tests, the real vendored MNIST for
 slow ones."""
 
+import gzip
 import os
 import socket
 from unittest import mock
@@ -11,9 +12,15 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+from hypothesis import settings  # noqa: E402
 
-from kmnist import data, models, train  # noqa: E402
+from kmnist import data, mnist_files, models, train  # noqa: E402
 from kmnist.config import TrainConfig  # noqa: E402
+
+# Property-based tests run in the fast suite: the same examples every run (derandomized: a fixed
+# seed), a budget per test (max_examples), no deadline (timings on a shared machine are noise).
+settings.register_profile("kmnist", derandomize=True, deadline=None, database=None)
+settings.load_profile("kmnist")
 
 
 def synthetic_split(n: int, seed: int) -> data.Split:
@@ -61,6 +68,25 @@ def trained_model(synthetic_datasets):
   train = synthetic_datasets.train
   model.fit(train.images / 255.0, np.eye(10)[train.labels], epochs=1, batch_size=100, verbose=0)
   return model
+
+
+def read_mnist_test_digits(n: int) -> data.Split:
+  """The first `n` digits of the MNIST test file shipped with kmnist, read directly (no TFDS)."""
+
+  def read(name: str, skip: int) -> np.ndarray:
+    with gzip.open(mnist_files.VENDORED_DIR / name) as f:
+      return np.frombuffer(f.read(), np.uint8, offset=skip)
+
+  images = read("t10k-images-idx3-ubyte.gz", 16).reshape(-1, *data.IMAGE_SHAPE)[:n]
+  labels = read("t10k-labels-idx1-ubyte.gz", 8)[:n].astype(np.int64)
+  return data.Split(images=images.copy(), labels=labels)
+
+
+@pytest.fixture(scope="session")
+def mnist_digits() -> data.Split:
+  """Real handwriting, for what users give kmnist-predict: the synthetic digits are random strokes,
+  which its blank-and-noise check refuses as noise."""
+  return read_mnist_test_digits(100)
 
 
 class NetworkAccessError(AssertionError):

@@ -11,11 +11,15 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # for conftest
 
+from kmnist import console  # noqa: E402
+
+console.quiet_stderr()  # before TensorFlow loads (conftest imports it), as the commands do
+
 from kmnist import data  # noqa: E402
 from kmnist.cli import train as train_cli  # noqa: E402
 
 from conftest import make_synthetic_datasets  # noqa: E402
 
 if __name__ == "__main__":
-  data.load = lambda data_dir=None, manual_dir=None: make_synthetic_datasets()
+  data.load = lambda *args, **kwargs: make_synthetic_datasets()
   train_cli.cli()

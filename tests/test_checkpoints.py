@@ -3,10 +3,13 @@ other flags is refused until --restart, and a diverging run stops naming the ste
 exporting nothing.
 """
 
+import dataclasses
 import json
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -15,8 +18,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from kmnist import train
+from kmnist import checkpoints, models, train
 from kmnist.errors import KmnistError
 
 from train_helpers import small_config
@@ -186,3 +191,133 @@ def test_every_model_stops_when_it_diverges(tmp_path, synthetic_datasets, name):
     train.run(config, datasets_override=synthetic_datasets)
   assert not (tmp_path / "exported").exists()
   assert not list((tmp_path / "run" / "checkpoints").glob("ckpt-*"))
+
+
+# Checkpoints that lie: readable files whose content is not what the run saved.
+LIAR_CONFIG = dict(steps=40, eval_every=20, steps_per_execution=20)
+
+
+@pytest.fixture(scope="module")
+def saved_run(tmp_path_factory, synthetic_datasets):
+  """A 40-step run's checkpoints (steps 20 and 40), and the weights each holds."""
+  config = small_config(tmp_path_factory.mktemp("liar"), **LIAR_CONFIG)
+  keras.utils.set_random_seed(0)
+  cut = [CrashAfterFirstCheckpoint()]
+  with pytest.raises(CrashError):
+    train.train_model(config, synthetic_datasets, tf.distribute.get_strategy(), callbacks=cut)
+  at_20 = [w.copy() for w in cut[0].model.get_weights()]
+  model = train.train_model(config, synthetic_datasets, tf.distribute.get_strategy())
+  return config, Path(config.model_dir) / "checkpoints", {20: at_20, 40: model.get_weights()}
+
+
+def restore_copy(config, directory: Path, datasets, mutate=None):
+  """Copies `directory`, lets `mutate(copy)` edit it, and restores it as a rerun would: returns
+  (step, weights, log lines), or raises KmnistError."""
+  with tempfile.TemporaryDirectory() as scratch:
+    copy = Path(scratch) / "checkpoints"
+    shutil.copytree(directory, copy)
+    if mutate:
+      mutate(copy)
+    model = models.compile_model(models.build(), config)
+    saver = checkpoints.Checkpointer(
+        copy, model, {**config.resume_values(), "data": datasets.fingerprint}
+    )
+    lines = []
+    step = saver.restore(lines.append)
+    return step, model.get_weights(), lines
+
+
+def assert_weights(weights, expected):
+  for a, b in zip(weights, expected, strict=True):
+    assert a.tobytes() == b.tobytes()
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    name=st.sampled_from(["ckpt-40.index", "ckpt-40.data-00000-of-00001"]),
+    where=st.floats(0, 1, exclude_max=True),
+    edit=st.one_of(st.integers(1, 255).map(lambda x: ("xor", x)), st.just(("truncate", 0))),
+)
+def test_an_edited_or_cut_checkpoint_is_never_trained_on(
+    saved_run, synthetic_datasets, name, where, edit
+):
+  config, directory, weights = saved_run
+
+  def mutate(copy):
+    data = bytearray((copy / name).read_bytes())
+    at = int(where * len(data))
+    if edit[0] == "truncate":
+      del data[at:]
+    else:
+      data[at] ^= edit[1]
+    (copy / name).write_bytes(bytes(data))
+
+  try:
+    step, restored, lines = restore_copy(config, directory, synthetic_datasets, mutate)
+  except KmnistError as e:
+    assert "pass --restart" in str(e)
+    return
+  # Resumed: from exactly what was saved at that step (a harmless edit), or from the step before.
+  assert_weights(restored, weights[step])
+  if step == 20:
+    assert lines[0].startswith("Checkpoint ") and "cannot be resumed" in lines[0]
+
+
+def test_a_checkpoint_with_non_finite_weights_falls_back_to_the_one_before(
+    saved_run, synthetic_datasets
+):
+  config, directory, weights = saved_run
+
+  def poison(copy):
+    model = models.compile_model(models.build(), config)
+    saver = checkpoints.Checkpointer(copy, model, {})
+    saver.checkpoint.restore(str(copy / "ckpt-40")).assert_existing_objects_matched()
+    model.layers[-1].kernel.assign(tf.fill(model.layers[-1].kernel.shape, float("nan")))
+    saver.checkpoint.write(str(copy / "ckpt-40"))
+
+  step, restored, lines = restore_copy(config, directory, synthetic_datasets, poison)
+  assert step == 20
+  assert_weights(restored, weights[20])
+  assert "cannot be resumed (its weights are not all finite numbers)" in lines[0]
+  assert "training makes ckpt-40 again, identically" in lines[1]
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda c: (c / "run.json").unlink(), "run.json is missing or unreadable"),
+        (lambda c: (c / "run.json").write_text("{"), "run.json is missing or unreadable"),
+        (lambda c: (c / "checkpoint").write_text("garbage"), "is missing or unreadable; pass"),
+        (lambda c: (c / "checkpoint").unlink(), "is missing or unreadable; pass --restart"),
+        (
+            lambda c: (c / "run.json").write_text(json.dumps({"data": "0" * 64})),
+            "holds checkpoints of another run",
+        ),
+        (
+            lambda c: (c / "run.json").write_text(
+                json.dumps(
+                    {
+                        k: v
+                        for k, v in json.loads((c / "run.json").read_text()).items()
+                        if k != "data"
+                    }
+                )
+            ),
+            r"another run \(no record there of the data it was trained on \(an older kmnist",
+        ),
+    ],
+    ids=["no run.json", "bad run.json", "bad index", "no index", "other data", "older kmnist"],
+)
+def test_checkpoints_that_cannot_be_matched_to_the_run_are_refused(
+    saved_run, synthetic_datasets, mutate, message
+):
+  config, directory, _ = saved_run
+  with pytest.raises(KmnistError, match=message):
+    restore_copy(config, directory, synthetic_datasets, mutate)
+
+
+def test_checkpoints_of_other_training_data_are_refused(saved_run, synthetic_datasets):
+  config, directory, _ = saved_run
+  other = dataclasses.replace(synthetic_datasets, test=synthetic_datasets.validation)
+  with pytest.raises(KmnistError, match=r"another run \(other training data \(sha256 \w{12} there"):
+    restore_copy(config, directory, other)

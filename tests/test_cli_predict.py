@@ -2,6 +2,7 @@
 file, exit codes."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -30,10 +31,10 @@ def synthetic_export(tmp_path_factory, trained_model):
   )
 
 
-def test_classifies_good_files_and_names_bad_ones(tmp_path, synthetic_export, synthetic_datasets):
-  test = synthetic_datasets.test
-  Image.fromarray(test.images[0]).save(tmp_path / "a.png")
-  np.save(tmp_path / "b.npy", test.images[1:4])
+def test_classifies_good_files_and_names_bad_ones(tmp_path, synthetic_export, mnist_digits):
+  digits = mnist_digits.images
+  Image.fromarray(digits[0]).save(tmp_path / "a.png")
+  np.save(tmp_path / "b.npy", digits[1:4])
   (tmp_path / "c.png").write_text("not an image")
   result = run_predict(
       f"--model={synthetic_export}",
@@ -47,7 +48,8 @@ def test_classifies_good_files_and_names_bad_ones(tmp_path, synthetic_export, sy
   assert [line.split(":")[0] for line in lines] == [str(tmp_path / "a.png")] + [
       f"{tmp_path / 'b.npy'}[{i}]" for i in range(3)
   ]
-  assert [int(line.split(": ")[1].split()[0]) for line in lines] == list(test.labels[:4])
+  expected = saved_model.predict_saved_model(synthetic_export, digits[:4])["class_id"]
+  assert [int(line.split(": ")[1].split()[0]) for line in lines] == list(expected)
   errors = [
       line for line in result.stderr.splitlines() if line.startswith("kmnist-predict: error:")
   ]
@@ -60,18 +62,56 @@ def test_classifies_good_files_and_names_bad_ones(tmp_path, synthetic_export, sy
   assert "Traceback" not in result.stderr
 
 
-def test_json_output(tmp_path, synthetic_export, synthetic_datasets):
-  Image.fromarray(synthetic_datasets.test.images[0]).save(tmp_path / "a.png")
-  result = run_predict(f"--model={synthetic_export}", "--json", "--top_k=2", tmp_path / "a.png")
-  assert result.returncode == 0, result.stderr[-2000:]
-  document = json.loads(result.stdout)
+def test_json_output(tmp_path, synthetic_export, mnist_digits):
+  Image.fromarray(mnist_digits.images[0]).save(tmp_path / "a.png")
+  (tmp_path / "b.npy").write_bytes(b"\x93NUMPY junk")
+  result = run_predict(
+      f"--model={synthetic_export}", "--json", "--top_k=2", tmp_path / "a.png", tmp_path / "b.npy"
+  )
+  assert result.returncode == 1, result.stderr[-2000:]
+  document = json.loads(result.stdout)  # one document, though written as the results came
   (prediction,) = document["predictions"]
-  assert prediction["class_id"] == synthetic_datasets.test.labels[0]
+  expected = saved_model.predict_saved_model(synthetic_export, mnist_digits.images[:1])
+  assert prediction["class_id"] == expected["class_id"][0]
   assert (
       len(prediction["top"]) == 2
       and prediction["top"][0]["probability"] >= prediction["top"][1]["probability"]
   )
-  assert document["errors"] == [] and document["model"] == str(synthetic_export)
+  assert document["model"] == str(synthetic_export)
+  assert document["errors"] == [
+      f"{tmp_path / 'b.npy'}: not a readable .npy array (ValueError); save one with numpy.save"
+  ]
+
+
+def test_any_file_gets_one_line_and_the_good_ones_are_still_classified(
+    tmp_path, synthetic_export, mnist_digits
+):
+  # One of each kind of bad input, the generated variety being in test_images.py and
+  # test_arrays.py; here: what the command prints for them.
+  rng = np.random.default_rng(0)
+  bad = {
+      "empty.png": b"",
+      "random.png": rng.bytes(500),
+      "cut.png": None,  # the good picture's first 60 bytes, below
+      "lying.npy": b"\x93NUMPY\x01\x00v\x00"
+      + b"{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000, 784), }".ljust(117)
+      + b"\n",
+      "empty.npy": b"",
+  }
+  Image.fromarray(mnist_digits.images[0]).save(tmp_path / "good.png")
+  bad["cut.png"] = (tmp_path / "good.png").read_bytes()[:60]
+  for name, content in bad.items():
+    (tmp_path / name).write_bytes(content)
+  Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "blank.png")
+  np.save(tmp_path / "noise.npy", rng.integers(0, 256, (28, 28)).astype(np.uint8))
+  names = ["good.png", *bad, "blank.png", "noise.npy"]
+  result = run_predict(f"--model={synthetic_export}", *[tmp_path / n for n in names])
+  assert result.returncode == 1
+  assert [line.split(":")[0] for line in result.stdout.splitlines()] == [str(tmp_path / "good.png")]
+  errors = [line for line in result.stderr.splitlines() if line.startswith("kmnist-predict: error")]
+  assert [line.split(": ")[2] for line in errors] == [str(tmp_path / n) for n in names[1:]]
+  assert "the picture is blank" in errors[-2] and "the picture is noise" in errors[-1]
+  assert "Traceback" not in result.stderr
 
 
 def test_a_model_that_is_not_one_exits_2_before_tensorflow(tmp_path):
@@ -118,3 +158,40 @@ def test_the_reference_export_reads_users_pictures(tmp_path, real_datasets, mode
   assert len(correct) == len(paths)
   print(f"{model or 'default SavedModel'}: {np.mean(correct):.3f} of {len(paths)} pictures correct")
   assert np.mean(correct) >= 0.90
+
+
+def peak_rss_kib(*args) -> tuple[int, int, str]:
+  """(peak resident memory in KiB, exit code, stdout) of one kmnist-predict."""
+  with open(os.devnull, "w") as devnull:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kmnist.cli.predict", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=devnull,
+        text=True,
+    )
+    out = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+  return usage.ru_maxrss, os.waitstatus_to_exitcode(status), out
+
+
+@pytest.mark.slow
+def test_memory_stays_bounded_whatever_the_files_claim_or_hold(tmp_path, mnist_digits):
+  from kmnist import arrays
+
+  Image.fromarray(mnist_digits.images[0]).save(tmp_path / "good.png")
+  count = 20 * arrays.CHUNK  # an honest array much bigger than the chunk kmnist reads at a time
+  big = np.resize(mnist_digits.images, (count, 28, 28)).astype(np.float32) / 255
+  np.save(tmp_path / "big.npy", big)
+  header = b"{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000, 784), }"
+  (tmp_path / "lying.npy").write_bytes(b"\x93NUMPY\x01\x00v\x00" + header.ljust(117) + b"\n")
+  one, code, _ = peak_rss_kib(tmp_path / "good.png")
+  assert code == 0
+  many, code, out = peak_rss_kib(
+      tmp_path / "good.png", tmp_path / "big.npy", tmp_path / "lying.npy"
+  )
+  assert code == 1 and len(out.splitlines()) == 1 + count
+  print(
+      f"peak RSS: {one / 1024:.0f} MiB for one picture, {many / 1024:.0f} MiB with "
+      f"{count:,} more digits ({big.nbytes / 2**20:.0f} MiB) and a header claiming 6 TB"
+  )
+  assert (many - one) * 1024 < big.nbytes / 2

@@ -2,6 +2,8 @@
 work."""
 
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -131,6 +133,7 @@ def test_an_existing_export_version_is_refused_before_training(tmp_path):
             "TF_CONFIG task index 1 is outside the 1 'worker' addresses",
         ),
         ("", "tpu", "--strategy=tpu: no TPU is reachable from this machine"),
+        ("", "multi_worker", "--strategy=multi_worker needs TF_CONFIG, naming the cluster"),
     ],
 )
 def test_a_cluster_it_cannot_join_is_refused_before_touching_data(
@@ -199,3 +202,122 @@ def test_divergence_exits_2_with_one_line(tmp_path, real_data_dir):
   (line,) = error_lines(result)
   assert "training diverged" in line and "at step" in line
   assert not (tmp_path / "exported").exists()
+
+
+def file_size_limit(limit: int):
+  """In the child, before exec: no file may grow past `limit` bytes (EFBIG), the kernel's own
+  refusal of a write."""
+
+  def apply():
+    import resource
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+  return apply
+
+
+@pytest.mark.parametrize(
+    "limit, message",
+    [
+        # 4 KiB: Python's tempfile probe passes, the first checkpoint (32 KB) does not. Slow: the
+        # same fault in process is tests/test_disk.py's; this is the whole command around it.
+        pytest.param(
+            4096,
+            "could not write run/.*\\(File too large\\); raise the limit \\(ulimit -f\\), then run "
+            "the same command again: it picks up where this run stopped",
+            marks=pytest.mark.slow,
+        ),
+        # Nothing at all: TensorFlow's import finds no usable temporary directory.
+        (
+            0,
+            "No usable temporary directory found in .*: each is full, read-only or not writable; "
+            "free space in one or set TMPDIR to a writable directory, then run the same command "
+            "again: it picks up where this run stopped",
+        ),
+    ],
+    ids=["a checkpoint", "the temporary directory"],
+)
+def test_a_write_the_disk_refuses_exits_2_with_one_line_naming_the_path(tmp_path, limit, message):
+  # The real command when TensorFlow's import is what fails (the synthetic one imports it first).
+  command = (
+      ["-m", "kmnist.cli.train"]
+      if limit == 0
+      else [os.path.join(os.path.dirname(__file__), "synthetic_cli.py")]
+  )
+  result = subprocess.run(
+      [
+          sys.executable,
+          *command,
+          "--steps=40",
+          "--eval_every=20",
+          "--steps_per_execution=20",
+          "--batch_size=50",
+          "--tflite=float",
+          "--novisualize",
+          "--model_dir=run",
+          "--export_dir=exported",
+      ],
+      capture_output=True,
+      text=True,
+      cwd=tmp_path,
+      timeout=300,
+      preexec_fn=file_size_limit(limit),
+  )
+  assert result.returncode == 2, result.stderr[-3000:]
+  assert re.fullmatch(f"kmnist-train: error: {message}", result.stderr.strip())  # one line
+  assert not (tmp_path / "exported").exists()
+
+
+@pytest.mark.slow
+def test_the_first_run_shows_one_clean_progress_display(tmp_path):
+  # A fresh --data_dir: TFDS prepares MNIST from the shipped files (~13 s) behind one display.
+  result = run_cli(
+      "--data_dir=data",
+      "--steps=100",
+      "--eval_every=100",
+      "--tflite=float",
+      "--novisualize",
+      cwd=tmp_path,
+      timeout=300,
+  )
+  assert result.returncode == 0, result.stderr[-3000:]
+  label = f"Preparing MNIST in {os.path.join('data', 'mnist', '3.0.1')} (first run only)"
+  lines = result.stderr.splitlines()
+  assert lines[0] == f"{label}..." and len(lines) == 2, result.stderr
+  assert lines[1].startswith(f"{label}: done in ") and lines[1].endswith(
+      "; later runs start at once"
+  )
+  assert "Downloading and preparing" not in result.stdout
+
+
+@pytest.mark.slow  # a training process started and interrupted
+def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
+  synthetic_cli = os.path.join(os.path.dirname(__file__), "synthetic_cli.py")
+  process = subprocess.Popen(
+      [
+          sys.executable,
+          synthetic_cli,
+          "--steps=1000000",
+          "--eval_every=1000",
+          "--batch_size=50",
+          "--model_dir=run",
+          "--export_dir=exported",
+      ],
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+      cwd=tmp_path,
+  )
+  try:
+    while not process.stdout.readline().startswith("Epoch 1/"):  # training has started
+      assert process.poll() is None
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+  finally:
+    process.kill()
+  assert process.returncode == 130
+  assert stderr.splitlines() == [
+      "kmnist-train: interrupted; what was written is whole, and the same command goes on from "
+      "there (kmnist-train from its last checkpoint)"
+  ]

@@ -126,7 +126,14 @@ def tf_config(index, workers=2, task_type="worker"):
 
 
 def test_tf_config_is_checked_before_tensorflow_sees_it():
-  check_tf_config(None)  # unset: one worker, TensorFlow's fallback
+  # Unset: refused, not TensorFlow's cluster of one (a TF_CONFIG forgotten on N machines would make
+  # N separate runs, each writing as the chief).
+  with pytest.raises(
+      KmnistError, match="--strategy=multi_worker needs TF_CONFIG, .* and it is not set: set it on "
+  ):
+    check_tf_config(None)
+  with pytest.raises(KmnistError, match="or use --strategy=auto to train on this machine alone"):
+    check_tf_config("")
   check_tf_config(tf_config(1))
   with pytest.raises(
       KmnistError, match="TF_CONFIG is not a valid cluster description .* e.g. TF_CONFIG="

@@ -1,9 +1,15 @@
 """Reading MNIST through TFDS (mocked in the fast tests, the real prepared data in the slow ones)
 and the cache."""
 
+import json
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kmnist import data
 
@@ -69,3 +75,172 @@ def test_real_cache_matches_tfds(real_data_dir):
     from_tfds = data.read_split(builder, tfds_split)
     np.testing.assert_array_equal(getattr(cached, name).images, from_tfds.images)
     np.testing.assert_array_equal(getattr(cached, name).labels, from_tfds.labels)
+
+
+# Caches that lie: readable, but not what they say they are. Each is rebuilt from TFDS, with a line
+# saying why.
+def small_datasets() -> data.Datasets:
+  split = lambda n, v: data.Split(np.full((n, 28, 28), v, np.uint8), np.arange(n) % 10)  # noqa: E731
+  return data.Datasets(split(6, 1), split(3, 2), split(4, 3))
+
+
+def edit_cache(cache, edit):
+  with np.load(cache) as npz:
+    arrays = {name: npz[name] for name in npz.files}
+  edit(arrays)
+  with open(cache, "wb") as f:
+    np.savez(f, **arrays)
+
+
+def edit_identity(key, value):
+  def edit(arrays):
+    record = json.loads(str(arrays["identity"]))
+    record[key] = value
+    arrays["identity"] = np.array(json.dumps(record))
+
+  return edit
+
+
+def flip_first_pixel(arrays):
+  arrays["train_images"][0, 0, 0] ^= 1
+
+
+@pytest.mark.parametrize(
+    "edit, problem",
+    [
+        (flip_first_pixel, "does not hold the arrays it was written with (edited or truncated)"),
+        (
+            lambda a: a.update(test_labels=a["test_labels"][:-1]),
+            "does not hold the arrays it was written with (edited or truncated)",
+        ),
+        (edit_identity("dataset", "mnist:3.0.0"), "holds another dataset version"),
+        (edit_identity("splits", {"train": "train"}), "holds other splits"),
+        (lambda a: a.pop("identity"), "was written by another version of kmnist"),
+        (None, "was decoded from other TFDS files than those beside it"),
+    ],
+    ids=["edited", "truncated", "other version", "other splits", "old format", "other source"],
+)
+def test_a_cache_that_lies_is_rebuilt_and_says_why(tmp_path, edit, problem):
+  version_dir = tmp_path / "mnist" / data.TFDS_VERSION
+  cache = version_dir / data.SPLITS_CACHE
+  data.write_cache(cache, small_datasets())
+  if edit:
+    edit_cache(cache, edit)
+  else:  # TFDS's files changed (prepared again) since the cache was written
+    (version_dir / "dataset_info.json").write_text("{}")
+  lines = []
+  with tfds.testing.mock_data(num_examples=30):
+    datasets = data.load(data_dir=str(tmp_path), log=lines.append)
+  assert len(datasets.train) == 30  # from TFDS (mocked), not the cache's 6
+  assert lines == [f"The decoded-split cache {cache} {problem}; rebuilding it from TFDS's files."]
+  rebuilt, why = data.read_cache(cache)
+  assert why is None and rebuilt.fingerprint == datasets.fingerprint
+
+
+@settings(max_examples=40, deadline=None)
+@given(where=st.floats(0, 1, exclude_max=True), xor=st.integers(1, 255), cut=st.booleans())
+def test_a_damaged_cache_is_never_read_as_other_data(where, xor, cut):
+  original = small_datasets()
+  with tempfile.TemporaryDirectory() as scratch:
+    cache = Path(scratch) / data.SPLITS_CACHE
+    data.write_cache(cache, original)
+    damaged = bytearray(cache.read_bytes())
+    at = int(where * len(damaged))
+    if cut:
+      del damaged[at:]
+    else:
+      damaged[at] ^= xor
+    cache.write_bytes(bytes(damaged))
+    read, why = data.read_cache(cache)
+  if read is None:
+    assert why  # said why, and will be rebuilt
+  else:
+    assert read.fingerprint == original.fingerprint  # a byte nobody reads (zip metadata)
+
+
+class PreparingBuilder:
+  """Stands for TFDS's builder on a first run: it prints, warns and draws bars as TFDS does."""
+
+  def __init__(self):
+    self.examples = 0
+
+  def _generate_examples(self):
+    yield from range(data.TOTAL_EXAMPLES)
+
+  def download_and_prepare(self, download_config):
+    import absl.logging
+
+    print("Downloading and preparing dataset Unknown size ...")  # TFDS's termcolor.cprint
+    absl.logging.warning("Variant folder %s has no %s", "/d/mnist/3.0.1", "dataset_info.json")
+    self.examples = sum(1 for _ in self._generate_examples())
+
+
+def test_the_first_run_shows_one_progress_display_and_nothing_of_tfds(tmp_path, capsys, caplog):
+  shown = []
+
+  class Recorder:
+
+    def __init__(self, label, total):
+      shown.append((label, total))
+
+    def update(self, done):
+      shown.append(done)
+
+    def finish(self, text):
+      shown.append(text)
+
+  builder = PreparingBuilder()
+  with data.quiet_tfds():
+    data.prepare(builder, tmp_path, tmp_path / "mnist" / "3.0.1", Recorder)
+  assert builder.examples == data.TOTAL_EXAMPLES
+  assert shown[0] == (f"Preparing MNIST in {tmp_path / 'mnist' / '3.0.1'} (first run only)", 70_000)
+  assert shown[1:-1] == list(range(1, data.TOTAL_EXAMPLES + 1))
+  assert shown[-1].startswith("done in ")
+  assert "Downloading and preparing" not in capsys.readouterr().out
+  assert not [r for r in caplog.records if "Variant folder" in r.getMessage()]
+
+
+class BrokenBuilder:
+  """TFDS's builder where the disk or the prepared files fail."""
+
+  def __init__(self, prepared, error):
+    self.prepared, self.error = prepared, error
+
+  def is_prepared(self):
+    return self.prepared
+
+  def download_and_prepare(self, download_config):
+    raise self.error
+
+  def as_dataset(self, **kwargs):
+    raise self.error
+
+
+def test_a_full_disk_while_tfds_prepares_is_one_line_naming_the_data_dir(tmp_path, monkeypatch):
+  import errno
+  import os
+
+  from kmnist import disk
+
+  full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "mnist" / "x.tmp"))
+  monkeypatch.setattr(data.tfds, "builder", lambda *a, **k: BrokenBuilder(False, full))
+  with pytest.raises(
+      disk.DiskError, match=f"^could not write {tmp_path / 'mnist'}: the disk is full"
+  ):
+    data.load(data_dir=str(tmp_path))
+
+
+def test_prepared_records_that_cannot_be_read_name_the_fix(tmp_path, monkeypatch):
+  import tensorflow as tf
+
+  from kmnist.errors import KmnistError
+
+  damaged = tf.errors.DataLossError(None, None, "corrupted record at 12")
+  monkeypatch.setattr(data.tfds, "builder", lambda *a, **k: BrokenBuilder(True, damaged))
+  version_dir = tmp_path / "mnist" / data.TFDS_VERSION
+  with pytest.raises(
+      KmnistError,
+      match=f"the prepared MNIST in {version_dir} cannot be read \\(DataLossError: corrupted "
+      f"record at 12\\); delete {version_dir} and run again",
+  ):
+    data.load(data_dir=str(tmp_path))

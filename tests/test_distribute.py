@@ -4,8 +4,11 @@ The runs on several replicas and workers need a fresh process each (devices and 
 when TensorFlow starts): they are in test_distribute_runs.py.
 """
 
+import json
+import re
 import types
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -117,3 +120,57 @@ def test_a_lost_peer_becomes_one_line_in_a_cluster_only():
   alone = types.SimpleNamespace(cluster_resolver=None)
   with pytest.raises(tf.errors.UnavailableError), distribute.lost_peers_reported(alone):
     raise error
+
+
+class GatheringStrategy:
+  """Stands for a cluster's strategy: `gather` returns the rows the other workers would send."""
+
+  def __init__(self, task, others):
+    self.cluster_resolver = types.SimpleNamespace(
+        cluster_spec=lambda: tf.train.ClusterSpec({"worker": ["a:1", "b:1"]}),
+        task_type=task[0],
+        task_id=task[1],
+    )
+    self.others = others
+
+  def experimental_distribute_values_from_function(self, function):
+    return function(None)
+
+  def gather(self, mine, axis):
+    return tf.concat([mine, *[tf.constant(row) for row in self.others]], axis)
+
+  def experimental_local_results(self, value):
+    return (value,)
+
+
+def row_of(task_index, values) -> np.ndarray:
+  data = json.dumps(values, sort_keys=True).encode()
+  row = np.zeros((1, distribute.AGREEMENT_BYTES + 2), np.int32)
+  row[0, 0] = task_index
+  row[0, 2 : 2 + len(data)] = np.frombuffer(data, np.uint8)
+  return row
+
+
+@pytest.mark.parametrize(
+    "theirs, difference",
+    [
+        ({"seed": 1}, "--seed is 0 here, 1 there"),
+        ({"kmnist": "0.1.0 (source sha256 bbb)"}, "kmnist is 0.1.0 (source sha256 aaa) here, "),
+        ({"data": "feed"}, "the training data (sha256) is beef here, feed there"),
+    ],
+)
+def test_workers_that_disagree_are_stopped_naming_the_difference(theirs, difference):
+  mine = {"seed": 0, "kmnist": "0.1.0 (source sha256 aaa)", "data": "beef"}
+  agreeing = GatheringStrategy(("worker", 0), [row_of(1, mine)])
+  distribute.check_workers_agree(agreeing, mine)
+  disagreeing = GatheringStrategy(("worker", 0), [row_of(1, {**mine, **theirs})])
+  with pytest.raises(
+      KmnistError,
+      match="and worker 1 of the TF_CONFIG cluster were started differently: "
+      + re.escape(difference),
+  ):
+    distribute.check_workers_agree(disagreeing, mine)
+
+
+def test_one_process_has_nobody_to_agree_with():
+  distribute.check_workers_agree(tf.distribute.get_strategy(), {"seed": 0})

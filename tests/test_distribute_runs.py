@@ -272,3 +272,25 @@ def test_real_mnist_on_two_workers(tmp_path, real_single_device, real_data_dir, 
   assert np.mean(served["class_id"] == real_datasets.test.labels) == pytest.approx(
       metrics["test_accuracy"], abs=1e-4
   )
+
+
+@pytest.mark.slow  # two processes starting a cluster; the comparison itself: test_distribute.py
+def test_workers_started_with_different_flags_stop_naming_the_difference(tmp_path):
+  commands = cluster_commands(tmp_path, SYNTHETIC_CLI, SMALL_RUN + ["--strategy=multi_worker"])
+  argv, log, env = commands[1]
+  commands[1] = (argv + ["--learning_rate=0.1"], log, env)  # worker 1 typed another rate
+  with started(commands) as processes:
+    for process in processes:
+      assert process.wait(timeout=RUN_TIMEOUT_S) == 2
+  for (_, log, _), me, other, mine, theirs in (
+      (commands[0], "worker 0", "worker 1", 0.5, 0.1),
+      (commands[1], "worker 1", "worker 0", 0.1, 0.5),
+  ):
+    lines = [line for line in log.read_text().splitlines() if line.startswith("kmnist-train: ")]
+    assert lines == [
+        f"kmnist-train: error: this worker ({me}) and {other} of the TF_CONFIG "
+        f"cluster were started differently: --learning_rate is {mine} here, {theirs} there; start "
+        "every worker with the same flags, the same kmnist and the same MNIST files"
+    ], log.read_text()[-3000:]
+    assert "Epoch 1/" not in log.read_text()  # stopped before any training step
+  assert not (tmp_path / "worker0").exists() and not (tmp_path / "worker1").exists()

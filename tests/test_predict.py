@@ -38,8 +38,8 @@ def test_resolve_model_accepts_version_dirs_bases_tflite_and_defaults_to_the_ref
       model_paths.resolve_model(str(bad))
 
 
-def test_load_inputs_names_every_digit_and_every_bad_file(tmp_path, synthetic_datasets):
-  images = synthetic_datasets.test.images
+def test_load_inputs_names_every_digit_and_every_bad_file(tmp_path, mnist_digits):
+  images = mnist_digits.images
   Image.fromarray(images[0]).save(tmp_path / "a.png")
   np.save(tmp_path / "b.npy", images[1:4])
   (tmp_path / "c.png").write_text("not an image")
@@ -52,6 +52,27 @@ def test_load_inputs_names_every_digit_and_every_bad_file(tmp_path, synthetic_da
       "digit",
       f"{tmp_path / 'missing.npy'}: no such file",
   ]
+
+
+def test_classify_keeps_the_order_of_the_files_and_batches_the_model(
+    tmp_path, mnist_digits, monkeypatch
+):
+  monkeypatch.setattr(predict, "BATCH", 4)
+  np.save(tmp_path / "a.npy", mnist_digits.images[:6])
+  (tmp_path / "b.png").write_bytes(b"junk")
+  Image.fromarray(mnist_digits.images[6]).save(tmp_path / "c.png")
+  calls = []
+
+  def predictor(digits):
+    calls.append(len(digits))
+    return {"probabilities": np.eye(10)[np.arange(len(digits)) % 10]}
+
+  items = list(predict.classify([tmp_path / n for n in ("a.npy", "b.png", "c.png")], predictor, 1))
+  assert [what for what, _ in items] == ["result"] * 6 + ["error", "result"]
+  assert [item["file"] for what, item in items if what == "result"] == [
+      f"{tmp_path / 'a.npy'}[{i}]" for i in range(6)
+  ] + [str(tmp_path / "c.png")]
+  assert max(calls) <= 4 and sum(calls) == 7
 
 
 def test_saved_model_and_tflite_predictors_agree_and_results_rank_the_digits(

@@ -6,6 +6,8 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
 from kmnist import images
@@ -83,3 +85,14 @@ def test_the_page_uses_only_its_own_files():
       "/v1/models/",
       "/demo/prepare",
   }
+
+
+@settings(max_examples=100)
+@given(data=st.binary(max_size=400), magic=st.sampled_from([b"", b"\x89PNG\r\n\x1a\n", b"GIF89a"]))
+def test_any_bytes_as_a_drawing_are_a_digit_or_one_bad_request(data, magic):
+  try:
+    digit = page.prepare_picture(magic + data)
+  except BadRequest as e:
+    assert str(e).startswith("the drawing: ") and "\n" not in str(e)
+    return
+  assert digit.dtype == np.uint8 and digit.shape == (28, 28)

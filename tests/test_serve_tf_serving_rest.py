@@ -4,6 +4,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kmnist.export import saved_model
 from kmnist.serve import servable as servable_lib
@@ -122,3 +124,57 @@ def test_model_status_and_metadata_shapes(servable):
   assert image["dtype"] == "DT_UINT8"
   assert [d["size"] for d in image["tensor_shape"]["dim"]] == ["-1", "28", "28"]
   assert defs["serving_float"]["method_name"] == "tensorflow/serving/predict"
+
+
+# Any request body at all: a checked request or one BadRequest (HTTP 400), never a server error.
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=5),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=6), children, max_size=3),
+    max_leaves=30,
+)
+PIXEL_ROWS = st.lists(
+    st.lists(
+        st.lists(st.integers(-5, 300) | st.floats(-1, 2) | st.just("1"), min_size=28, max_size=28),
+        min_size=28,
+        max_size=28,
+    ),
+    min_size=0,
+    max_size=2,
+)
+
+
+def parse_or_bad_request(body, servable):
+  try:
+    request = rest.parse_predict(body, servable, max_batch_size=4)
+  except BadRequest as e:
+    assert str(e) and "\n" not in str(e)
+    return None
+  assert request.array.shape[1:] == request.signature.shape and 1 <= len(request.array) <= 4
+  return request
+
+
+@settings(max_examples=150)
+@given(
+    body=st.fixed_dictionaries(
+        {},
+        optional={
+            "signature_name": st.sampled_from(["serving_default", "serving_float", "nope"]) | JSON,
+            "instances": PIXEL_ROWS | JSON,
+            "inputs": PIXEL_ROWS | st.fixed_dictionaries({"image": PIXEL_ROWS}) | JSON,
+        },
+    )
+    | JSON
+)
+def test_any_json_body_is_a_request_or_one_bad_request_line(servable, body):
+  parse_or_bad_request(json.dumps(body).encode(), servable)
+
+
+@settings(max_examples=100)
+@given(body=st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
+def test_any_bytes_are_a_request_or_one_bad_request_line(servable, body):
+  parse_or_bad_request(body, servable)

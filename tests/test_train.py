@@ -207,7 +207,8 @@ def test_every_model_goes_through_every_stage(tmp_path, synthetic_datasets, name
       == written["test_accuracy"]
   )
   run_json = json.loads((tmp_path / "run" / "checkpoints" / "run.json").read_text())
-  assert run_json == config.resume_values()  # the values used, as recorded for a resume
+  # The values used and the data trained on, as recorded for a resume.
+  assert run_json == {**config.resume_values(), "data": synthetic_datasets.fingerprint}
 
 
 @pytest.mark.slow

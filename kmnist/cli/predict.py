@@ -8,6 +8,7 @@ package kmnist-predict --model=exported/saved_model/3 digits.npy kmnist-predict
 
 import json
 import sys
+import textwrap
 
 from absl import app, flags
 
@@ -43,18 +44,22 @@ def main(argv):
   from kmnist import predict  # TensorFlow loads here, after the quick checks above.
 
   predictor = predict.load_predictor(kind, model_path)
-  names, digits, errors = predict.load_inputs(paths)
-  results = predict.format_results(names, predictor(digits), fv.top_k) if len(digits) else []
+  errors = []
+  if fv.json:  # one document, written as the results come: bounded memory for any input
+    print(f'{{\n  "model": {json.dumps(str(model_path))},\n  "predictions": [', end="")
+  separator = "\n"
+  for what, item in predict.classify(paths, predictor, fv.top_k):
+    if what == "error":
+      errors.append(item)
+      print(f"kmnist-predict: error: {item}", file=sys.stderr)
+    elif fv.json:
+      print(separator + textwrap.indent(json.dumps(item, indent=2), "    "), end="")
+      separator = ",\n"
+    else:
+      top = ", ".join(f"{t['class_id']}: {t['probability']:.3f}" for t in item["top"])
+      print(f"{item['file']}: {item['class_id']}  ({top})")
   if fv.json:
-    print(
-        json.dumps({"model": str(model_path), "predictions": results, "errors": errors}, indent=2)
-    )
-  else:
-    for r in results:
-      top = ", ".join(f"{t['class_id']}: {t['probability']:.3f}" for t in r["top"])
-      print(f"{r['file']}: {r['class_id']}  ({top})")
-  for error in errors:
-    print(f"kmnist-predict: error: {error}", file=sys.stderr)
+    print(f'\n  ],\n  "errors": {json.dumps(errors)}\n}}')
   return 1 if errors else 0
 
 

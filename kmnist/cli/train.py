@@ -185,10 +185,10 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments {argv[1:]}; kmnist-train takes only --flags")
   start = time.time()
   config = config_from_flags().validate().check_paths()
-  from kmnist import train  # TensorFlow loads here, after the quick checks above.
+  from kmnist import console, train  # TensorFlow loads here, after the quick checks above.
   from kmnist.export import report
 
-  result = train.run(config, log=print)
+  result = train.run(config, log=print, progress=console.Progress)
   m = result.metrics
   print(
       f"test accuracy: {m['test_accuracy']:.4f}  test loss: {m['test_loss']:.4f}  "

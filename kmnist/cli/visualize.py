@@ -86,9 +86,10 @@ def main(argv):
   metrics_path = Path(fv.model_dir) / "metrics.json"
   run_metrics = read_run_metrics(metrics_path)
   export = resolve_export(fv.export, run_metrics, metrics_path)
-  from kmnist import data, visualize  # TensorFlow loads here, after the quick checks above.
+  # TensorFlow loads here, after the quick checks above.
+  from kmnist import console, data, visualize
 
-  test = data.load(fv.data_dir, fv.manual_dir).test
+  test = data.load(fv.data_dir, fv.manual_dir, log=print, progress=console.Progress).test
   pictures = visualize.draw_export(fv.model_dir, export, test, run_metrics)
   print(f"Pictures: {', '.join(str(p) for p in pictures.values())}  ({time.time() - start:.1f} s)")
 

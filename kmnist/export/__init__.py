@@ -12,13 +12,15 @@ appears with the variants that passed, `labels.txt` and the report (which names 
 SavedModel stays, and then the export raises, naming variant and cause.
 """
 
+import contextlib
 import dataclasses
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from kmnist import files, models
+from kmnist import disk, files, models
 from kmnist.config import TFLITE_VARIANTS
 from kmnist.data import NUM_CLASSES, Datasets, Split
 from kmnist.errors import KmnistError, one_line
@@ -81,13 +83,17 @@ def export_and_verify(
 
   tfl_dir = tfl_base / str(version)
   tflite_report = report.new_report(tfl_dir, sm_dir, datasets, reference)
-  with files.atomic_directory(tfl_dir) as tmp:
-    for variant in tflite_variants:
-      tflite_report["variants"].append(
-          export_variant(variant, tmp, model, sm_dir, datasets, reference)
-      )
-    (tmp / LABELS_FILENAME).write_text("".join(f"{label}\n" for label in range(NUM_CLASSES)))
-    report.write(tmp, tflite_report)
+  try:
+    with files.atomic_directory(tfl_dir) as tmp:
+      for variant in tflite_variants:
+        tflite_report["variants"].append(
+            export_variant(variant, tmp, model, sm_dir, datasets, reference)
+        )
+      (tmp / LABELS_FILENAME).write_text("".join(f"{label}\n" for label in range(NUM_CLASSES)))
+      report.write(tmp, tflite_report)
+  except disk.DiskError:
+    remove_version(sm_dir)  # the rerun exports the pair again, under the same version
+    raise
 
   rows = tflite_report["variants"]
   failed = [row for row in rows if "error" in row]
@@ -109,12 +115,22 @@ def export_variant(
   """Converts, checks and writes one TFLite variant into `directory`. Returns its report row: the
   figures, or the error (and no file) if it failed."""
   try:
-    model_bytes = tflite.convert(variant, sm_dir, model, datasets.train.images)
+    # The int8 conversion writes its source SavedModel into the temporary directory.
+    with disk.reported(tempfile.gettempdir()):
+      model_bytes = tflite.convert(variant, sm_dir, model, datasets.train.images)
     outputs = tflite.predict_tflite(model_bytes, datasets.test.images)
     scores = check_outputs(variant, outputs, reference, datasets.test.labels)
+  except disk.DiskError:
+    raise  # the disk's fault, not the variant's: the whole export stops
   except (
       Exception
   ) as e:  # This variant only; Ctrl-C (not an Exception) still stops the whole export.
     return {"variant": variant, "error": one_line(e)}
   (directory / tflite.model_filename(variant)).write_bytes(model_bytes)
   return report.variant_row(variant, model_bytes, scores, datasets.test.images[0])
+
+
+def remove_version(path: Path) -> None:
+  """Takes back a version directory this run wrote, if the disk lets it."""
+  with contextlib.suppress(OSError):
+    shutil.rmtree(path)
