@@ -28,6 +28,7 @@ from kmnist import (
     export,
     files,
     input_pipeline,
+    interrupt,
     manifest,
     metrics,
     models,
@@ -228,14 +229,15 @@ def train_model(
 
 
 def fit(model, config: TrainConfig, datasets: data.Datasets, strategy, start_step, callbacks):
-  model.fit(
-      # The stream is a function of the seed alone: skipping what was seen resumes it exactly.
-      input_pipeline.training_batches(config, datasets.train, strategy, start_step),
-      initial_epoch=start_step // config.eval_every,
-      epochs=config.steps // config.eval_every,
-      steps_per_epoch=config.eval_every,
-      validation_data=input_pipeline.eval_dataset(datasets.validation, config.batch_size),
-      callbacks=callbacks,
-      shuffle=False,  # The tf.data pipeline shuffles, reproducibly under the seed.
-      verbose=2 if not sys.stdout.isatty() else 1,
-  )
+  with interrupt.between_steps() as on_ctrl_c:  # last: a Ctrl-C waits for the epoch's checkpoint
+    model.fit(
+        # The stream is a function of the seed alone: skipping what was seen resumes it exactly.
+        input_pipeline.training_batches(config, datasets.train, strategy, start_step),
+        initial_epoch=start_step // config.eval_every,
+        epochs=config.steps // config.eval_every,
+        steps_per_epoch=config.eval_every,
+        validation_data=input_pipeline.eval_dataset(datasets.validation, config.batch_size),
+        callbacks=[*callbacks, on_ctrl_c],
+        shuffle=False,  # The tf.data pipeline shuffles, reproducibly under the seed.
+        verbose=2 if not sys.stdout.isatty() else 1,
+    )

@@ -4,22 +4,47 @@ subprocesses.
 Everything else is the real command: flags, strategy, training, export, error handling and exit
 codes.
     python tests/synthetic_cli.py --strategy=mirrored --cpu_replicas=2 --steps=60 ...
+Tests import `command` and `run` from here; the script part runs only as `__main__`.
 """
 
 import os
+import subprocess
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # for conftest
+PATH = os.path.abspath(__file__)
+# The smallest run that trains, checkpoints and exports: two executions of 20 steps.
+SMALL_RUN = [
+    "--steps=40",
+    "--eval_every=20",
+    "--steps_per_execution=20",
+    "--batch_size=50",
+    "--novisualize",
+    "--model_dir=run",
+    "--export_dir=exported",
+]
 
-from kmnist import console  # noqa: E402
 
-console.quiet_stderr()  # before TensorFlow loads (conftest imports it), as the commands do
+def command(*flags: str) -> list[str]:
+  return [sys.executable, PATH, *flags]
 
-from kmnist import data  # noqa: E402
-from kmnist.cli import train as train_cli  # noqa: E402
 
-from conftest import make_synthetic_datasets  # noqa: E402
+def run(*flags: str, cwd, timeout: int = 300, **kwargs) -> subprocess.CompletedProcess:
+  """Runs the synthetic kmnist-train in `cwd` and returns what it printed, as text."""
+  return subprocess.run(
+      command(*flags), capture_output=True, text=True, cwd=cwd, timeout=timeout, **kwargs
+  )
+
 
 if __name__ == "__main__":
+  sys.path.insert(0, os.path.dirname(PATH))  # for conftest
+  from kmnist import console
+
+  console.quiet_stderr()  # before TensorFlow loads (conftest imports it), as the commands do
+
+  from kmnist import data
+  from kmnist.cli import train as train_cli
+
+  from conftest import make_synthetic_datasets
+
   data.load = lambda *args, **kwargs: make_synthetic_datasets()
   train_cli.cli()

@@ -8,6 +8,7 @@ The fuzzing tests generate their inputs with Hypothesis (fixed budget, derandomi
 import io
 import tracemalloc
 
+import byte_edits
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -188,30 +189,9 @@ def test_any_dtype_and_shape_gives_digits_or_one_line_per_problem(tmp_path_facto
   assert len(names) + refused == arrays.digit_count(array.shape)  # every digit: kept or named
 
 
-def mutated(data: bytes, edits) -> bytes:
-  data = bytearray(data)
-  for kind, where, value in edits:
-    at = int(where * len(data))
-    if kind == "flip" and data:
-      data[min(at, len(data) - 1)] ^= value or 1
-    elif kind == "cut":
-      del data[at:]
-    else:
-      data[at:at] = bytes([value]) * 3
-  return bytes(data)
-
-
 @settings(max_examples=150)
 @given(
-    edits=st.lists(
-        st.tuples(
-            st.sampled_from(["flip", "cut", "insert"]),
-            st.floats(0, 1, exclude_max=True),
-            st.integers(0, 255),
-        ),
-        min_size=1,
-        max_size=3,
-    ),
+    edits=byte_edits.EDITS,
     header_only=st.booleans(),
 )
 def test_edited_and_cut_files_are_named_never_a_traceback(
@@ -222,9 +202,9 @@ def test_edited_and_cut_files_are_named_never_a_traceback(
   original = buffer.getvalue()
   if header_only:  # aim the edits at the header, where the lies are
     header = original[:128]
-    data = mutated(header, edits) + original[128:]
+    data = byte_edits.mutated(header, edits) + original[128:]
   else:
-    data = mutated(original, edits)
+    data = byte_edits.mutated(original, edits)
   path = tmp_path_factory.mktemp("fuzz") / "a.npy"
   path.write_bytes(data)
   try:

@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+import synthetic_cli
 from absl import flags
 
 from kmnist import mnist_files
@@ -240,24 +241,14 @@ def file_size_limit(limit: int):
 )
 def test_a_write_the_disk_refuses_exits_2_with_one_line_naming_the_path(tmp_path, limit, message):
   # The real command when TensorFlow's import is what fails (the synthetic one imports it first).
+  flags = [*synthetic_cli.SMALL_RUN, "--tflite=float"]
   command = (
-      ["-m", "kmnist.cli.train"]
+      [sys.executable, "-m", "kmnist.cli.train", *flags]
       if limit == 0
-      else [os.path.join(os.path.dirname(__file__), "synthetic_cli.py")]
+      else synthetic_cli.command(*flags)
   )
   result = subprocess.run(
-      [
-          sys.executable,
-          *command,
-          "--steps=40",
-          "--eval_every=20",
-          "--steps_per_execution=20",
-          "--batch_size=50",
-          "--tflite=float",
-          "--novisualize",
-          "--model_dir=run",
-          "--export_dir=exported",
-      ],
+      command,
       capture_output=True,
       text=True,
       cwd=tmp_path,
@@ -293,17 +284,14 @@ def test_the_first_run_shows_one_clean_progress_display(tmp_path):
 
 @pytest.mark.slow  # a training process started and interrupted
 def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
-  synthetic_cli = os.path.join(os.path.dirname(__file__), "synthetic_cli.py")
   process = subprocess.Popen(
-      [
-          sys.executable,
-          synthetic_cli,
+      synthetic_cli.command(
           "--steps=1000000",
           "--eval_every=1000",
           "--batch_size=50",
           "--model_dir=run",
           "--export_dir=exported",
-      ],
+      ),
       stdout=subprocess.PIPE,
       stderr=subprocess.PIPE,
       text=True,

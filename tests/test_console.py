@@ -9,6 +9,8 @@ import re
 import subprocess
 import sys
 
+import synthetic_cli
+
 from kmnist import console
 
 # The lines as TensorFlow 2.21 and LiteRT 2.3 print them on a machine without a GPU.
@@ -102,24 +104,9 @@ def test_progress_counts_in_place_on_a_terminal_and_says_the_end_elsewhere():
 def test_a_default_run_prints_no_line_that_looks_like_an_error(tmp_path):
   # The synthetic digits' kmnist-train, int8 (the converter's fully_quantize) and float (LiteRT's
   # XNNPACK line) exports, on this machine without a GPU (cuInit's failure).
-  synthetic_cli = os.path.join(os.path.dirname(__file__), "synthetic_cli.py")
-  result = subprocess.run(
-      [
-          sys.executable,
-          synthetic_cli,
-          "--steps=20",
-          "--eval_every=20",
-          "--steps_per_execution=20",
-          "--batch_size=50",
-          "--tflite=float,int8",
-          "--novisualize",
-          "--model_dir=run",
-          "--export_dir=exported",
-      ],
-      capture_output=True,
-      text=True,
-      cwd=tmp_path,
-      timeout=300,
+  # Half the synthetic small run: one execution of 20 steps, two quantized files.
+  result = synthetic_cli.run(
+      *synthetic_cli.SMALL_RUN, "--steps=20", "--tflite=float,int8", cwd=tmp_path
   )
   assert result.returncode == 0, result.stderr[-3000:]
   assert result.stderr == ""

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import synthetic_cli
 
 from kmnist.export import saved_model
 
-SYNTHETIC_CLI = [str(Path(__file__).resolve().parent / "synthetic_cli.py")]
+SYNTHETIC_CLI = [synthetic_cli.PATH]
 REAL_CLI = ["-m", "kmnist.cli.train"]
 SMALL_RUN = [
     "--steps=60",

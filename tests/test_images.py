@@ -9,6 +9,7 @@ import struct
 import warnings
 import zlib
 
+import byte_edits
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -201,21 +202,6 @@ def test_random_bytes_are_named_never_a_traceback(magic, rest):
   assert_digit_or_named(io.BytesIO(magic + rest))
 
 
-def mutated(data: bytes, edits) -> bytes:
-  data = bytearray(data)
-  for kind, where, value in edits:
-    at = int(where * len(data))
-    if kind == "flip":
-      data[at % len(data)] ^= value or 1
-    elif kind == "cut":
-      del data[at:]
-    else:  # insert
-      data[at:at] = bytes([value]) * 4
-    if not data:
-      break
-  return bytes(data)
-
-
 @settings(max_examples=200)
 @given(
     form=st.sampled_from(
@@ -233,19 +219,11 @@ def mutated(data: bytes, edits) -> bytes:
             ("L", "ICO"),
         ]
     ),
-    edits=st.lists(
-        st.tuples(
-            st.sampled_from(["flip", "cut", "insert"]),
-            st.floats(0, 1, exclude_max=True),
-            st.integers(0, 255),
-        ),
-        min_size=1,
-        max_size=3,
-    ),
+    edits=byte_edits.EDITS,
 )
 def test_edited_and_truncated_pictures_are_named_never_a_traceback(mnist_digits, form, edits):
   original = png_bytes(in_mode(mnist_digits.images[7], form[0]), form[1])
-  assert_digit_or_named(io.BytesIO(mutated(original, edits)))
+  assert_digit_or_named(io.BytesIO(byte_edits.mutated(original, edits)))
 
 
 # Blank and noise: refused as such, in the same words as for arrays (tests/test_arrays.py).
