@@ -26,28 +26,28 @@ from benchmarks import numpy_floor
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
-    "data_dir",
-    os.path.join("~", "tensorflow_datasets"),
-    "TFDS data directory (prepared if needed).",
+  "data_dir",
+  os.path.join("~", "tensorflow_datasets"),
+  "TFDS data directory (prepared if needed).",
 )
 flags.DEFINE_string("out", "runs/benchmark.json", "Where to write the figures as JSON.")
 flags.DEFINE_integer("seed", 0, "Seed of the batch order (shared by all three implementations).")
 flags.DEFINE_integer(
-    "repeats", 3, "Training-loop timings are the median of this many runs (this VM is noisy)."
+  "repeats", 3, "Training-loop timings are the median of this many runs (this VM is noisy)."
 )
 flags.DEFINE_boolean(
-    "end_to_end", True, "Also time the default command as subprocesses (the slow part)."
+  "end_to_end", True, "Also time the default command as subprocesses (the slow part)."
 )
 flags.DEFINE_list(
-    "models",
-    [],
-    "Benchmark these models instead (benchmarks/models.py), e.g. softmax,mlp,cnn,cnn+augment: "
-    "default runs of each on --seeds, beside the keras-io convnet recipe.",
+  "models",
+  [],
+  "Benchmark these models instead (benchmarks/models.py), e.g. softmax,mlp,cnn,cnn+augment: "
+  "default runs of each on --seeds, beside the keras-io convnet recipe.",
 )
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of the --models runs.")
 flags.DEFINE_boolean("kerasio", True, "With --models: also train the keras-io recipe on each seed.")
 flags.DEFINE_string(
-    "models_out", "runs/models_benchmark.json", "Where --models writes its figures."
+  "models_out", "runs/models_benchmark.json", "Where --models writes its figures."
 )
 
 STEPS, BATCH, LEARNING_RATE = 1000, 100, 0.5  # the tutorial's schedule
@@ -66,7 +66,6 @@ def kmnist_loop(datasets, seed: int) -> dict:
   ends = []
 
   class Clock(keras.callbacks.Callback):
-
     def on_train_batch_end(self, batch, logs=None):
       ends.append(time.perf_counter())  # once per execution of steps_per_execution steps
 
@@ -80,12 +79,12 @@ def kmnist_loop(datasets, seed: int) -> dict:
   first_chunk = ends[0] - start
   logits = models.predict_logits(model, datasets.test.images)
   return {
-      "seconds_steady": steady_per_chunk * STEPS / chunk,  # 1000 steps at the steady-state rate
-      "seconds_total": ends[-1] - start,
-      "tracing_seconds": first_chunk - steady_per_chunk,
-      "examples_per_second": BATCH * chunk / steady_per_chunk,
-      "test_accuracy": metrics.accuracy(logits, datasets.test.labels),
-      "model": model,
+    "seconds_steady": steady_per_chunk * STEPS / chunk,  # 1000 steps at the steady-state rate
+    "seconds_total": ends[-1] - start,
+    "tracing_seconds": first_chunk - steady_per_chunk,
+    "examples_per_second": BATCH * chunk / steady_per_chunk,
+    "test_accuracy": metrics.accuracy(logits, datasets.test.labels),
+    "model": model,
   }
 
 
@@ -97,54 +96,54 @@ def batch_order(num_examples: int, seed: int) -> np.ndarray:
 
   keras.utils.set_random_seed(seed)  # as kmnist's run does before building its pipeline
   return np.stack(
-      [b.numpy() for b in input_pipeline.batch_indices(num_examples, BATCH, seed).take(STEPS)]
+    [b.numpy() for b in input_pipeline.batch_indices(num_examples, BATCH, seed).take(STEPS)]
   )
 
 
 def tf1_original(datasets, batches) -> dict:
   with tempfile.TemporaryDirectory() as tmp:
     np.savez(
-        f"{tmp}/data.npz",
-        train_images=datasets.train.images,
-        train_labels=datasets.train.labels,
-        test_images=datasets.test.images,
-        test_labels=datasets.test.labels,
-        batches=batches,
+      f"{tmp}/data.npz",
+      train_images=datasets.train.images,
+      train_labels=datasets.train.labels,
+      test_images=datasets.test.images,
+      test_labels=datasets.test.labels,
+      batches=batches,
     )
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.tf1_original",
-            f"{tmp}/data.npz",
-            f"{tmp}/out.json",
-            str(FLAGS.repeats),
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        timeout=600,
+      [
+        sys.executable,
+        "-m",
+        "benchmarks.tf1_original",
+        f"{tmp}/data.npz",
+        f"{tmp}/out.json",
+        str(FLAGS.repeats),
+      ],
+      check=True,
+      stdout=subprocess.DEVNULL,
+      stderr=subprocess.DEVNULL,
+      timeout=600,
     )
     result = json.loads(Path(f"{tmp}/out.json").read_text())
   seconds = result["seconds_steady"] * STEPS / result["steady_steps"]
   return {
-      "seconds_steady": seconds,
-      "examples_per_second": BATCH * STEPS / seconds,
-      "test_accuracy": result["test_accuracy"],
+    "seconds_steady": seconds,
+    "examples_per_second": BATCH * STEPS / seconds,
+    "test_accuracy": result["test_accuracy"],
   }
 
 
 def numpy_run(datasets, batches) -> dict:
   runs = [
-      numpy_floor.train(datasets.train.images, datasets.train.labels, batches, LEARNING_RATE)
-      for _ in range(FLAGS.repeats)
+    numpy_floor.train(datasets.train.images, datasets.train.labels, batches, LEARNING_RATE)
+    for _ in range(FLAGS.repeats)
   ]
   w, b, _ = runs[0]
   seconds = float(np.median([r[2] for r in runs]))
   return {
-      "seconds_steady": seconds,
-      "examples_per_second": BATCH * STEPS / seconds,
-      "test_accuracy": numpy_floor.accuracy(w, b, datasets.test.images, datasets.test.labels),
+    "seconds_steady": seconds,
+    "examples_per_second": BATCH * STEPS / seconds,
+    "test_accuracy": numpy_floor.accuracy(w, b, datasets.test.images, datasets.test.labels),
   }
 
 
@@ -168,16 +167,16 @@ def end_to_end(data_dir: str) -> dict:
   with tempfile.TemporaryDirectory() as tmp:
     fresh = Path(tmp) / "fresh_data"
     for name, args in (
-        ("first_run_preparing_tfds", [f"--data_dir={fresh}"]),
-        ("default_command_data_prepared", [f"--data_dir={data_dir}"]),
+      ("first_run_preparing_tfds", [f"--data_dir={fresh}"]),
+      ("default_command_data_prepared", [f"--data_dir={data_dir}"]),
     ):
       run_dir = Path(tmp) / name
       run_dir.mkdir()
       result = timed_command([sys.executable, "-m", "kmnist.cli.train", *args], cwd=run_dir)
       figures[name] = {
-          "seconds": result["seconds"],
-          "peak_rss_mib": result["peak_rss_mib"],
-          "test_accuracy": float(result["stdout"].split("test accuracy:")[1].split()[0]),
+        "seconds": result["seconds"],
+        "peak_rss_mib": result["peak_rss_mib"],
+        "test_accuracy": float(result["stdout"].split("test accuracy:")[1].split()[0]),
       }
   return figures
 
@@ -202,10 +201,10 @@ def export_figures(model, datasets) -> dict:
         tflite.predict_tflite(model_bytes, batch)
         batch_times.append(time.perf_counter() - start)
       figures[f"tflite_{variant}"] = {
-          "convert_seconds": seconds,
-          "size_bytes": len(model_bytes),
-          "single_image_invoke_us": tflite.invoke_latency_us(model_bytes, datasets.test.images[0]),
-          "batch_1000_ms": float(np.median(batch_times) * 1000),
+        "convert_seconds": seconds,
+        "size_bytes": len(model_bytes),
+        "single_image_invoke_us": tflite.invoke_latency_us(model_bytes, datasets.test.images[0]),
+        "batch_1000_ms": float(np.median(batch_times) * 1000),
       }
   return figures
 
@@ -213,38 +212,38 @@ def export_figures(model, datasets) -> dict:
 def table(figures: dict) -> str:
   loops = figures["training_loop"]
   rows = [
-      "| implementation (1000 steps x 100) | examples/s | seconds (steady) | test accuracy |",
-      "| --- | ---: | ---: | ---: |",
+    "| implementation (1000 steps x 100) | examples/s | seconds (steady) | test accuracy |",
+    "| --- | ---: | ---: | ---: |",
   ]
   for name in ("kmnist", "numpy", "tf1"):
     f = loops[name]
     rows.append(
-        f"| {name} | {f['examples_per_second']:,.0f} | {f['seconds_steady']:.3f} | "
-        f"{f['test_accuracy']:.4f} |"
+      f"| {name} | {f['examples_per_second']:,.0f} | {f['seconds_steady']:.3f} | "
+      f"{f['test_accuracy']:.4f} |"
     )
   rows.append(
-      f"\nkmnist tracing: {loops['kmnist']['tracing_seconds']:.2f} s; kmnist/NumPy throughput "
-      f"{loops['kmnist_over_numpy']:.2f}x, kmnist/TF1 {loops['kmnist_over_tf1']:.2f}x"
+    f"\nkmnist tracing: {loops['kmnist']['tracing_seconds']:.2f} s; kmnist/NumPy throughput "
+    f"{loops['kmnist_over_numpy']:.2f}x, kmnist/TF1 {loops['kmnist_over_tf1']:.2f}x"
   )
   if "end_to_end" in figures:
     rows.append(
-        "\n| command | wall s | peak RSS MiB | test accuracy |\n| --- | ---: | ---: | ---: |"
+      "\n| command | wall s | peak RSS MiB | test accuracy |\n| --- | ---: | ---: | ---: |"
     )
     for name, f in figures["end_to_end"].items():
       rows.append(
-          f"| {name} | {f['seconds']:.1f} | {f['peak_rss_mib']:.0f} | {f['test_accuracy']:.4f} |"
+        f"| {name} | {f['seconds']:.1f} | {f['peak_rss_mib']:.0f} | {f['test_accuracy']:.4f} |"
       )
   ex = figures["export"]
   rows.append(f"\nSavedModel export: {ex['saved_model_export_seconds']:.2f} s")
   rows.append(
-      "| TFLite variant | convert s | bytes | 1 image µs | batch of 1000 ms |\n| --- | ---: | ---: "
-      "| ---: | ---: |"
+    "| TFLite variant | convert s | bytes | 1 image µs | batch of 1000 ms |\n| --- | ---: | ---: "
+    "| ---: | ---: |"
   )
   for key, f in ex.items():
     if key.startswith("tflite_"):
       rows.append(
-          f"| {key[7:]} | {f['convert_seconds']:.2f} | {f['size_bytes']:,} | "
-          f"{f['single_image_invoke_us']:.1f} | {f['batch_1000_ms']:.2f} |"
+        f"| {key[7:]} | {f['convert_seconds']:.2f} | {f['size_bytes']:,} | "
+        f"{f['single_image_invoke_us']:.1f} | {f['batch_1000_ms']:.2f} |"
       )
   return "\n".join(rows)
 
@@ -265,12 +264,12 @@ def main(argv):
     partial = Path(FLAGS.models_out).with_suffix(".partial.json")
     partial.parent.mkdir(parents=True, exist_ok=True)
     figures = models.benchmark(
-        FLAGS.models,
-        seeds,
-        datasets,
-        FLAGS.data_dir,
-        FLAGS.kerasio,
-        progress=lambda so_far: partial.write_text(json.dumps(so_far, indent=2) + "\n"),
+      FLAGS.models,
+      seeds,
+      datasets,
+      FLAGS.data_dir,
+      FLAGS.kerasio,
+      progress=lambda so_far: partial.write_text(json.dumps(so_far, indent=2) + "\n"),
     )
     write_figures(figures, FLAGS.models_out, models.table(figures))
     return
@@ -283,9 +282,9 @@ def main(argv):
   kmnist = sorted(runs, key=lambda r: r["seconds_steady"])[len(runs) // 2]  # the median run
   model = kmnist.pop("model")
   loops = {
-      "kmnist": kmnist,
-      "numpy": numpy_run(datasets, batches),
-      "tf1": tf1_original(datasets, batches),
+    "kmnist": kmnist,
+    "numpy": numpy_run(datasets, batches),
+    "tf1": tf1_original(datasets, batches),
   }
   loops["kmnist_over_numpy"] = kmnist["examples_per_second"] / loops["numpy"]["examples_per_second"]
   loops["kmnist_over_tf1"] = kmnist["examples_per_second"] / loops["tf1"]["examples_per_second"]

@@ -13,16 +13,16 @@ EPOCHS, BATCH = 15, 128
 
 def build() -> keras.Model:
   return keras.Sequential(
-      [
-          keras.Input(shape=(28, 28, 1)),
-          keras.layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
-          keras.layers.MaxPooling2D(pool_size=(2, 2)),
-          keras.layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
-          keras.layers.MaxPooling2D(pool_size=(2, 2)),
-          keras.layers.Flatten(),
-          keras.layers.Dropout(0.5),
-          keras.layers.Dense(10, activation="softmax"),
-      ]
+    [
+      keras.Input(shape=(28, 28, 1)),
+      keras.layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
+      keras.layers.MaxPooling2D(pool_size=(2, 2)),
+      keras.layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
+      keras.layers.MaxPooling2D(pool_size=(2, 2)),
+      keras.layers.Flatten(),
+      keras.layers.Dropout(0.5),
+      keras.layers.Dense(10, activation="softmax"),
+    ]
   )
 
 
@@ -35,12 +35,12 @@ def train(datasets, seed: int, callbacks, epochs: int = EPOCHS) -> keras.Model:
   model = build()
   model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
   model.fit(
-      images[..., None].astype("float32") / 255,
-      keras.utils.to_categorical(labels, 10),
-      batch_size=BATCH,
-      epochs=epochs,
-      validation_split=0.1,
-      callbacks=callbacks,
-      verbose=0,
+    images[..., None].astype("float32") / 255,
+    keras.utils.to_categorical(labels, 10),
+    batch_size=BATCH,
+    epochs=epochs,
+    validation_split=0.1,
+    callbacks=callbacks,
+    verbose=0,
   )
   return model

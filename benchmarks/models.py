@@ -38,7 +38,7 @@ class EpochClock(keras.callbacks.Callback):
     self.training_seconds += time.perf_counter() - self.started
     images = self.images if self.images is not None else self.test.images.astype("float32") / 255
     accuracy = metrics.accuracy(
-        self.model.predict(images, batch_size=1000, verbose=0), self.test.labels
+      self.model.predict(images, batch_size=1000, verbose=0), self.test.labels
     )
     self.points.append((round(self.training_seconds, 2), accuracy))
 
@@ -51,34 +51,34 @@ def run_model(name: str, datasets, seed: int, data_dir: str, **overrides) -> dic
   model_name, augment = name.split("+")[0], name.endswith("+augment")
   with tempfile.TemporaryDirectory() as tmp:
     config = TrainConfig(
-        model=model_name,
-        augment=augment,
-        seed=seed,
-        data_dir=data_dir,
-        model_dir=f"{tmp}/run",
-        export_dir=f"{tmp}/exported",
-        visualize=False,
-        **overrides,
+      model=model_name,
+      augment=augment,
+      seed=seed,
+      data_dir=data_dir,
+      model_dir=f"{tmp}/run",
+      export_dir=f"{tmp}/exported",
+      visualize=False,
+      **overrides,
     )
     clock = EpochClock(datasets.test)
     result = train.run(config, datasets_override=datasets, callbacks=[clock])
   variants = {row["variant"]: row for row in result.tflite_report["variants"]}
   return {
-      "model": name,
-      "seed": seed,
-      "parameters": result.model.count_params(),
-      "test_accuracy": result.metrics["test_accuracy"],
-      "training_seconds": clock.training_seconds,
-      "examples_per_second": config.steps * config.batch_size / clock.training_seconds,
-      "seconds_to_target": clock.seconds_to(TARGET),
-      "epochs": clock.points,
-      "replicas": result.metrics["replicas"],
-      "tflite": {
-          v: {k: row[k] for k in ("size_bytes", "test_accuracy", "invoke_latency_us")}
-          for v, row in variants.items()
-      },
-      "int8_minus_keras_points": 100
-      * (variants["int8"]["test_accuracy"] - result.metrics["test_accuracy"]),
+    "model": name,
+    "seed": seed,
+    "parameters": result.model.count_params(),
+    "test_accuracy": result.metrics["test_accuracy"],
+    "training_seconds": clock.training_seconds,
+    "examples_per_second": config.steps * config.batch_size / clock.training_seconds,
+    "seconds_to_target": clock.seconds_to(TARGET),
+    "epochs": clock.points,
+    "replicas": result.metrics["replicas"],
+    "tflite": {
+      v: {k: row[k] for k in ("size_bytes", "test_accuracy", "invoke_latency_us")}
+      for v, row in variants.items()
+    },
+    "int8_minus_keras_points": 100
+    * (variants["int8"]["test_accuracy"] - result.metrics["test_accuracy"]),
   }
 
 
@@ -87,24 +87,24 @@ def run_kerasio(datasets, seed: int, epochs: int = kerasio.EPOCHS) -> dict:
   clock = EpochClock(datasets.test, test_images)
   model = kerasio.train(datasets, seed, [clock], epochs)
   return {
-      "model": "keras-io mnist_convnet",
-      "seed": seed,
-      "parameters": model.count_params(),
-      "test_accuracy": clock.points[-1][1],
-      "training_seconds": clock.training_seconds,
-      "examples_per_second": 0.9
-      * (len(datasets.train) + len(datasets.validation))
-      * epochs
-      / clock.training_seconds,
-      "seconds_to_target": clock.seconds_to(TARGET),
-      "epochs": clock.points,
+    "model": "keras-io mnist_convnet",
+    "seed": seed,
+    "parameters": model.count_params(),
+    "test_accuracy": clock.points[-1][1],
+    "training_seconds": clock.training_seconds,
+    "examples_per_second": 0.9
+    * (len(datasets.train) + len(datasets.validation))
+    * epochs
+    / clock.training_seconds,
+    "seconds_to_target": clock.seconds_to(TARGET),
+    "epochs": clock.points,
   }
 
 
 def devices() -> dict:
   return {
-      "devices": [d.name for d in tf.config.list_logical_devices()],
-      "gpus": len(tf.config.list_logical_devices("GPU")),
+    "devices": [d.name for d in tf.config.list_logical_devices()],
+    "gpus": len(tf.config.list_logical_devices("GPU")),
   }
 
 
@@ -125,11 +125,11 @@ def benchmark(names, seeds, datasets, data_dir: str, with_kerasio: bool, progres
 
 def table(figures: dict) -> str:
   rows = [
-      f"devices: {', '.join(figures['machine']['devices'])}",
-      "",
-      "| model | params | test accuracy (seeds) | mean | training s | examples/s | s to 99.2 % "
-      "| TFLite float / dynamic / int8 bytes | int8 − Keras | int8 latency |",
-      "| --- | ---: | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
+    f"devices: {', '.join(figures['machine']['devices'])}",
+    "",
+    "| model | params | test accuracy (seeds) | mean | training s | examples/s | s to 99.2 % "
+    "| TFLite float / dynamic / int8 bytes | int8 − Keras | int8 latency |",
+    "| --- | ---: | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
   ]
   by_model = {}
   failed = [run for run in figures["runs"] if "error" in run]
@@ -142,15 +142,15 @@ def table(figures: dict) -> str:
     reached = ", ".join("not reached" if s is None else f"{s:.0f}" for s in reach)
     tfl = runs[0].get("tflite")
     sizes = (
-        " / ".join(f"{tfl[v]['size_bytes']:,}" for v in ("float", "dynamic", "int8")) if tfl else ""
+      " / ".join(f"{tfl[v]['size_bytes']:,}" for v in ("float", "dynamic", "int8")) if tfl else ""
     )
     int8 = f"{np.mean([r['int8_minus_keras_points'] for r in runs]):+.2f} pt" if tfl else ""
     latency = f"{tfl['int8']['invoke_latency_us']:.0f} µs" if tfl else ""
     rows.append(
-        f"| {name} | {runs[0]['parameters']:,} | {', '.join(f'{a:.4f}' for a in accuracies)} "
-        f"| {np.mean(accuracies):.4f} | {np.mean([r['training_seconds'] for r in runs]):.0f} "
-        f"| {np.mean([r['examples_per_second'] for r in runs]):,.0f} | {reached} | {sizes} | "
-        f"{int8} | {latency} |"
+      f"| {name} | {runs[0]['parameters']:,} | {', '.join(f'{a:.4f}' for a in accuracies)} "
+      f"| {np.mean(accuracies):.4f} | {np.mean([r['training_seconds'] for r in runs]):.0f} "
+      f"| {np.mean([r['examples_per_second'] for r in runs]):,.0f} | {reached} | {sizes} | "
+      f"{int8} | {latency} |"
     )
   rows += [f"\n{run['model']} seed {run['seed']} failed: {run['error']}" for run in failed]
   return "\n".join(rows)

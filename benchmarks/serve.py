@@ -28,9 +28,9 @@ from benchmarks import serve_load
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
-    "data_dir",
-    os.path.join("~", "tensorflow_datasets"),
-    "TFDS data directory (MNIST is prepared there if needed).",
+  "data_dir",
+  os.path.join("~", "tensorflow_datasets"),
+  "TFDS data directory (MNIST is prepared there if needed).",
 )
 flags.DEFINE_string("model", None, "SavedModel version directory to serve; default: the reference.")
 flags.DEFINE_string("out", "runs/serve_benchmark.json", "Where to write the figures as JSON.")
@@ -54,10 +54,10 @@ def in_process_floor(servable, digits: np.ndarray, seconds: float = 3.0) -> dict
       latencies.append(time.perf_counter() - t)
     latencies = np.array(latencies) * 1000
     figures[f"batch_{batch}"] = {
-        "calls_per_s": len(latencies) / (time.perf_counter() - start),
-        "images_per_s": batch * len(latencies) / (time.perf_counter() - start),
-        "p50_ms": float(np.percentile(latencies, 50)),
-        "p99_ms": float(np.percentile(latencies, 99)),
+      "calls_per_s": len(latencies) / (time.perf_counter() - start),
+      "images_per_s": batch * len(latencies) / (time.perf_counter() - start),
+      "p50_ms": float(np.percentile(latencies, 50)),
+      "p99_ms": float(np.percentile(latencies, 99)),
     }
   return figures
 
@@ -69,7 +69,7 @@ def request_breakdown(servable, digits: np.ndarray, batch: int, repeats: int = 2
   from kmnist.serve import tf_serving_rest
 
   body = json.dumps(
-      {"signature_name": "serving_default", "instances": digits[:batch].tolist()}
+    {"signature_name": "serving_default", "instances": digits[:batch].tolist()}
   ).encode()
   steps = {}
 
@@ -115,25 +115,25 @@ def load_run(server, digits, batch: int, workdir, swap_from=None) -> dict:
     start = time.time()
     if swap_from is None:
       stats = serve_load.run_locust(
-          server.url, digits, FLAGS.users, FLAGS.seconds, batch, FLAGS.max_requests, workdir
+        server.url, digits, FLAGS.users, FLAGS.seconds, batch, FLAGS.max_requests, workdir
       )
     else:
       import threading
 
       result = {}
       load = threading.Thread(
-          target=lambda: result.update(
-              serve_load.run_locust(
-                  server.url, digits, FLAGS.users, FLAGS.seconds, batch, FLAGS.max_requests, workdir
-              )
+        target=lambda: result.update(
+          serve_load.run_locust(
+            server.url, digits, FLAGS.users, FLAGS.seconds, batch, FLAGS.max_requests, workdir
           )
+        )
       )
       load.start()
       time.sleep(FLAGS.seconds / 3)
       version, written = serve_load.write_version(server.base, swap_from)
       swap = {
-          "version": version,
-          "seconds_to_served": serve_load.wait_for_version(server, version, written, 60),
+        "version": version,
+        "seconds_to_served": serve_load.wait_for_version(server, version, written, 60),
       }
       load.join()
       stats = result
@@ -142,10 +142,10 @@ def load_run(server, digits, batch: int, workdir, swap_from=None) -> dict:
   stats.update(rss.summary())
   stats["server_cpu_cores"] = (cpu_seconds(server.process.pid) - cpu_before) / wall
   stats["kserve_ms"] = {
-      step: 1000
-      * (after_timings[step][0] - before_timings[step][0])
-      / max(1, after_timings[step][1] - before_timings[step][1])
-      for step in after_timings
+    step: 1000
+    * (after_timings[step][0] - before_timings[step][0])
+    / max(1, after_timings[step][1] - before_timings[step][1])
+    for step in after_timings
   }
   stats.update(swap)
   return stats
@@ -192,51 +192,51 @@ def grpc_batch_run(server, digits: np.ndarray, clients: int = 8, seconds: float 
   wall = time.perf_counter() - start
   latencies = np.array(latencies) * 1000
   return {
-      "clients": clients,
-      "requests": len(latencies),
-      "errors": len(errors),
-      "requests_per_s": len(latencies) / wall,
-      "images_per_s": 100 * len(latencies) / wall,
-      "p50_ms": float(np.percentile(latencies, 50)),
-      "p99_ms": float(np.percentile(latencies, 99)),
+    "clients": clients,
+    "requests": len(latencies),
+    "errors": len(errors),
+    "requests_per_s": len(latencies) / wall,
+    "images_per_s": 100 * len(latencies) / wall,
+    "p50_ms": float(np.percentile(latencies, 50)),
+    "p99_ms": float(np.percentile(latencies, 99)),
   }
 
 
 def table(figures: dict) -> str:
   rows = [
-      "| run | users | requests/s | images/s | p50 ms | p99 ms | errors | RSS before→after "
-      "MiB | server CPU |",
-      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| run | users | requests/s | images/s | p50 ms | p99 ms | errors | RSS before→after "
+    "MiB | server CPU |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   ]
   for name in ("single", "batch_100", "single_during_swap"):
     f = figures["load"][name]
     rows.append(
-        f"| {name} | {f['users']} | {f['requests_per_s']:,.0f} | {f['images_per_s']:,.0f} "
-        f"| {f['p50_ms']:.1f} | {f['p99_ms']:.1f} | {f['errors']} | "
-        f"{f['rss_before_mib']:.0f}→{f['rss_after_mib']:.0f} "
-        f"({100 * f['rss_growth']:+.1f} %) | {f['server_cpu_cores']:.2f} |"
+      f"| {name} | {f['users']} | {f['requests_per_s']:,.0f} | {f['images_per_s']:,.0f} "
+      f"| {f['p50_ms']:.1f} | {f['p99_ms']:.1f} | {f['errors']} | "
+      f"{f['rss_before_mib']:.0f}→{f['rss_after_mib']:.0f} "
+      f"({100 * f['rss_growth']:+.1f} %) | {f['server_cpu_cores']:.2f} |"
     )
   g = figures["load"]["grpc_batch_100"]
   rows.append(
-      f"| batch_100 over TF Serving gRPC | {g['clients']} | {g['requests_per_s']:,.0f} | "
-      f"{g['images_per_s']:,.0f} | {g['p50_ms']:.1f} | {g['p99_ms']:.1f} | {g['errors']} | | |"
+    f"| batch_100 over TF Serving gRPC | {g['clients']} | {g['requests_per_s']:,.0f} | "
+    f"{g['images_per_s']:,.0f} | {g['p50_ms']:.1f} | {g['p99_ms']:.1f} | {g['errors']} | | |"
   )
   swap = figures["load"]["single_during_swap"]
   rows.append(
-      f"\nNew version {swap['version']} served {swap['seconds_to_served']:.2f} s after it "
-      f"was written, under load."
+    f"\nNew version {swap['version']} served {swap['seconds_to_served']:.2f} s after it "
+    f"was written, under load."
   )
   rows.append(
-      "\n| in process (the floor) | calls/s | images/s | p50 ms | p99 ms |\n"
-      "| --- | ---: | ---: | ---: | ---: |"
+    "\n| in process (the floor) | calls/s | images/s | p50 ms | p99 ms |\n"
+    "| --- | ---: | ---: | ---: | ---: |"
   )
   for name, f in figures["in_process"].items():
     rows.append(
-        f"| signature, {name.replace('_', ' ')} | {f['calls_per_s']:,.0f} | "
-        f"{f['images_per_s']:,.0f} | {f['p50_ms']:.2f} | {f['p99_ms']:.2f} |"
+      f"| signature, {name.replace('_', ' ')} | {f['calls_per_s']:,.0f} | "
+      f"{f['images_per_s']:,.0f} | {f['p50_ms']:.2f} | {f['p99_ms']:.2f} |"
     )
   rows.append(
-      "\n| where a request's time goes (ms) | 1 image | 100 images |\n| --- | ---: | ---: |"
+    "\n| where a request's time goes (ms) | 1 image | 100 images |\n| --- | ---: | ---: |"
   )
   single, batch = figures["breakdown"]["batch_1"], figures["breakdown"]["batch_100"]
   for step in ("json_parse", "input_checks", "model", "response", "json_write"):
@@ -244,8 +244,8 @@ def table(figures: dict) -> str:
   for name in ("single", "batch_100"):
     ks = figures["load"][name]["kserve_ms"]
     rows.append(
-        f"\nkserve's timings during the {name} run (ms per request): preprocess "
-        f"{ks['preprocess']:.3f}, predict {ks['predict']:.3f}, postprocess {ks['postprocess']:.3f}"
+      f"\nkserve's timings during the {name} run (ms per request): preprocess "
+      f"{ks['preprocess']:.3f}, predict {ks['predict']:.3f}, postprocess {ks['postprocess']:.3f}"
     )
   return "\n".join(rows)
 
@@ -266,9 +266,9 @@ def main(argv):
   source = Path(FLAGS.model) if FLAGS.model else default_model_base() / "1"
   servable = tf_serving_grpc.load_and_warm_up(source, 1)
   figures = {
-      "machine": {"cpus": os.cpu_count(), "loadavg_before": os.getloadavg()},
-      "in_process": in_process_floor(servable, digits),
-      "breakdown": {f"batch_{b}": request_breakdown(servable, digits, b) for b in (1, 100)},
+    "machine": {"cpus": os.cpu_count(), "loadavg_before": os.getloadavg()},
+    "in_process": in_process_floor(servable, digits),
+    "breakdown": {f"batch_{b}": request_breakdown(servable, digits, b) for b in (1, 100)},
   }
   del servable
   with tempfile.TemporaryDirectory() as tmp:
@@ -278,10 +278,10 @@ def main(argv):
       server.base = base
       serve_load.run_locust(server.url, digits, FLAGS.users, 3, 1, workdir=tmp)  # warm
       figures["load"] = {
-          "single": load_run(server, digits, 1, tmp),
-          "batch_100": load_run(server, digits, 100, tmp),
-          "single_during_swap": load_run(server, digits, 1, tmp, swap_from=source),
-          "grpc_batch_100": grpc_batch_run(server, digits, seconds=min(10, FLAGS.seconds)),
+        "single": load_run(server, digits, 1, tmp),
+        "batch_100": load_run(server, digits, 100, tmp),
+        "single_during_swap": load_run(server, digits, 1, tmp, swap_from=source),
+        "grpc_batch_100": grpc_batch_run(server, digits, seconds=min(10, FLAGS.seconds)),
       }
   figures["machine"]["loadavg_after"] = os.getloadavg()
   out = Path(FLAGS.out)
@@ -289,8 +289,8 @@ def main(argv):
   out.write_text(json.dumps(figures, indent=2) + "\n")
   print(table(figures))
   print(
-      f"\nload average before/after: {figures['machine']['loadavg_before'][0]:.2f} / "
-      f"{figures['machine']['loadavg_after'][0]:.2f}; figures in {out}"
+    f"\nload average before/after: {figures['machine']['loadavg_before'][0]:.2f} / "
+    f"{figures['machine']['loadavg_after'][0]:.2f}; figures in {out}"
   )
 
 

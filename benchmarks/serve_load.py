@@ -56,13 +56,13 @@ class ServerProcess:
     self.url = f"http://127.0.0.1:{self.http_port}"
     self.log_path = Path(log_path or tempfile.mkstemp(prefix="kmnist-serve-", suffix=".log")[1])
     self.command = [
-        sys.executable,
-        "-m",
-        "kmnist.cli.serve",
-        f"--model={model}",
-        f"--http_port={self.http_port}",
-        f"--grpc_port={self.grpc_port}",
-        *flags,
+      sys.executable,
+      "-m",
+      "kmnist.cli.serve",
+      f"--model={model}",
+      f"--http_port={self.http_port}",
+      f"--grpc_port={self.grpc_port}",
+      *flags,
     ]
     self.env = env
     self.process = None
@@ -77,7 +77,7 @@ class ServerProcess:
   def start(self, timeout: float = 120) -> None:
     with open(self.log_path, "wb") as log:
       self.process = subprocess.Popen(
-          self.command, stdout=log, stderr=subprocess.STDOUT, env=self.env
+        self.command, stdout=log, stderr=subprocess.STDOUT, env=self.env
       )
     try:
       self._wait_ready(timeout)
@@ -122,13 +122,9 @@ class ServerProcess:
   def served_version(self, model_name: str = "kmnist") -> int | None:
     status, body = http_json(f"{self.url}/v1/models/{model_name}", timeout=5)
     available = (
-        [
-            int(s["version"])
-            for s in body.get("model_version_status", [])
-            if s["state"] == "AVAILABLE"
-        ]
-        if status == 200
-        else []
+      [int(s["version"]) for s in body.get("model_version_status", []) if s["state"] == "AVAILABLE"]
+      if status == 200
+      else []
     )
     return max(available) if available else None
 
@@ -159,61 +155,61 @@ class RssSampler:
   def summary(self) -> dict:
     before, after, peak = self.samples[0], self.samples[-1], max(self.samples)
     return {
-        "rss_before_mib": before / 2**20,
-        "rss_after_mib": after / 2**20,
-        "rss_peak_mib": peak / 2**20,
-        "rss_growth": after / before - 1,
+      "rss_before_mib": before / 2**20,
+      "rss_after_mib": after / 2**20,
+      "rss_peak_mib": peak / 2**20,
+      "rss_growth": after / before - 1,
     }
 
 
 def run_locust(
-    url: str,
-    digits: np.ndarray,
-    users: int,
-    seconds: float,
-    batch: int = 1,
-    max_requests: int = 0,
-    workdir=None,
-    model_name: str = "kmnist",
+  url: str,
+  digits: np.ndarray,
+  users: int,
+  seconds: float,
+  batch: int = 1,
+  max_requests: int = 0,
+  workdir=None,
+  model_name: str = "kmnist",
 ) -> dict:
   """Runs headless locust against `url`; returns summarize() of every request it made."""
   workdir = Path(workdir or tempfile.mkdtemp(prefix="kmnist-load-"))
   digits_path, out_path = workdir / "digits.npy", workdir / f"records-{time.time_ns()}.json"
   np.save(digits_path, np.asarray(digits, np.uint8))
   env = dict(
-      os.environ,
-      KMNIST_LOAD_DIGITS=str(digits_path),
-      KMNIST_LOAD_OUT=str(out_path),
-      KMNIST_LOAD_BATCH=str(batch),
-      KMNIST_LOAD_MAX_REQUESTS=str(max_requests),
-      KMNIST_LOAD_MODEL=model_name,
+    os.environ,
+    KMNIST_LOAD_DIGITS=str(digits_path),
+    KMNIST_LOAD_OUT=str(out_path),
+    KMNIST_LOAD_BATCH=str(batch),
+    KMNIST_LOAD_MAX_REQUESTS=str(max_requests),
+    KMNIST_LOAD_MODEL=model_name,
   )
   command = [
-      sys.executable,
-      "-m",
-      "locust",
-      "-f",
-      str(LOCUSTFILE),
-      "--headless",
-      "--host",
-      url,
-      "--users",
-      str(users),
-      "--spawn-rate",
-      str(users),
-      "--run-time",
-      f"{seconds:g}s",
-      "--stop-timeout",
-      "10",
-      "--only-summary",
-      "--loglevel",
-      "WARNING",
+    sys.executable,
+    "-m",
+    "locust",
+    "-f",
+    str(LOCUSTFILE),
+    "--headless",
+    "--host",
+    url,
+    "--users",
+    str(users),
+    "--spawn-rate",
+    str(users),
+    "--run-time",
+    f"{seconds:g}s",
+    "--stop-timeout",
+    "10",
+    "--only-summary",
+    "--loglevel",
+    "WARNING",
   ]
   result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=seconds + 120)
   if not out_path.is_file():
     raise RuntimeError(
-        f"locust wrote no records (exit {result.returncode}):\n"
-        f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+      f"locust wrote no records (exit {result.returncode}):\n"
+      f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     )
   data = json.loads(out_path.read_text())
   return summarize(data["records"], batch, users)
@@ -229,18 +225,18 @@ def summarize(records: list, batch: int, users: int) -> dict:
   wall = float((starts + latencies / 1000).max() - starts.min())
   errors = [r[3] for r in records if not r[2]]
   return {
-      "users": users,
-      "batch": batch,
-      "requests": len(records),
-      "errors": len(errors),
-      "error_examples": sorted(set(errors))[:3],
-      "seconds": wall,
-      "requests_per_s": len(records) / wall,
-      "images_per_s": int(ok.sum()) * batch / wall,
-      "p50_ms": float(np.percentile(latencies, 50)),
-      "p90_ms": float(np.percentile(latencies, 90)),
-      "p99_ms": float(np.percentile(latencies, 99)),
-      "max_ms": float(latencies.max()),
+    "users": users,
+    "batch": batch,
+    "requests": len(records),
+    "errors": len(errors),
+    "error_examples": sorted(set(errors))[:3],
+    "seconds": wall,
+    "requests_per_s": len(records) / wall,
+    "images_per_s": int(ok.sum()) * batch / wall,
+    "p50_ms": float(np.percentile(latencies, 50)),
+    "p90_ms": float(np.percentile(latencies, 90)),
+    "p99_ms": float(np.percentile(latencies, 99)),
+    "max_ms": float(latencies.max()),
   }
 
 
@@ -256,11 +252,11 @@ def write_version(base, source_version_dir) -> tuple[int, float]:
 
 
 def wait_for_version(
-    server: ServerProcess,
-    version: int,
-    since: float,
-    timeout: float = 60,
-    model_name: str = "kmnist",
+  server: ServerProcess,
+  version: int,
+  since: float,
+  timeout: float = 60,
+  model_name: str = "kmnist",
 ) -> float | None:
   """Seconds from `since` (a time.time()) until the server reports `version` AVAILABLE; None if
   that takes more than `timeout`."""

@@ -19,10 +19,10 @@ MODEL = os.environ.get("KMNIST_LOAD_MODEL", "kmnist")
 OUT = os.environ["KMNIST_LOAD_OUT"]
 # Bodies are made once, so the clients spend their time on HTTP, not on JSON encoding.
 BODIES = [
-    json.dumps(
-        {"signature_name": "serving_default", "instances": DIGITS[i : i + BATCH].tolist()}
-    ).encode()
-    for i in range(0, len(DIGITS) - BATCH + 1, BATCH)
+  json.dumps(
+    {"signature_name": "serving_default", "instances": DIGITS[i : i + BATCH].tolist()}
+  ).encode()
+  for i in range(0, len(DIGITS) - BATCH + 1, BATCH)
 ][:200]
 RECORDS = []  # (start time s, latency ms, ok, error)
 
@@ -30,12 +30,12 @@ RECORDS = []  # (start time s, latency ms, ok, error)
 @events.request.add_listener
 def record(response_time, exception, start_time=None, context=None, **kwargs):
   RECORDS.append(
-      (
-          start_time,
-          response_time,
-          exception is None,
-          None if exception is None else str(exception)[:200],
-      )
+    (
+      start_time,
+      response_time,
+      exception is None,
+      None if exception is None else str(exception)[:200],
+    )
   )
 
 
@@ -59,11 +59,11 @@ class Predict(FastHttpUser):
     body = BODIES[self.next_body]
     self.next_body = (self.next_body + 1) % len(BODIES)
     with self.client.post(
-        f"/v1/models/{MODEL}:predict",
-        data=body,
-        name=f"predict x{BATCH}",
-        headers={"Content-Type": "application/json"},
-        catch_response=True,
+      f"/v1/models/{MODEL}:predict",
+      data=body,
+      name=f"predict x{BATCH}",
+      headers={"Content-Type": "application/json"},
+      catch_response=True,
     ) as response:
       if response.status_code != 200:
         response.failure(f"HTTP {response.status_code}: {response.text[:200]}")

@@ -37,11 +37,11 @@ def main(data_path, out_path, repeats="3"):
   with tf.compat.v1.Session() as sess:
     timings = []
     for _ in range(
-        repeats
+      repeats
     ):  # the same 1000 steps from zero weights each time; the median is reported
       sess.run(tf.compat.v1.global_variables_initializer())
       sess.run(
-          train_step, feed_dict={x: x_all[batches[0]], y_: y_all[batches[0]]}
+        train_step, feed_dict={x: x_all[batches[0]], y_: y_all[batches[0]]}
       )  # first run: graph set-up
       start = time.perf_counter()
       for index in batches[1:]:

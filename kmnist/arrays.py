@@ -75,13 +75,13 @@ def open_npy(path) -> NpyDigits:
       version = np.lib.format.read_magic(f)
       # Version 3 differs from 2 only in the header's text encoding (utf-8 for field names).
       read_header = {(1, 0): np.lib.format.read_array_header_1_0}.get(
-          version, np.lib.format.read_array_header_2_0
+        version, np.lib.format.read_array_header_2_0
       )
       shape, fortran, dtype = read_header(f)
       offset = f.tell()
   except Exception as e:  # any bytes: ValueError, EOFError, SyntaxError from the header's literal
     raise KmnistError(
-        f"{path}: not a readable .npy array ({e.__class__.__name__}); save one with numpy.save"
+      f"{path}: not a readable .npy array ({e.__class__.__name__}); save one with numpy.save"
     ) from None
   if dtype.kind not in "iuf" or dtype.fields or dtype.subdtype:
     raise KmnistError(f"{path}: {dtype} pixels must be integers 0-255 or floats in [0, 1]")
@@ -91,13 +91,13 @@ def open_npy(path) -> NpyDigits:
   expected, actual = count * PIXELS * dtype.itemsize, os.path.getsize(path) - offset
   if actual != expected:
     raise KmnistError(
-        f"{path}: its header says {count:,} digits of {dtype} ({expected:,} bytes) but "
-        f"{actual:,} bytes follow it; the file is truncated or not written by numpy.save"
+      f"{path}: its header says {count:,} digits of {dtype} ({expected:,} bytes) but "
+      f"{actual:,} bytes follow it; the file is truncated or not written by numpy.save"
     )
   if fortran and count > 1 and expected > MAX_FORTRAN_BYTES:
     raise KmnistError(
-        f"{path}: a Fortran-ordered array is read whole, and this one is over "
-        f"{MAX_FORTRAN_BYTES:,} bytes; save it with numpy.save(path, numpy.ascontiguousarray(a))"
+      f"{path}: a Fortran-ordered array is read whole, and this one is over "
+      f"{MAX_FORTRAN_BYTES:,} bytes; save it with numpy.save(path, numpy.ascontiguousarray(a))"
     )
   return NpyDigits(path, dtype, count, offset, fortran, shape)
 

@@ -22,7 +22,7 @@ from kmnist.config import TrainConfig
 from kmnist.errors import KmnistError, one_line
 
 RUN_FILE = (
-    "run.json"  # the flags that decide the weights; a resume with other values would mix two runs
+  "run.json"  # the flags that decide the weights; a resume with other values would mix two runs
 )
 INDEX_FILE = "checkpoint"  # CheckpointManager's list of the checkpoints, written last on each save
 
@@ -50,7 +50,7 @@ class Checkpointer:
     model.optimizer.build(model.trainable_variables)  # so `iterations` exists to be restored into
     self.checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     self.manager = tf.train.CheckpointManager(
-        self.checkpoint, str(self.directory), max_to_keep=max_to_keep
+      self.checkpoint, str(self.directory), max_to_keep=max_to_keep
     )
     self.model = model
 
@@ -60,8 +60,8 @@ class Checkpointer:
     if not listed:
       if any(self.directory.glob("ckpt-*.index")):
         raise KmnistError(
-            f"{self.directory / INDEX_FILE}, the list of the checkpoints in {self.directory}, is "
-            "missing or unreadable; pass --restart to train from step 0"
+          f"{self.directory / INDEX_FILE}, the list of the checkpoints in {self.directory}, is "
+          "missing or unreadable; pass --restart to train from step 0"
         )
       return 0
     self._check_run_file()
@@ -76,8 +76,8 @@ class Checkpointer:
         log(f"Resuming from {prefix}: training makes {Path(listed[-1]).name} again, identically.")
       return step
     raise KmnistError(
-        f"no checkpoint in {self.directory} can be resumed (the newest, {listed[-1]}: see the "
-        "lines above); pass --restart to train from step 0"
+      f"no checkpoint in {self.directory} can be resumed (the newest, {listed[-1]}: see the "
+      "lines above); pass --restart to train from step 0"
     )
 
   def _check_run_file(self) -> None:
@@ -87,16 +87,16 @@ class Checkpointer:
         raise ValueError("not a JSON object")
     except (OSError, ValueError) as e:
       raise KmnistError(
-          f"{self.directory / RUN_FILE} is missing or unreadable ({one_line(e)}), so the "
-          "checkpoints beside it cannot be matched to this run; pass --restart to discard them"
+        f"{self.directory / RUN_FILE} is missing or unreadable ({one_line(e)}), so the "
+        "checkpoints beside it cannot be matched to this run; pass --restart to discard them"
       ) from None
     if saved != self.run_values:
       differences = ", ".join(
-          describe(k, saved.get(k), v) for k, v in self.run_values.items() if saved.get(k) != v
+        describe(k, saved.get(k), v) for k, v in self.run_values.items() if saved.get(k) != v
       )
       raise KmnistError(
-          f"--model_dir={self.directory.parent} holds checkpoints of another run ({differences}); "
-          f"pass --restart to discard them, or use another --model_dir"
+        f"--model_dir={self.directory.parent} holds checkpoints of another run ({differences}); "
+        f"pass --restart to discard them, or use another --model_dir"
       )
 
   def _restore_exactly(self, prefix: str) -> int:
@@ -137,7 +137,6 @@ class Checkpointer:
     checkpointer = self
 
     class SaveEachEpoch(keras.callbacks.Callback):
-
       def on_epoch_end(self, epoch, logs=None):
         checkpointer.save()
 
@@ -171,9 +170,9 @@ class StopOnNonFinite(keras.callbacks.Callback):
   def _fail(self, what):
     step = optimizer_step(self.model)
     raise KmnistError(
-        f"training diverged: {what} at step {step}; lower --learning_rate (now "
-        f"{self.config.learning_rate:g}; {self.config.default_learning_rate_text()}). Nothing was "
-        "exported"
+      f"training diverged: {what} at step {step}; lower --learning_rate (now "
+      f"{self.config.learning_rate:g}; {self.config.default_learning_rate_text()}). Nothing was "
+      "exported"
     )
 
   def on_train_batch_end(self, batch, logs=None):

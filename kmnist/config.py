@@ -16,8 +16,8 @@ from kmnist.errors import KmnistError
 MODELS = ("softmax", "mlp", "cnn")
 OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = (
-    "constant",
-    "cosine",
+  "constant",
+  "cosine",
 )  # cosine: linear warmup over --warmup_steps, then cosine decay to 0
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
 # Strategies that mirror over one machine's devices, so splitting the CPU gives them replicas to
@@ -27,17 +27,17 @@ TFLITE_VARIANTS = ("float", "dynamic", "int8")
 DEFAULT_DATA_DIR = os.path.join("~", "tensorflow_datasets")  # TFDS's own default.
 # The flags that decide the trained weights: a checkpoint is resumed only under the same values.
 RESUME_FLAGS = (
-    "model",
-    "augment",
-    "steps",
-    "batch_size",
-    "optimizer",
-    "learning_rate",
-    "lr_schedule",
-    "warmup_steps",
-    "label_smoothing",
-    "seed",
-    "eval_every",
+  "model",
+  "augment",
+  "steps",
+  "batch_size",
+  "optimizer",
+  "learning_rate",
+  "lr_schedule",
+  "warmup_steps",
+  "label_smoothing",
+  "seed",
+  "eval_every",
 )
 
 
@@ -58,14 +58,14 @@ class Schedule:
 # (model, augment) -> its defaults. softmax is the tutorial's: 1000 steps of SGD on batches of 100
 # at learning rate 0.5. Why the others are what they are: BUILD_NOTES.md, "Models".
 SCHEDULES = {
-    ("softmax", False): Schedule(1000, 100, "sgd", 0.5, "constant", 0, 0.0, 100),
-    ("softmax", True): Schedule(1000, 100, "sgd", 0.5, "constant", 0, 0.0, 100),
-    # 10 epochs of 550 batches of 100.
-    ("mlp", False): Schedule(5500, 100, "adam", 2e-3, "cosine", 275, 0.0, 550),
-    ("mlp", True): Schedule(11000, 100, "adam", 2e-3, "cosine", 275, 0.0, 550),
-    # 5 epochs of 430 batches of 128 (55,040 images), half an epoch of warmup; 15 with --augment.
-    ("cnn", False): Schedule(2150, 128, "adam", 3e-3, "cosine", 215, 0.1, 430),
-    ("cnn", True): Schedule(6450, 128, "adam", 3e-3, "cosine", 215, 0.1, 430),
+  ("softmax", False): Schedule(1000, 100, "sgd", 0.5, "constant", 0, 0.0, 100),
+  ("softmax", True): Schedule(1000, 100, "sgd", 0.5, "constant", 0, 0.0, 100),
+  # 10 epochs of 550 batches of 100.
+  ("mlp", False): Schedule(5500, 100, "adam", 2e-3, "cosine", 275, 0.0, 550),
+  ("mlp", True): Schedule(11000, 100, "adam", 2e-3, "cosine", 275, 0.0, 550),
+  # 5 epochs of 430 batches of 128 (55,040 images), half an epoch of warmup; 15 with --augment.
+  ("cnn", False): Schedule(2150, 128, "adam", 3e-3, "cosine", 215, 0.1, 430),
+  ("cnn", True): Schedule(6450, 128, "adam", 3e-3, "cosine", 215, 0.1, 430),
 }
 SCHEDULE_FIELDS = tuple(field.name for field in dataclasses.fields(Schedule))
 
@@ -91,7 +91,7 @@ class TrainConfig:
   data_dir: str = DEFAULT_DATA_DIR
   manual_dir: str | None = None
   model_dir: str | None = (
-      None  # runs/kmnist for the tutorial's model, runs/kmnist-<model>[-augment] else
+    None  # runs/kmnist for the tutorial's model, runs/kmnist-<model>[-augment] else
   )
   restart: bool = False
   export_dir: str = "exported"
@@ -108,7 +108,7 @@ class TrainConfig:
         object.__setattr__(self, name, getattr(defaults, name))  # frozen: set once, here
     if self.model_dir is None:
       suffix = (
-          "" if self.model == "softmax" else f"-{self.model}" + ("-augment" if self.augment else "")
+        "" if self.model == "softmax" else f"-{self.model}" + ("-augment" if self.augment else "")
       )
       object.__setattr__(self, "model_dir", f"runs/kmnist{suffix}")
 
@@ -121,53 +121,53 @@ class TrainConfig:
         raise KmnistError(f"--{name}={value} must be a positive integer")
     if not self.learning_rate > 0 or self.learning_rate == float("inf"):
       raise KmnistError(
-          f"--learning_rate={self.learning_rate} must be a positive, finite number "
-          f"({self.default_learning_rate_text()})"
+        f"--learning_rate={self.learning_rate} must be a positive, finite number "
+        f"({self.default_learning_rate_text()})"
       )
     if not 0 <= self.label_smoothing < 1:
       raise KmnistError(f"--label_smoothing={self.label_smoothing} must be at least 0 and below 1")
     for name, choices in (("optimizer", OPTIMIZERS), ("lr_schedule", LR_SCHEDULES)):
       if getattr(self, name) not in choices:
         raise KmnistError(
-            f"--{name}={getattr(self, name)} is not known; use one of {', '.join(choices)}"
+          f"--{name}={getattr(self, name)} is not known; use one of {', '.join(choices)}"
         )
     if not 0 <= self.warmup_steps < self.steps or (
-        self.warmup_steps and self.lr_schedule != "cosine"
+      self.warmup_steps and self.lr_schedule != "cosine"
     ):
       raise KmnistError(
-          f"--warmup_steps={self.warmup_steps} must be at least 0 and below --steps={self.steps}, "
-          "and needs --lr_schedule=cosine"
+        f"--warmup_steps={self.warmup_steps} must be at least 0 and below --steps={self.steps}, "
+        "and needs --lr_schedule=cosine"
       )
     if self.seed < 0:
       raise KmnistError(f"--seed={self.seed} must be >= 0")
     if self.steps % self.eval_every:
       raise KmnistError(
-          f"--eval_every={self.eval_every} must divide --steps={self.steps} (validation runs every "
-          "--eval_every steps)"
+        f"--eval_every={self.eval_every} must divide --steps={self.steps} (validation runs every "
+        "--eval_every steps)"
       )
     if self.strategy not in STRATEGIES:
       raise KmnistError(
-          f"--strategy={self.strategy} is not known; use one of {', '.join(STRATEGIES)}"
+        f"--strategy={self.strategy} is not known; use one of {', '.join(STRATEGIES)}"
       )
     if self.cpu_replicas > 1 and self.strategy not in CPU_REPLICA_STRATEGIES:
       raise KmnistError(
-          f"--cpu_replicas={self.cpu_replicas} needs --strategy=mirrored or auto to have "
-          f"replicas to run (--strategy={self.strategy} uses one CPU device per process); drop "
-          "--cpu_replicas or change --strategy"
+        f"--cpu_replicas={self.cpu_replicas} needs --strategy=mirrored or auto to have "
+        f"replicas to run (--strategy={self.strategy} uses one CPU device per process); drop "
+        "--cpu_replicas or change --strategy"
       )
     if self.strategy == "multi_worker":  # the cluster is part of the run's configuration
       check_tf_config(os.environ.get("TF_CONFIG"))
     if self.export_version is not None and self.export_version <= 0:
       raise KmnistError(
-          f"--export_version={self.export_version} must be a positive integer (TF Serving versions)"
+        f"--export_version={self.export_version} must be a positive integer (TF Serving versions)"
       )
     self._validate_tflite()
     return self
 
   def _validate_tflite(self):
     flag, choices = (
-        f"--tflite={','.join(self.tflite)}",
-        f"use a comma-separated list of {', '.join(TFLITE_VARIANTS)}",
+      f"--tflite={','.join(self.tflite)}",
+      f"use a comma-separated list of {', '.join(TFLITE_VARIANTS)}",
     )
     unknown = [v for v in self.tflite if v not in TFLITE_VARIANTS]
     if unknown:
@@ -186,9 +186,9 @@ class TrainConfig:
     if self.manual_dir:
       mnist_files.check_manual_dir(self.manual_dir)
     for flag, path in (
-        ("--model_dir", self.model_dir),
-        ("--export_dir", self.export_dir),
-        ("--data_dir", self.data_dir),
+      ("--model_dir", self.model_dir),
+      ("--export_dir", self.export_dir),
+      ("--data_dir", self.data_dir),
     ):
       files.check_writable_directory(path, flag)
     if self.export_version is not None:
@@ -218,14 +218,14 @@ def check_tf_config(tf_config: str | None) -> None:
   TF_CONFIG forgotten on N machines would make N separate runs that each write outputs as the chief.
   """
   example = (
-      'e.g. TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
-      '"task": {"type": "worker", "index": 0}}\''
+    'e.g. TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+    '"task": {"type": "worker", "index": 0}}\''
   )
   if not tf_config:
     raise KmnistError(
-        "--strategy=multi_worker needs TF_CONFIG, naming the cluster and this worker's place in "
-        f"it, and it is not set: set it on every worker ({example}), or use --strategy=auto to "
-        "train on this machine alone"
+      "--strategy=multi_worker needs TF_CONFIG, naming the cluster and this worker's place in "
+      f"it, and it is not set: set it on every worker ({example}), or use --strategy=auto to "
+      "train on this machine alone"
     )
   try:
     parsed = json.loads(tf_config)
@@ -234,10 +234,10 @@ def check_tf_config(tf_config: str | None) -> None:
     hosts = cluster[task_type]
   except (ValueError, KeyError, TypeError) as e:
     raise KmnistError(
-        f"TF_CONFIG is not a valid cluster description ({type(e).__name__}: {e}); {example}"
+      f"TF_CONFIG is not a valid cluster description ({type(e).__name__}: {e}); {example}"
     ) from None
   if not isinstance(index, int) or not 0 <= index < len(hosts):
     raise KmnistError(
-        f"TF_CONFIG task index {index!r} is outside the {len(hosts)} {task_type!r} addresses of "
-        f"its cluster; number the workers 0..{len(hosts) - 1}"
+      f"TF_CONFIG task index {index!r} is outside the {len(hosts)} {task_type!r} addresses of "
+      f"its cluster; number the workers 0..{len(hosts) - 1}"
     )

@@ -21,16 +21,16 @@ import time
 
 PREFIX = r"[IWEF]\d{4} [\d:.]+ +\d+ "  # absl's C++ log line prefix: level, date, time, thread
 QUIET = (
-    r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR",
-    PREFIX + r"port\.cc:\d+\] oneDNN custom operations are on\. .*",
-    PREFIX + r"cpu_feature_guard\.cc:\d+\] This TensorFlow binary is optimized to use available .*",
-    r"To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler "
-    r"flags\.",
-    PREFIX + r"cudart_stub\.cc:\d+\] Could not find cuda drivers on your machine, GPU will not be "
-    r"used\.",
-    r"fully_quantize: \d+, inference_type: \d+, input_inference_type: \w+, "
-    r"output_inference_type: \w+",
-    r"INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.",
+  r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR",
+  PREFIX + r"port\.cc:\d+\] oneDNN custom operations are on\. .*",
+  PREFIX + r"cpu_feature_guard\.cc:\d+\] This TensorFlow binary is optimized to use available .*",
+  r"To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler "
+  r"flags\.",
+  PREFIX + r"cudart_stub\.cc:\d+\] Could not find cuda drivers on your machine, GPU will not be "
+  r"used\.",
+  r"fully_quantize: \d+, inference_type: \d+, input_inference_type: \w+, "
+  r"output_inference_type: \w+",
+  r"INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.",
 )
 # On a machine without a GPU driver (TensorFlow has said so) cuInit fails as it must; with a driver
 # the same failure is a real problem, and is shown.
@@ -85,9 +85,9 @@ def quiet_stderr() -> None:
   read_end, write_end = os.pipe()
   try:
     filter_process = subprocess.Popen(
-        [sys.executable, "-S", "-c", FILTER, quiet, NO_DRIVER, CUINIT_FAILED, str(IDLE_S)],
-        stdin=read_end,
-        stdout=2,  # the user's stderr, as it is before the filter takes fd 2 over
+      [sys.executable, "-S", "-c", FILTER, quiet, NO_DRIVER, CUINIT_FAILED, str(IDLE_S)],
+      stdin=read_end,
+      stdout=2,  # the user's stderr, as it is before the filter takes fd 2 over
     )
   except OSError:
     os.close(read_end)

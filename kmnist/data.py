@@ -55,9 +55,9 @@ class Datasets:
   def arrays(self) -> dict[str, np.ndarray]:
     """{"train_images": ..., "train_labels": ..., ...}: the cache's names."""
     return {
-        f"{name}_{part}": getattr(getattr(self, name), part)
-        for name in SPLITS
-        for part in ("images", "labels")
+      f"{name}_{part}": getattr(getattr(self, name), part)
+      for name in SPLITS
+      for part in ("images", "labels")
     }
 
   @functools.cached_property
@@ -73,18 +73,18 @@ def fingerprint_of(array_digests: dict[str, str]) -> str:
 def digests(arrays: dict[str, np.ndarray]) -> dict[str, str]:
   """{name: sha256 of dtype, shape and bytes}."""
   return {
-      name: hashlib.sha256(
-          f"{a.dtype.str}{a.shape}".encode() + np.ascontiguousarray(a).data
-      ).hexdigest()
-      for name, a in arrays.items()
+    name: hashlib.sha256(
+      f"{a.dtype.str}{a.shape}".encode() + np.ascontiguousarray(a).data
+    ).hexdigest()
+    for name, a in arrays.items()
   }
 
 
 def load(
-    data_dir=DEFAULT_DATA_DIR,
-    manual_dir=None,
-    log: Callable[[str], None] = logging.info,
-    progress=None,
+  data_dir=DEFAULT_DATA_DIR,
+  manual_dir=None,
+  log: Callable[[str], None] = logging.info,
+  progress=None,
 ):
   """Returns the three splits, preparing the TFDS `mnist` dataset from local files first if needed.
 
@@ -111,12 +111,12 @@ def load(
         prepare(builder, manual_dir, version_dir, progress)
   try:
     datasets = Datasets(
-        **{name: read_split(builder, tfds_split) for name, tfds_split in SPLITS.items()}
+      **{name: read_split(builder, tfds_split) for name, tfds_split in SPLITS.items()}
     )
   except Exception as e:  # DataLossError, and whatever else a damaged record file makes TF raise
     raise KmnistError(
-        f"the prepared MNIST in {version_dir} cannot be read ({one_line(e)}); delete "
-        f"{version_dir} and run again to prepare it from the MNIST files"
+      f"the prepared MNIST in {version_dir} cannot be read ({one_line(e)}); delete "
+      f"{version_dir} and run again to prepare it from the MNIST files"
     ) from None
   if version_dir.is_dir():  # only beside a really prepared dataset (not tfds.testing.mock_data)
     write_cache(cache, datasets)
@@ -157,7 +157,7 @@ def prepare(builder, manual_dir, version_dir: Path, progress) -> None:
     builder._generate_examples = counted
   start = time.monotonic()
   builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir))
+    download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir))
   )
   if shown:
     shown.finish(f"done in {time.monotonic() - start:.0f} s; later runs start at once")
@@ -167,7 +167,7 @@ def read_split(builder, tfds_split: str) -> Split:
   # Big batches, concatenated: as fast as batch_size=-1, and it also works under
   # tfds.testing.mock_data.
   batches = list(
-      tfds.as_numpy(builder.as_dataset(split=tfds_split, as_supervised=True).batch(10_000))
+    tfds.as_numpy(builder.as_dataset(split=tfds_split, as_supervised=True).batch(10_000))
   )
   images = np.concatenate([b[0] for b in batches]).reshape((-1,) + IMAGE_SHAPE)
   labels = np.concatenate([b[1] for b in batches]).astype(np.int64)
@@ -185,11 +185,11 @@ def source_identity(version_dir: Path) -> str | None:
 
 def identity(path: Path, arrays: dict[str, np.ndarray]) -> dict:
   return {
-      "format": CACHE_FORMAT,
-      "dataset": f"mnist:{TFDS_VERSION}",
-      "splits": SPLITS,
-      "source": source_identity(path.parent),
-      "sha256": digests(arrays),
+    "format": CACHE_FORMAT,
+    "dataset": f"mnist:{TFDS_VERSION}",
+    "splits": SPLITS,
+    "source": source_identity(path.parent),
+    "sha256": digests(arrays),
   }
 
 
@@ -210,16 +210,16 @@ def read_cache(path: Path) -> tuple[Datasets | None, str | None]:
     return None, f"is unreadable ({one_line(e)})"
   expected = identity(path, arrays)
   for key, wrong in (
-      ("format", "was written by another version of kmnist"),
-      ("dataset", "holds another dataset version"),
-      ("splits", "holds other splits"),
-      ("source", "was decoded from other TFDS files than those beside it"),
-      ("sha256", "does not hold the arrays it was written with (edited or truncated)"),
+    ("format", "was written by another version of kmnist"),
+    ("dataset", "holds another dataset version"),
+    ("splits", "holds other splits"),
+    ("source", "was decoded from other TFDS files than those beside it"),
+    ("sha256", "does not hold the arrays it was written with (edited or truncated)"),
   ):
     if recorded.get(key) != expected[key]:
       return None, wrong
   datasets = Datasets(
-      **{name: Split(arrays[f"{name}_images"], arrays[f"{name}_labels"]) for name in SPLITS}
+    **{name: Split(arrays[f"{name}_images"], arrays[f"{name}_labels"]) for name in SPLITS}
   )
   datasets.__dict__["fingerprint"] = fingerprint_of(expected["sha256"])  # just computed
   return datasets, None

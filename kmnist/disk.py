@@ -28,25 +28,25 @@ class DiskError(KmnistError):
 
 # errno -> (what is wrong, what to do); "{dir}" is the directory that was being written.
 PROBLEMS = {
-    errno.ENOSPC: ("the disk is full", "free space on it (df {dir} shows how much is left)"),
-    errno.EDQUOT: ("your disk quota is used up", "free space or ask for a larger quota"),
-    errno.EROFS: (
-        "its file system is read-only",
-        "remount it read-write, or give a directory on a writable disk",
-    ),
-    errno.EACCES: (
-        "permission to write there was taken away",
-        "make {dir} writable for this user (chmod u+w {dir}), or give another directory",
-    ),
-    errno.EPERM: (
-        "the operation is not permitted there",
-        "make {dir} writable for this user, or give another directory",
-    ),
-    errno.EFBIG: ("a file grew over this process's size limit", "raise the limit (ulimit -f)"),
-    errno.EIO: (
-        "the disk reported an input/output error",
-        "check the disk (dmesg), or use another",
-    ),
+  errno.ENOSPC: ("the disk is full", "free space on it (df {dir} shows how much is left)"),
+  errno.EDQUOT: ("your disk quota is used up", "free space or ask for a larger quota"),
+  errno.EROFS: (
+    "its file system is read-only",
+    "remount it read-write, or give a directory on a writable disk",
+  ),
+  errno.EACCES: (
+    "permission to write there was taken away",
+    "make {dir} writable for this user (chmod u+w {dir}), or give another directory",
+  ),
+  errno.EPERM: (
+    "the operation is not permitted there",
+    "make {dir} writable for this user, or give another directory",
+  ),
+  errno.EFBIG: ("a file grew over this process's size limit", "raise the limit (ulimit -f)"),
+  errno.EIO: (
+    "the disk reported an input/output error",
+    "check the disk (dmesg), or use another",
+  ),
 }
 
 
@@ -80,8 +80,8 @@ def explain(error: BaseException, path=None) -> DiskError | None:
     # Python's tempfile, when every candidate directory refuses its probe file (TensorFlow's
     # import asks for one).
     return DiskError(
-        f"{error.strerror}: each is full, read-only or not writable; free space in one or set "
-        f"TMPDIR to a writable directory, {RERUN}"
+      f"{error.strerror}: each is full, read-only or not writable; free space in one or set "
+      f"TMPDIR to a writable directory, {RERUN}"
     )
   code = disk_errno(error)
   if code is None:
@@ -91,8 +91,8 @@ def explain(error: BaseException, path=None) -> DiskError | None:
   directory = path if path is None or path.is_dir() else path.parent
   problem, fix = PROBLEMS[code]
   return DiskError(
-      f"could not write{where}: {problem} ({os.strerror(code)}); "
-      f"{fix.format(dir=directory or 'it')}, {RERUN}"
+    f"could not write{where}: {problem} ({os.strerror(code)}); "
+    f"{fix.format(dir=directory or 'it')}, {RERUN}"
   )
 
 

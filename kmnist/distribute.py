@@ -17,10 +17,10 @@ from kmnist.errors import KmnistError, one_line
 # Errors TensorFlow raises in a worker when a peer of a multi-worker cluster dies or stops
 # answering.
 LOST_PEER_ERRORS = (
-    tf.errors.UnavailableError,
-    tf.errors.DeadlineExceededError,
-    tf.errors.AbortedError,
-    tf.errors.CancelledError,
+  tf.errors.UnavailableError,
+  tf.errors.DeadlineExceededError,
+  tf.errors.AbortedError,
+  tf.errors.CancelledError,
 )
 
 
@@ -34,12 +34,12 @@ def split_cpu(replicas: int) -> None:
   cpu = tf.config.list_physical_devices("CPU")[0]
   try:
     tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration()] * replicas
+      cpu, [tf.config.LogicalDeviceConfiguration()] * replicas
     )
   except RuntimeError as e:  # TensorFlow already started in this process: its devices are fixed.
     raise KmnistError(
-        f"--cpu_replicas={replicas} must take effect before TensorFlow starts, but it has already "
-        f"started in this process ({e}); run kmnist-train in a fresh process"
+      f"--cpu_replicas={replicas} must take effect before TensorFlow starts, but it has already "
+      f"started in this process ({e}); run kmnist-train in a fresh process"
     ) from None
 
 
@@ -77,9 +77,9 @@ def multi_worker_strategy() -> tf.distribute.Strategy:
   # e.g. "Could not start gRPC server": the port is taken.
   except (tf.errors.OpError, RuntimeError) as e:
     raise KmnistError(
-        f"could not start this worker of the TF_CONFIG cluster ({one_line(e)}); check that "
-        f"TF_CONFIG gives this machine's address with a free port, and start kmnist-train in a "
-        f"fresh process"
+      f"could not start this worker of the TF_CONFIG cluster ({one_line(e)}); check that "
+      f"TF_CONFIG gives this machine's address with a free port, and start kmnist-train in a "
+      f"fresh process"
     ) from None
 
 
@@ -109,8 +109,8 @@ def tpu_strategy() -> tf.distribute.Strategy:
   # No TPU shows up in many ways: ValueError, NotFoundError, ...
   except Exception as e:  # pylint: disable=broad-except
     raise KmnistError(
-        f"--strategy=tpu: no TPU is reachable from this machine ({type(e).__name__}: {e}); "
-        f"run on a Cloud TPU VM (or set TPU_NAME), or use --strategy=auto"
+      f"--strategy=tpu: no TPU is reachable from this machine ({type(e).__name__}: {e}); "
+      f"run on a Cloud TPU VM (or set TPU_NAME), or use --strategy=auto"
     ) from None
 
 
@@ -152,8 +152,8 @@ def lost_peers_reported(strategy: tf.distribute.Strategy):
     peer = lost_peer(str(e), own_task=task) or "another worker"
     # TensorFlow's first line is often just "Graph execution error:"; its log above has the details.
     raise KmnistError(
-        f"lost {peer} of the multi-worker cluster ({type(e).__name__}), so training cannot go on; "
-        f"every worker must run until the end: restart all of them"
+      f"lost {peer} of the multi-worker cluster ({type(e).__name__}), so training cannot go on; "
+      f"every worker must run until the end: restart all of them"
     ) from None
 
 
@@ -170,8 +170,8 @@ def check_global_batch(batch_size: int, strategy: tf.distribute.Strategy) -> int
   replicas = strategy.num_replicas_in_sync
   if batch_size % replicas:
     raise KmnistError(
-        f"--batch_size={batch_size} is the global batch and must be divisible by the {replicas} "
-        f"replicas of this strategy; use a multiple of {replicas}"
+      f"--batch_size={batch_size} is the global batch and must be divisible by the {replicas} "
+      f"replicas of this strategy; use a multiple of {replicas}"
     )
   return batch_size // replicas
 
@@ -198,16 +198,16 @@ def check_workers_agree(strategy: tf.distribute.Strategy, values: dict) -> None:
   row[0, :2] = task[1], task[0] == "chief"
   row[0, 2 : 2 + len(mine)] = np.frombuffer(mine, np.uint8)
   gathered = strategy.gather(
-      strategy.experimental_distribute_values_from_function(lambda _: tf.constant(row)), axis=0
+    strategy.experimental_distribute_values_from_function(lambda _: tf.constant(row)), axis=0
   )
   for index, is_chief, *data in strategy.experimental_local_results(gathered)[0].numpy():
     theirs = json.loads(bytes(np.array(data, np.uint8)).rstrip(b"\0"))
     if theirs != values:
       who = "the chief" if is_chief else f"worker {index}"
       raise KmnistError(
-          f"this worker ({task[0]} {task[1]}) and {who} of the TF_CONFIG cluster were started "
-          f"differently: {first_difference(values, theirs)}; start every worker with the same "
-          "flags, the same kmnist and the same MNIST files"
+        f"this worker ({task[0]} {task[1]}) and {who} of the TF_CONFIG cluster were started "
+        f"differently: {first_difference(values, theirs)}; start every worker with the same "
+        "flags, the same kmnist and the same MNIST files"
       )
 
 

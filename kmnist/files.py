@@ -39,7 +39,7 @@ def _write_via_temporary(path: Path, data: bytes) -> None:
   fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
   try:
     os.fchmod(
-        fd, 0o666 & ~_umask()
+      fd, 0o666 & ~_umask()
     )  # mkstemp makes owner-only files; outputs get the usual permissions
     with os.fdopen(fd, "wb") as f:
       f.write(data)
@@ -74,9 +74,9 @@ def atomic_directory(final_path):
     final_path.parent.mkdir(parents=True, exist_ok=True)
     remove_abandoned_temporaries(final_path)
     tmp = Path(
-        tempfile.mkdtemp(
-            prefix=f".{final_path.name}.{os.getpid()}.", suffix=".tmp", dir=final_path.parent
-        )
+      tempfile.mkdtemp(
+        prefix=f".{final_path.name}.{os.getpid()}.", suffix=".tmp", dir=final_path.parent
+      )
     )
     try:
       # mkdtemp makes it owner-only; a server running as another user must read it.
@@ -129,8 +129,8 @@ def free_version(bases, version: int | None = None) -> int:
     taken = base / str(version)
     if taken.exists():
       raise KmnistError(
-          f"--export_version={version}: {taken} already exists and is never overwritten; pick "
-          f"another version or leave --export_version unset for the next free one"
+        f"--export_version={version}: {taken} already exists and is never overwritten; pick "
+        f"another version or leave --export_version unset for the next free one"
       )
   return version
 
@@ -150,7 +150,7 @@ def check_writable_directory(path, flag: str) -> None:
     existing = existing.parent
   if not existing.is_dir():
     raise KmnistError(
-        f"{flag}={path} cannot be a directory: {existing} is a file; give a directory path"
+      f"{flag}={path} cannot be a directory: {existing} is a file; give a directory path"
     )
   try:
     fd, probe = tempfile.mkstemp(prefix=".kmnist-write-probe-", dir=existing)
@@ -158,6 +158,6 @@ def check_writable_directory(path, flag: str) -> None:
     os.unlink(probe)
   except OSError as e:
     raise KmnistError(
-        f"{flag}={path} is not writable ({e.strerror} in {existing}); "
-        f"give a directory you can write to"
+      f"{flag}={path} is not writable ({e.strerror} in {existing}); "
+      f"give a directory you can write to"
     ) from None

@@ -56,8 +56,8 @@ def decode_picture(source, name: str) -> np.ndarray:
       with Image.open(source) as image:
         if image.width * image.height > MAX_PIXELS:
           raise KmnistError(
-              f"{name}: the picture is {image.width}x{image.height} pixels; give at most "
-              f"{MAX_PIXELS:,} pixels"
+            f"{name}: the picture is {image.width}x{image.height} pixels; give at most "
+            f"{MAX_PIXELS:,} pixels"
           )
         image.load()
         return grayscale(image, name)
@@ -65,13 +65,13 @@ def decode_picture(source, name: str) -> np.ndarray:
     raise
   except Image.DecompressionBombError:
     raise KmnistError(
-        f"{name}: the picture claims over {MAX_PIXELS:,} pixels; give a smaller one"
+      f"{name}: the picture claims over {MAX_PIXELS:,} pixels; give a smaller one"
     ) from None
   # Pillow's decoders meet bytes of any content: besides OSError they raise SyntaxError, ValueError,
   # struct.error, EOFError, IndexError... all of which mean "not a picture it can read".
   except Exception as e:
     raise KmnistError(
-        f"{name}: not a readable image ({e.__class__.__name__}); give a PNG of one digit"
+      f"{name}: not a readable image ({e.__class__.__name__}); give a PNG of one digit"
     ) from None
 
 
@@ -120,13 +120,13 @@ def ink_problems(grays: np.ndarray) -> list[str | None]:
   for lo, hi, correlation in zip(low.tolist(), high.tolist(), correlations.tolist(), strict=True):
     if hi - lo < BLANK_LEVELS:
       problems.append(
-          f"the picture is blank (every pixel within {BLANK_LEVELS} levels of {lo}); give a "
-          "picture of one digit"
+        f"the picture is blank (every pixel within {BLANK_LEVELS} levels of {lo}); give a "
+        "picture of one digit"
       )
     elif correlation < NOISE_CORRELATION:
       problems.append(
-          f"the picture is noise, not a digit (neighbouring pixels correlate {correlation:.2f}; "
-          f"handwriting {NOISE_CORRELATION} or more); give a picture of one digit"
+        f"the picture is noise, not a digit (neighbouring pixels correlate {correlation:.2f}; "
+        f"handwriting {NOISE_CORRELATION} or more); give a picture of one digit"
       )
     else:
       problems.append(None)
@@ -162,8 +162,8 @@ def to_mnist(gray: np.ndarray, name: str = "image") -> np.ndarray:
   """uint8 grayscale [H, W] -> uint8 [28, 28], white digit on black, centred as MNIST's."""
   if min(gray.shape) < MIN_SIDE:
     raise KmnistError(
-        f"{name}: {gray.shape[1]}x{gray.shape[0]} pixels is too small to hold a digit; "
-        f"give at least {MIN_SIDE}x{MIN_SIDE} (28x28 is MNIST's size)"
+      f"{name}: {gray.shape[1]}x{gray.shape[0]} pixels is too small to hold a digit; "
+      f"give at least {MIN_SIDE}x{MIN_SIDE} (28x28 is MNIST's size)"
     )
   check_ink(gray, name)
   if _is_dark_on_light(gray):

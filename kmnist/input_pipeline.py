@@ -25,22 +25,22 @@ def preprocess(images, labels):
 
 
 def batch_indices(
-    num_examples: int, batch_size: int, seed: int, start_step: int = 0
+  num_examples: int, batch_size: int, seed: int, start_step: int = 0
 ) -> tf.data.Dataset:
   """The training order: endless batches of example indices, reshuffled every epoch, from `seed`."""
   order = tf.data.Dataset.range(num_examples).shuffle(
-      num_examples, seed=seed, reshuffle_each_iteration=True
+    num_examples, seed=seed, reshuffle_each_iteration=True
   )
   return order.repeat().batch(batch_size, drop_remainder=True).skip(start_step)
 
 
 def train_dataset(
-    split: Split,
-    batch_size: int,
-    seed: int,
-    start_step: int = 0,
-    indices=None,
-    augment: bool = False,
+  split: Split,
+  batch_size: int,
+  seed: int,
+  start_step: int = 0,
+  indices=None,
+  augment: bool = False,
 ) -> tf.data.Dataset:
   """Endless batches of (image, one-hot label) in the order of `batch_indices`, augmented if asked.
 
@@ -73,25 +73,25 @@ def shift_and_rotate(images, seed) -> tf.Tensor:
   # Where each output pixel (x, y) is read from: the inverse rotation about the centre of the
   # shifted position (TensorFlow's projective transform maps output to input coordinates).
   transforms = tf.stack(
-      [
-          cos,
-          sin,
-          centre - cos * (centre + shift_x) - sin * (centre + shift_y),
-          -sin,
-          cos,
-          centre + sin * (centre + shift_x) - cos * (centre + shift_y),
-          tf.zeros_like(angle),
-          tf.zeros_like(angle),
-      ],
-      axis=1,
+    [
+      cos,
+      sin,
+      centre - cos * (centre + shift_x) - sin * (centre + shift_y),
+      -sin,
+      cos,
+      centre + sin * (centre + shift_x) - cos * (centre + shift_y),
+      tf.zeros_like(angle),
+      tf.zeros_like(angle),
+    ],
+    axis=1,
   )
   moved = tf.raw_ops.ImageProjectiveTransformV3(
-      images=images[..., None],
-      transforms=transforms,
-      output_shape=IMAGE_SHAPE,
-      fill_value=0.0,
-      interpolation="BILINEAR",
-      fill_mode="CONSTANT",
+    images=images[..., None],
+    transforms=transforms,
+    output_shape=IMAGE_SHAPE,
+    fill_value=0.0,
+    interpolation="BILINEAR",
+    fill_mode="CONSTANT",
   )
   return moved[..., 0]
 
@@ -139,12 +139,12 @@ def replica_batches(strategy: tf.distribute.Strategy, make_indices, to_batches, 
 def training_batches(config: TrainConfig, train: Split, strategy, start_step: int = 0):
   """What `fit` trains on: each replica's rows of the seeded global batches, from `start_step`."""
   return replica_batches(
-      strategy,
-      lambda: batch_indices(len(train), config.batch_size, config.seed, start_step),
-      lambda indices: train_dataset(
-          train, config.batch_size, config.seed, start_step, indices, augment=config.augment
-      ),
-      config.batch_size,
+    strategy,
+    lambda: batch_indices(len(train), config.batch_size, config.seed, start_step),
+    lambda indices: train_dataset(
+      train, config.batch_size, config.seed, start_step, indices, augment=config.augment
+    ),
+    config.batch_size,
   )
 
 
@@ -152,7 +152,7 @@ def eval_dataset(split: Split, batch_size: int) -> tf.data.Dataset:
   """Every example once, in order, in batches of (image, one-hot label)."""
   ds = tf.data.Dataset.from_tensor_slices((split.images, split.labels)).cache()
   return (
-      ds.batch(batch_size)
-      .map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
-      .prefetch(tf.data.AUTOTUNE)
+    ds.batch(batch_size)
+    .map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
+    .prefetch(tf.data.AUTOTUNE)
   )

@@ -45,9 +45,9 @@ def file_hashes(paths, root: Path) -> dict:
     for f in sorted(path.rglob("*")) if path.is_dir() else [path]:
       if f.is_file():
         name = (
-            os.path.relpath(f, root)
-            if f.resolve().is_relative_to(root.resolve())
-            else str(f.resolve())
+          os.path.relpath(f, root)
+          if f.resolve().is_relative_to(root.resolve())
+          else str(f.resolve())
         )
         hashes[name] = sha256(f)
   return hashes
@@ -56,11 +56,11 @@ def file_hashes(paths, root: Path) -> dict:
 def write_manifest(directory, metrics: dict, config: dict, outputs) -> Path:
   directory = Path(directory)
   manifest = {
-      "versions": package_versions(),
-      "config": config,
-      "test_accuracy": metrics["test_accuracy"],
-      "test_loss": metrics["test_loss"],
-      "files": file_hashes(outputs, directory),
+    "versions": package_versions(),
+    "config": config,
+    "test_accuracy": metrics["test_accuracy"],
+    "test_loss": metrics["test_loss"],
+    "files": file_hashes(outputs, directory),
   }
   return files.write_json_atomic(directory / MANIFEST, manifest)
 
@@ -70,7 +70,7 @@ def changed_files(directory) -> list[str]:
   directory = Path(directory)
   listed = json.loads((directory / MANIFEST).read_text())["files"]
   return [
-      name
-      for name, digest in listed.items()
-      if not (directory / name).is_file() or sha256(directory / name) != digest
+    name
+    for name, digest in listed.items()
+    if not (directory / name).is_file() or sha256(directory / name) != digest
   ]

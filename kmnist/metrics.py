@@ -11,7 +11,7 @@ from kmnist.data import NUM_CLASSES
 
 def softmax(logits: np.ndarray) -> np.ndarray:
   shifted = np.exp(
-      logits - logits.max(axis=-1, keepdims=True)
+    logits - logits.max(axis=-1, keepdims=True)
   )  # Shifted so large logits cannot overflow.
   return shifted / shifted.sum(axis=-1, keepdims=True)
 
@@ -35,9 +35,9 @@ def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
 def scores(logits: np.ndarray, labels: np.ndarray) -> dict:
   """metrics.json's scores of the test set."""
   return {
-      "test_accuracy": accuracy(logits, labels),
-      "test_loss": cross_entropy(logits, labels),
-      "test_examples": len(labels),
+    "test_accuracy": accuracy(logits, labels),
+    "test_loss": cross_entropy(logits, labels),
+    "test_examples": len(labels),
   }
 
 
@@ -57,11 +57,11 @@ def class_report(labels: np.ndarray, predictions: np.ndarray) -> dict:
   counts = confusion_matrix(labels, predictions)
   correct, predicted, actual = np.diag(counts), counts.sum(axis=0), counts.sum(axis=1)
   per_class = {
-      str(digit): {
-          "precision": float(correct[digit] / predicted[digit]) if predicted[digit] else None,
-          "recall": float(correct[digit] / actual[digit]) if actual[digit] else None,
-          "support": int(actual[digit]),
-      }
-      for digit in range(NUM_CLASSES)
+    str(digit): {
+      "precision": float(correct[digit] / predicted[digit]) if predicted[digit] else None,
+      "recall": float(correct[digit] / actual[digit]) if actual[digit] else None,
+      "support": int(actual[digit]),
+    }
+    for digit in range(NUM_CLASSES)
   }
   return {"confusion_matrix": counts.tolist(), "per_class": per_class}

@@ -28,8 +28,8 @@ def resolve_model(model: str | None) -> tuple[str, Path]:
       header = f.read(8)
     if header[4:8] != b"TFL3":  # the FlatBuffer identifier of every TFLite model
       raise KmnistError(
-          f"--model={path} is not a TFLite model (no TFL3 identifier); give a .tflite from "
-          "kmnist-train"
+        f"--model={path} is not a TFLite model (no TFL3 identifier); give a .tflite from "
+        "kmnist-train"
       )
     return "tflite", path
   if path.is_dir():
@@ -39,6 +39,6 @@ def resolve_model(model: str | None) -> tuple[str, Path]:
     if versions and files.is_saved_model(path / str(versions[-1])):
       return "saved_model", path / str(versions[-1])
   raise KmnistError(
-      f"--model={path} is not a SavedModel directory (no saved_model.pb) nor a .tflite file; "
-      f"give e.g. exported/saved_model/1 or exported/tflite/1/kmnist_float.tflite"
+    f"--model={path} is not a SavedModel directory (no saved_model.pb) nor a .tflite file; "
+    f"give e.g. exported/saved_model/1 or exported/tflite/1/kmnist_float.tflite"
   )

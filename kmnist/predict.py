@@ -52,7 +52,7 @@ def classify(paths, predictor, top_k: int) -> Iterator[tuple[str, object]]:
     for start in range(0, len(pending), BATCH):
       outputs = predictor(pending[start : start + BATCH])
       yield from (
-          ("result", r) for r in format_results(names[start : start + BATCH], outputs, top_k)
+        ("result", r) for r in format_results(names[start : start + BATCH], outputs, top_k)
       )
     names.clear()
     digits.clear()
@@ -76,11 +76,11 @@ def load_predictor(kind: str, model_path: Path) -> Callable[[np.ndarray], dict]:
       return lambda digits: tflite.predict_tflite(model_path, digits)
     serve = saved_model.load_signature(model_path)
   except (
-      Exception
+    Exception
   ) as e:  # Whatever TF or LiteRT raise on a broken file, the user needs the file named.
     raise KmnistError(
-        f"--model={model_path} could not be loaded as a {kind} ({one_line(e)}); "
-        f"give an export written by kmnist-train"
+      f"--model={model_path} could not be loaded as a {kind} ({one_line(e)}); "
+      f"give an export written by kmnist-train"
     ) from None
   return lambda digits: {k: v.numpy() for k, v in serve(image=tf.constant(digits)).items()}
 
@@ -91,12 +91,12 @@ def format_results(names, outputs, top_k: int) -> list[dict]:
   for name, probabilities in zip(names, outputs["probabilities"], strict=True):
     top = np.argsort(-probabilities)[:top_k]
     results.append(
-        {
-            "file": name,
-            "class_id": int(top[0]),
-            "top": [
-                {"class_id": int(c), "probability": round(float(probabilities[c]), 4)} for c in top
-            ],
-        }
+      {
+        "file": name,
+        "class_id": int(top[0]),
+        "top": [
+          {"class_id": int(c), "probability": round(float(probabilities[c]), 4)} for c in top
+        ],
+      }
     )
   return results

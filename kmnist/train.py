@@ -21,18 +21,18 @@ import keras
 from absl import logging
 
 from kmnist import (
-    checkpoints,
-    data,
-    disk,
-    distribute,
-    export,
-    files,
-    input_pipeline,
-    interrupt,
-    manifest,
-    metrics,
-    models,
-    visualize,
+  checkpoints,
+  data,
+  disk,
+  distribute,
+  export,
+  files,
+  input_pipeline,
+  interrupt,
+  manifest,
+  metrics,
+  models,
+  visualize,
 )
 from kmnist.config import TrainConfig
 
@@ -50,12 +50,12 @@ class RunResult:
 
 
 def run(
-    config: TrainConfig,
-    datasets_override: data.Datasets | None = None,
-    strategy_override=None,
-    log: Callable[[str], None] = logging.info,
-    callbacks: tuple = (),
-    progress=None,
+  config: TrainConfig,
+  datasets_override: data.Datasets | None = None,
+  strategy_override=None,
+  log: Callable[[str], None] = logging.info,
+  callbacks: tuple = (),
+  progress=None,
 ) -> RunResult:
   """Trains, evaluates and exports one model as `config` says. Raises KmnistError on bad input.
 
@@ -72,26 +72,26 @@ def run(
   keras.utils.set_random_seed(config.seed)
   distribute.check_global_batch(config.batch_size, strategy)  # before the data: it is quick
   datasets = datasets_override or data.load(
-      config.data_dir, config.manual_dir, log=log, progress=progress
+    config.data_dir, config.manual_dir, log=log, progress=progress
   )
   with distribute.lost_peers_reported(strategy):
     # A cluster's workers must all train the same model on the same data: checked first.
     distribute.check_workers_agree(
-        strategy,
-        {
-            **config.resume_values(),
-            "kmnist": manifest.kmnist_identity(),
-            "data": datasets.fingerprint[:16],
-        },
+      strategy,
+      {
+        **config.resume_values(),
+        "kmnist": manifest.kmnist_identity(),
+        "data": datasets.fingerprint[:16],
+      },
     )
     model = train_model(config, datasets, strategy, log, callbacks)
     # One pass over the test set serves the metrics, the pictures and the export checks.
     test_logits = models.predict_logits(model, datasets.test.images)
     run_metrics = {
-        **metrics.scores(test_logits, datasets.test.labels),
-        "config": dataclasses.asdict(config),
-        "replicas": strategy.num_replicas_in_sync,
-        **metrics.class_report(datasets.test.labels, test_logits.argmax(-1)),
+      **metrics.scores(test_logits, datasets.test.labels),
+      "config": dataclasses.asdict(config),
+      "replicas": strategy.num_replicas_in_sync,
+      **metrics.class_report(datasets.test.labels, test_logits.argmax(-1)),
     }
     if not distribute.is_chief(strategy):
       # Every worker takes part in the collective steps of the export (TF's multi-worker pattern:
@@ -99,18 +99,18 @@ def run(
       # outputs.
       with tempfile.TemporaryDirectory(prefix="kmnist-worker-") as scratch:
         export.export_and_verify(
-            model, datasets, scratch, chief=False, reference_logits=test_logits
+          model, datasets, scratch, chief=False, reference_logits=test_logits
         )
       return RunResult(
-          model=model, metrics=run_metrics, saved_model_dir=None, tflite_paths={}, tflite_report={}
+        model=model, metrics=run_metrics, saved_model_dir=None, tflite_paths={}, tflite_report={}
       )
     exports = export.export_and_verify(
-        model,
-        datasets,
-        config.export_dir,
-        config.export_version,
-        config.tflite,
-        reference_logits=test_logits,
+      model,
+      datasets,
+      config.export_dir,
+      config.export_version,
+      config.tflite,
+      reference_logits=test_logits,
     )
   try:
     return write_run_outputs(config, model, datasets, test_logits, run_metrics, exports)
@@ -122,7 +122,7 @@ def run(
 
 
 def write_run_outputs(
-    config: TrainConfig, model, datasets, test_logits, run_metrics: dict, exports: export.Exports
+  config: TrainConfig, model, datasets, test_logits, run_metrics: dict, exports: export.Exports
 ) -> RunResult:
   """The chief's outputs beside the exports: the pictures, metrics.json and MANIFEST.json."""
   run_metrics["saved_model_dir"] = str(exports.saved_model_dir)
@@ -132,25 +132,25 @@ def write_run_outputs(
     start = time.perf_counter()
     kernel = visualize.pixel_kernel(model, config.model)
     pictures = visualize.write_pictures(
-        config.model_dir, config.model, kernel, datasets.test, test_logits
+      config.model_dir, config.model, kernel, datasets.test, test_logits
     )
     pictures_seconds = time.perf_counter() - start
   metrics_path = files.write_json_atomic(Path(config.model_dir) / "metrics.json", run_metrics)
   tflite_dirs = sorted({path.parent for path in exports.tflite_paths.values()})
   manifest.write_manifest(
-      config.model_dir,
-      run_metrics,
-      dataclasses.asdict(config),
-      [metrics_path, exports.saved_model_dir, *tflite_dirs, *pictures.values()],
+    config.model_dir,
+    run_metrics,
+    dataclasses.asdict(config),
+    [metrics_path, exports.saved_model_dir, *tflite_dirs, *pictures.values()],
   )
   return RunResult(
-      model=model,
-      metrics=run_metrics,
-      saved_model_dir=exports.saved_model_dir,
-      tflite_paths=exports.tflite_paths,
-      tflite_report=exports.tflite_report,
-      pictures=pictures,
-      pictures_seconds=pictures_seconds,
+    model=model,
+    metrics=run_metrics,
+    saved_model_dir=exports.saved_model_dir,
+    tflite_paths=exports.tflite_paths,
+    tflite_report=exports.tflite_report,
+    pictures=pictures,
+    pictures_seconds=pictures_seconds,
   )
 
 
@@ -168,11 +168,11 @@ def runnable_steps_per_execution(config: TrainConfig, replicas: int) -> int:
 
 
 def train_model(
-    config: TrainConfig,
-    datasets: data.Datasets,
-    strategy,
-    log: Callable[[str], None] = logging.info,
-    callbacks: tuple = (),
+  config: TrainConfig,
+  datasets: data.Datasets,
+  strategy,
+  log: Callable[[str], None] = logging.info,
+  callbacks: tuple = (),
 ) -> keras.Model:
   """Fits the model, resuming from `<model_dir>/checkpoints` if a run with the same flags was cut.
 
@@ -181,10 +181,10 @@ def train_model(
   steps_per_execution = runnable_steps_per_execution(config, strategy.num_replicas_in_sync)
   if steps_per_execution != config.steps_per_execution:
     logging.warning(
-        "--steps_per_execution=%d runs as %d here (see train.runnable_steps_per_execution); "
-        "it only changes speed",
-        config.steps_per_execution,
-        steps_per_execution,
+      "--steps_per_execution=%d runs as %d here (see train.runnable_steps_per_execution); "
+      "it only changes speed",
+      config.steps_per_execution,
+      steps_per_execution,
     )
   in_cluster = distribute.cluster_task(strategy) is not None
   if in_cluster:
@@ -200,22 +200,22 @@ def train_model(
   with strategy.scope():
     model = models.compile_model(models.build(config.model), config, steps_per_execution)
     checkpointer = checkpoints.Checkpointer(
-        checkpoint_dir, model, run_values={**config.resume_values(), "data": datasets.fingerprint}
+      checkpoint_dir, model, run_values={**config.resume_values(), "data": datasets.fingerprint}
     )
   start_step = checkpointer.restore(log)
   if start_step == config.steps:
     log(
-        f"Already trained to step {start_step} ({checkpoint_dir}); evaluating and exporting it "
-        f"again (--restart to retrain)."
+      f"Already trained to step {start_step} ({checkpoint_dir}); evaluating and exporting it "
+      f"again (--restart to retrain)."
     )
   elif start_step:
     log(
-        f"Resuming at step {start_step} of {config.steps} from {checkpoint_dir} "
-        "(--restart to start over)."
+      f"Resuming at step {start_step} of {config.steps} from {checkpoint_dir} "
+      "(--restart to start over)."
     )
   kmnist_callbacks = [
-      checkpoints.StopOnNonFinite(config),  # first: nothing non-finite is saved
-      checkpointer.callback(),
+    checkpoints.StopOnNonFinite(config),  # first: nothing non-finite is saved
+    checkpointer.callback(),
   ]
   logs_dir = os.path.join(config.model_dir, "logs")
   if distribute.is_chief(strategy):
@@ -231,13 +231,13 @@ def train_model(
 def fit(model, config: TrainConfig, datasets: data.Datasets, strategy, start_step, callbacks):
   with interrupt.between_steps() as on_ctrl_c:  # last: a Ctrl-C waits for the epoch's checkpoint
     model.fit(
-        # The stream is a function of the seed alone: skipping what was seen resumes it exactly.
-        input_pipeline.training_batches(config, datasets.train, strategy, start_step),
-        initial_epoch=start_step // config.eval_every,
-        epochs=config.steps // config.eval_every,
-        steps_per_epoch=config.eval_every,
-        validation_data=input_pipeline.eval_dataset(datasets.validation, config.batch_size),
-        callbacks=[*callbacks, on_ctrl_c],
-        shuffle=False,  # The tf.data pipeline shuffles, reproducibly under the seed.
-        verbose=2 if not sys.stdout.isatty() else 1,
+      # The stream is a function of the seed alone: skipping what was seen resumes it exactly.
+      input_pipeline.training_batches(config, datasets.train, strategy, start_step),
+      initial_epoch=start_step // config.eval_every,
+      epochs=config.steps // config.eval_every,
+      steps_per_epoch=config.eval_every,
+      validation_data=input_pipeline.eval_dataset(datasets.validation, config.batch_size),
+      callbacks=[*callbacks, on_ctrl_c],
+      shuffle=False,  # The tf.data pipeline shuffles, reproducibly under the seed.
+      verbose=2 if not sys.stdout.isatty() else 1,
     )

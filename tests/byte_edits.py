@@ -4,13 +4,13 @@ to three flips, cuts and insertions at any place, and `mutated` applies them."""
 from hypothesis import strategies as st
 
 EDITS = st.lists(
-    st.tuples(
-        st.sampled_from(["flip", "cut", "insert"]),
-        st.floats(0, 1, exclude_max=True),  # where, as a fraction of the length
-        st.integers(0, 255),
-    ),
-    min_size=1,
-    max_size=3,
+  st.tuples(
+    st.sampled_from(["flip", "cut", "insert"]),
+    st.floats(0, 1, exclude_max=True),  # where, as a fraction of the length
+    st.integers(0, 255),
+  ),
+  min_size=1,
+  max_size=3,
 )
 
 

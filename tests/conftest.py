@@ -35,9 +35,9 @@ def synthetic_split(n: int, seed: int) -> data.Split:
 
 def make_synthetic_datasets() -> data.Datasets:
   return data.Datasets(
-      train=synthetic_split(2000, 1),
-      validation=synthetic_split(200, 2),
-      test=synthetic_split(500, 3),
+    train=synthetic_split(2000, 1),
+    validation=synthetic_split(200, 2),
+    test=synthetic_split(500, 3),
   )
 
 
@@ -114,13 +114,13 @@ def _loopback_only(original, address_of):
 def no_network():
   """Any socket connection beyond 127.0.0.1 fails loudly: proves a code path is offline."""
   with (
-      mock.patch.object(
-          socket.socket, "connect", _loopback_only(socket.socket.connect, lambda s, a: a)
-      ),
-      mock.patch.object(
-          socket, "create_connection", _loopback_only(socket.create_connection, lambda a, *_: a)
-      ),
-      mock.patch.object(socket, "getaddrinfo", _loopback_only(socket.getaddrinfo, lambda h, *_: h)),
+    mock.patch.object(
+      socket.socket, "connect", _loopback_only(socket.socket.connect, lambda s, a: a)
+    ),
+    mock.patch.object(
+      socket, "create_connection", _loopback_only(socket.create_connection, lambda a, *_: a)
+    ),
+    mock.patch.object(socket, "getaddrinfo", _loopback_only(socket.getaddrinfo, lambda h, *_: h)),
   ):
     yield
 
@@ -144,9 +144,9 @@ def real_run(tmp_path_factory, real_data_dir):
   """A default kmnist-train run (seed 0) on the real MNIST, into temporary directories."""
   tmp = tmp_path_factory.mktemp("real_run")
   return train.run(
-      TrainConfig(
-          data_dir=real_data_dir, model_dir=str(tmp / "run"), export_dir=str(tmp / "exported")
-      )
+    TrainConfig(
+      data_dir=real_data_dir, model_dir=str(tmp / "run"), export_dir=str(tmp / "exported")
+    )
   )
 
 

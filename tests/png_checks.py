@@ -38,7 +38,7 @@ def cell_colours(fig, png: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def assert_red_negative_blue_positive(
-    colours: np.ndarray, weights: np.ndarray, limit: float
+  colours: np.ndarray, weights: np.ndarray, limit: float
 ) -> int:
   """Every weight clearly away from 0 is drawn reddish if negative, bluish if positive. Returns how
   many were checked.

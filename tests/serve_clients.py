@@ -19,7 +19,7 @@ def readme_rest_client(url: str, pixels: np.ndarray) -> int:
 def readme_grpc_client(port: int, digits: np.ndarray) -> np.ndarray:
   """README's gRPC example (tensorflow-serving-api), verbatim but for the port."""
   stub = prediction_service_pb2_grpc.PredictionServiceStub(
-      grpc.insecure_channel(f"localhost:{port}")
+    grpc.insecure_channel(f"localhost:{port}")
   )
   request = predict_pb2.PredictRequest()
   request.model_spec.name = "kmnist"

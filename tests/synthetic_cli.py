@@ -14,13 +14,13 @@ import sys
 PATH = os.path.abspath(__file__)
 # The smallest run that trains, checkpoints and exports: two executions of 20 steps.
 SMALL_RUN = [
-    "--steps=40",
-    "--eval_every=20",
-    "--steps_per_execution=20",
-    "--batch_size=50",
-    "--novisualize",
-    "--model_dir=run",
-    "--export_dir=exported",
+  "--steps=40",
+  "--eval_every=20",
+  "--steps_per_execution=20",
+  "--batch_size=50",
+  "--novisualize",
+  "--model_dir=run",
+  "--export_dir=exported",
 ]
 
 
@@ -31,7 +31,7 @@ def command(*flags: str) -> list[str]:
 def run(*flags: str, cwd, timeout: int = 300, **kwargs) -> subprocess.CompletedProcess:
   """Runs the synthetic kmnist-train in `cwd` and returns what it printed, as text."""
   return subprocess.run(
-      command(*flags), capture_output=True, text=True, cwd=cwd, timeout=timeout, **kwargs
+    command(*flags), capture_output=True, text=True, cwd=cwd, timeout=timeout, **kwargs
   )
 
 

@@ -32,9 +32,9 @@ def read_all(path):
 
 
 @pytest.mark.parametrize(
-    "shape, scale",
-    [((28, 28), 1), ((3, 28, 28), 1), ((784,), 1 / 255), ((2, 784), 1 / 255)],
-    ids=["one digit", "digits", "one flat, floats", "flat digits, floats"],
+  "shape, scale",
+  [((28, 28), 1), ((3, 28, 28), 1), ((784,), 1 / 255), ((2, 784), 1 / 255)],
+  ids=["one digit", "digits", "one flat, floats", "flat digits, floats"],
 )
 def test_npy_shapes_and_scales(tmp_path, mnist_digits, shape, scale):
   count = int(np.prod(shape)) // 784
@@ -49,16 +49,16 @@ def test_npy_shapes_and_scales(tmp_path, mnist_digits, shape, scale):
 
 
 @pytest.mark.parametrize(
-    "array, message",
-    [
-        (np.zeros((5,)), r"array of shape \(5,\) is not digits"),
-        (np.zeros((2, 27, 28)), r"array of shape \(2, 27, 28\) is not digits"),
-        (np.zeros((0, 784)), r"array of shape \(0, 784\) is not digits"),
-        (np.full((1, 3), "a"), r"<U1 pixels must be integers 0-255 or floats in \[0, 1\]"),
-        (np.zeros((28, 28), bool), r"bool pixels must be integers 0-255"),
-        (np.zeros((28, 28), complex), r"complex128 pixels must be integers 0-255"),
-        (np.array([None] * 784), r"object pixels must be integers 0-255"),
-    ],
+  "array, message",
+  [
+    (np.zeros((5,)), r"array of shape \(5,\) is not digits"),
+    (np.zeros((2, 27, 28)), r"array of shape \(2, 27, 28\) is not digits"),
+    (np.zeros((0, 784)), r"array of shape \(0, 784\) is not digits"),
+    (np.full((1, 3), "a"), r"<U1 pixels must be integers 0-255 or floats in \[0, 1\]"),
+    (np.zeros((28, 28), bool), r"bool pixels must be integers 0-255"),
+    (np.zeros((28, 28), complex), r"complex128 pixels must be integers 0-255"),
+    (np.array([None] * 784), r"object pixels must be integers 0-255"),
+  ],
 )
 def test_what_is_not_digits_is_named_before_any_pixel_is_read(tmp_path, array, message):
   np.save(tmp_path / "a.npy", array)
@@ -87,8 +87,8 @@ def test_blank_and_noise_are_named_in_the_same_words_as_pictures(tmp_path):
 
   rng = np.random.default_rng(1)
   for kind, sheet in (
-      ("blank", np.full((28, 28), 9, np.uint8)),
-      ("noise", rng.integers(0, 256, (28, 28)).astype(np.uint8)),
+    ("blank", np.full((28, 28), 9, np.uint8)),
+    ("noise", rng.integers(0, 256, (28, 28)).astype(np.uint8)),
   ):
     np.save(tmp_path / f"{kind}.npy", sheet)
     Image.fromarray(sheet).save(tmp_path / f"{kind}.png")
@@ -113,19 +113,19 @@ def npy_header(shape, dtype="<f8", fortran=False) -> bytes:
 
 
 @pytest.mark.parametrize(
-    "shape, data_bytes",
-    [((10**12, 784), 100), ((3, 28, 28), 3 * 784 * 8 - 1), ((1, 784), 784 * 8 + 1)],
-    ids=["a terabyte claimed", "cut", "too long"],
+  "shape, data_bytes",
+  [((10**12, 784), 100), ((3, 28, 28), 3 * 784 * 8 - 1), ((1, 784), 784 * 8 + 1)],
+  ids=["a terabyte claimed", "cut", "too long"],
 )
 def test_a_header_that_lies_about_the_size_is_refused_in_bounded_memory(
-    tmp_path, shape, data_bytes
+  tmp_path, shape, data_bytes
 ):
   (tmp_path / "a.npy").write_bytes(npy_header(shape) + bytes(data_bytes))
   tracemalloc.start()
   try:
     with pytest.raises(
-        KmnistError,
-        match=r"its header says [\d,]+ digits of float64 .* bytes follow it; the file is truncated",
+      KmnistError,
+      match=r"its header says [\d,]+ digits of float64 .* bytes follow it; the file is truncated",
     ):
       read_all(tmp_path / "a.npy")
     peak = tracemalloc.get_traced_memory()[1]
@@ -162,18 +162,18 @@ def test_a_big_fortran_ordered_array_is_refused_a_small_one_read(tmp_path, mnist
 DIGIT_SHAPES = st.sampled_from([(28, 28), (784,), (1, 28, 28), (3, 28, 28), (2, 784), (0, 784)])
 ANY_SHAPE = hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=30)
 ANY_DTYPE = st.one_of(
-    hnp.scalar_dtypes(),
-    hnp.byte_string_dtypes(),
-    hnp.unicode_string_dtypes(),
-    hnp.array_dtypes(allow_subarrays=True),
+  hnp.scalar_dtypes(),
+  hnp.byte_string_dtypes(),
+  hnp.unicode_string_dtypes(),
+  hnp.array_dtypes(allow_subarrays=True),
 )
 
 
 @settings(max_examples=120)
 @given(
-    array=hnp.arrays(dtype=ANY_DTYPE, shape=st.one_of(DIGIT_SHAPES, ANY_SHAPE))
-    | hnp.arrays(np.uint8, DIGIT_SHAPES)
-    | hnp.arrays(np.float32, DIGIT_SHAPES)
+  array=hnp.arrays(dtype=ANY_DTYPE, shape=st.one_of(DIGIT_SHAPES, ANY_SHAPE))
+  | hnp.arrays(np.uint8, DIGIT_SHAPES)
+  | hnp.arrays(np.float32, DIGIT_SHAPES)
 )
 def test_any_dtype_and_shape_gives_digits_or_one_line_per_problem(tmp_path_factory, array):
   path = tmp_path_factory.mktemp("fuzz") / "a.npy"
@@ -191,11 +191,11 @@ def test_any_dtype_and_shape_gives_digits_or_one_line_per_problem(tmp_path_facto
 
 @settings(max_examples=150)
 @given(
-    edits=byte_edits.EDITS,
-    header_only=st.booleans(),
+  edits=byte_edits.EDITS,
+  header_only=st.booleans(),
 )
 def test_edited_and_cut_files_are_named_never_a_traceback(
-    tmp_path_factory, mnist_digits, edits, header_only
+  tmp_path_factory, mnist_digits, edits, header_only
 ):
   buffer = io.BytesIO()
   np.save(buffer, mnist_digits.images[:3])

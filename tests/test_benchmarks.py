@@ -5,7 +5,7 @@ from benchmarks import kerasio, models
 
 def test_the_model_benchmark_reports_every_figure(tmp_path, synthetic_datasets):
   run = models.run_model(
-      "cnn+augment", synthetic_datasets, 0, str(tmp_path), steps=20, eval_every=10, warmup_steps=5
+    "cnn+augment", synthetic_datasets, 0, str(tmp_path), steps=20, eval_every=10, warmup_steps=5
   )
   assert run["parameters"] == 94_634 and run["seed"] == 0
   assert [epoch for epoch, _ in enumerate(run["epochs"])] == [0, 1]  # two epochs of 10 steps

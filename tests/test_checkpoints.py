@@ -55,10 +55,10 @@ CHILD_RUN = textwrap.dedent("""
 
 def start_child(run_dir):
   return subprocess.Popen(
-      [sys.executable, "-c", CHILD_RUN, str(run_dir)],
-      stdout=subprocess.PIPE,
-      stderr=subprocess.DEVNULL,
-      text=True,
+    [sys.executable, "-c", CHILD_RUN, str(run_dir)],
+    stdout=subprocess.PIPE,
+    stderr=subprocess.DEVNULL,
+    text=True,
   )
 
 
@@ -73,7 +73,7 @@ def finish(process) -> str:
 
 def test_sigkill_then_rerun_resumes_to_bit_identical_weights(tmp_path):
   uninterrupted = start_child(
-      tmp_path / "uninterrupted"
+    tmp_path / "uninterrupted"
   )  # alongside: only the killed run's timing matters
   killed_dir = tmp_path / "killed"
   killed = start_child(killed_dir)
@@ -82,7 +82,7 @@ def test_sigkill_then_rerun_resumes_to_bit_identical_weights(tmp_path):
     while time.time() < deadline:
       if killed.stdout.readline().startswith("SAVED 300"):
         killed.send_signal(
-            signal.SIGKILL
+          signal.SIGKILL
         )  # mid-run: training goes on between the save and the kill
         break
     killed.wait(timeout=30)
@@ -99,8 +99,8 @@ def test_sigkill_then_rerun_resumes_to_bit_identical_weights(tmp_path):
   for key in a.files:
     assert a[key].tobytes() == b[key].tobytes()
   metrics = [
-      json.loads((d / "run" / "metrics.json").read_text())
-      for d in (tmp_path / "uninterrupted", killed_dir)
+    json.loads((d / "run" / "metrics.json").read_text())
+    for d in (tmp_path / "uninterrupted", killed_dir)
   ]
   assert metrics[0]["test_accuracy"] == metrics[1]["test_accuracy"]
   assert metrics[0]["test_loss"] == metrics[1]["test_loss"]
@@ -141,11 +141,11 @@ def test_a_finished_run_is_exported_again_not_retrained(tmp_path, synthetic_data
   first = train.run(small_config(tmp_path), datasets_override=synthetic_datasets)
   messages = []
   again = train.run(
-      small_config(tmp_path), datasets_override=synthetic_datasets, log=messages.append
+    small_config(tmp_path), datasets_override=synthetic_datasets, log=messages.append
   )
   assert messages == [
-      f"Already trained to step 60 ({tmp_path / 'run' / 'checkpoints'}); evaluating and "
-      f"exporting it again (--restart to retrain)."
+    f"Already trained to step 60 ({tmp_path / 'run' / 'checkpoints'}); evaluating and "
+    f"exporting it again (--restart to retrain)."
   ]
   assert again.saved_model_dir.name == "2"
   for a, b in zip(first.model.get_weights(), again.model.get_weights(), strict=True):
@@ -155,11 +155,11 @@ def test_a_finished_run_is_exported_again_not_retrained(tmp_path, synthetic_data
 def test_rerun_with_other_flags_refuses_checkpoints_until_restart(tmp_path, synthetic_datasets):
   train.train_model(small_config(tmp_path), synthetic_datasets, tf.distribute.get_strategy())
   with pytest.raises(
-      KmnistError, match=r"holds checkpoints of another run \(--learning_rate=0.5 there, 0.1 now\)"
+    KmnistError, match=r"holds checkpoints of another run \(--learning_rate=0.5 there, 0.1 now\)"
   ):
     train.run(small_config(tmp_path, learning_rate=0.1), datasets_override=synthetic_datasets)
   restarted = train.run(
-      small_config(tmp_path, learning_rate=0.1, restart=True), datasets_override=synthetic_datasets
+    small_config(tmp_path, learning_rate=0.1, restart=True), datasets_override=synthetic_datasets
   )
   assert restarted.metrics["config"]["learning_rate"] == 0.1
 
@@ -168,25 +168,25 @@ def test_divergence_stops_naming_the_step_and_exports_nothing(tmp_path, syntheti
   # 3e38 overflows float32 on the first update; merely huge rates (1e6) do not: the argmax is
   # scale-invariant.
   with pytest.raises(
-      KmnistError, match=r"training diverged: the loss is nan at step 10; lower --learning_rate"
+    KmnistError, match=r"training diverged: the loss is nan at step 10; lower --learning_rate"
   ):
     train.run(small_config(tmp_path, learning_rate=3e38), datasets_override=synthetic_datasets)
   assert not (tmp_path / "exported").exists()
   assert not (tmp_path / "run" / "metrics.json").exists()
   assert not list(
-      (tmp_path / "run" / "checkpoints").glob("ckpt-*")
+    (tmp_path / "run" / "checkpoints").glob("ckpt-*")
   )  # nothing non-finite was checkpointed
 
 
 @pytest.mark.parametrize("name", ["mlp", "cnn"])
 def test_every_model_stops_when_it_diverges(tmp_path, synthetic_datasets, name):
   config = small_config(
-      tmp_path, model=name, learning_rate=1e30, warmup_steps=0, lr_schedule="constant"
+    tmp_path, model=name, learning_rate=1e30, warmup_steps=0, lr_schedule="constant"
   )
   with pytest.raises(
-      KmnistError,
-      match=r"training diverged: .* at step \d+; lower --learning_rate \(now 1e\+30; the default "
-      rf"for --model={name} is",
+    KmnistError,
+    match=r"training diverged: .* at step \d+; lower --learning_rate \(now 1e\+30; the default "
+    rf"for --model={name} is",
   ):
     train.run(config, datasets_override=synthetic_datasets)
   assert not (tmp_path / "exported").exists()
@@ -220,7 +220,7 @@ def restore_copy(config, directory: Path, datasets, mutate=None):
       mutate(copy)
     model = models.compile_model(models.build(), config)
     saver = checkpoints.Checkpointer(
-        copy, model, {**config.resume_values(), "data": datasets.fingerprint}
+      copy, model, {**config.resume_values(), "data": datasets.fingerprint}
     )
     lines = []
     step = saver.restore(lines.append)
@@ -234,12 +234,12 @@ def assert_weights(weights, expected):
 
 @settings(max_examples=30, deadline=None)
 @given(
-    name=st.sampled_from(["ckpt-40.index", "ckpt-40.data-00000-of-00001"]),
-    where=st.floats(0, 1, exclude_max=True),
-    edit=st.one_of(st.integers(1, 255).map(lambda x: ("xor", x)), st.just(("truncate", 0))),
+  name=st.sampled_from(["ckpt-40.index", "ckpt-40.data-00000-of-00001"]),
+  where=st.floats(0, 1, exclude_max=True),
+  edit=st.one_of(st.integers(1, 255).map(lambda x: ("xor", x)), st.just(("truncate", 0))),
 )
 def test_an_edited_or_cut_checkpoint_is_never_trained_on(
-    saved_run, synthetic_datasets, name, where, edit
+  saved_run, synthetic_datasets, name, where, edit
 ):
   config, directory, weights = saved_run
 
@@ -264,7 +264,7 @@ def test_an_edited_or_cut_checkpoint_is_never_trained_on(
 
 
 def test_a_checkpoint_with_non_finite_weights_falls_back_to_the_one_before(
-    saved_run, synthetic_datasets
+  saved_run, synthetic_datasets
 ):
   config, directory, weights = saved_run
 
@@ -283,33 +283,29 @@ def test_a_checkpoint_with_non_finite_weights_falls_back_to_the_one_before(
 
 
 @pytest.mark.parametrize(
-    "mutate, message",
-    [
-        (lambda c: (c / "run.json").unlink(), "run.json is missing or unreadable"),
-        (lambda c: (c / "run.json").write_text("{"), "run.json is missing or unreadable"),
-        (lambda c: (c / "checkpoint").write_text("garbage"), "is missing or unreadable; pass"),
-        (lambda c: (c / "checkpoint").unlink(), "is missing or unreadable; pass --restart"),
-        (
-            lambda c: (c / "run.json").write_text(json.dumps({"data": "0" * 64})),
-            "holds checkpoints of another run",
-        ),
-        (
-            lambda c: (c / "run.json").write_text(
-                json.dumps(
-                    {
-                        k: v
-                        for k, v in json.loads((c / "run.json").read_text()).items()
-                        if k != "data"
-                    }
-                )
-            ),
-            r"another run \(no record there of the data it was trained on \(an older kmnist",
-        ),
-    ],
-    ids=["no run.json", "bad run.json", "bad index", "no index", "other data", "older kmnist"],
+  "mutate, message",
+  [
+    (lambda c: (c / "run.json").unlink(), "run.json is missing or unreadable"),
+    (lambda c: (c / "run.json").write_text("{"), "run.json is missing or unreadable"),
+    (lambda c: (c / "checkpoint").write_text("garbage"), "is missing or unreadable; pass"),
+    (lambda c: (c / "checkpoint").unlink(), "is missing or unreadable; pass --restart"),
+    (
+      lambda c: (c / "run.json").write_text(json.dumps({"data": "0" * 64})),
+      "holds checkpoints of another run",
+    ),
+    (
+      lambda c: (c / "run.json").write_text(
+        json.dumps(
+          {k: v for k, v in json.loads((c / "run.json").read_text()).items() if k != "data"}
+        )
+      ),
+      r"another run \(no record there of the data it was trained on \(an older kmnist",
+    ),
+  ],
+  ids=["no run.json", "bad run.json", "bad index", "no index", "other data", "older kmnist"],
 )
 def test_checkpoints_that_cannot_be_matched_to_the_run_are_refused(
-    saved_run, synthetic_datasets, mutate, message
+  saved_run, synthetic_datasets, mutate, message
 ):
   config, directory, _ = saved_run
   with pytest.raises(KmnistError, match=message):

@@ -17,17 +17,17 @@ from kmnist.export import saved_model
 
 def run_predict(*args, timeout=120):
   return subprocess.run(
-      [sys.executable, "-m", "kmnist.cli.predict", *map(str, args)],
-      capture_output=True,
-      text=True,
-      timeout=timeout,
+    [sys.executable, "-m", "kmnist.cli.predict", *map(str, args)],
+    capture_output=True,
+    text=True,
+    timeout=timeout,
   )
 
 
 @pytest.fixture(scope="module")
 def synthetic_export(tmp_path_factory, trained_model):
   return saved_model.export_saved_model(
-      trained_model, tmp_path_factory.mktemp("predict") / "saved_model"
+    trained_model, tmp_path_factory.mktemp("predict") / "saved_model"
   )
 
 
@@ -37,27 +37,27 @@ def test_classifies_good_files_and_names_bad_ones(tmp_path, synthetic_export, mn
   np.save(tmp_path / "b.npy", digits[1:4])
   (tmp_path / "c.png").write_text("not an image")
   result = run_predict(
-      f"--model={synthetic_export}",
-      tmp_path / "a.png",
-      tmp_path / "b.npy",
-      tmp_path / "c.png",
-      tmp_path / "missing.png",
+    f"--model={synthetic_export}",
+    tmp_path / "a.png",
+    tmp_path / "b.npy",
+    tmp_path / "c.png",
+    tmp_path / "missing.png",
   )
   assert result.returncode == 1
   lines = result.stdout.strip().splitlines()
   assert [line.split(":")[0] for line in lines] == [str(tmp_path / "a.png")] + [
-      f"{tmp_path / 'b.npy'}[{i}]" for i in range(3)
+    f"{tmp_path / 'b.npy'}[{i}]" for i in range(3)
   ]
   expected = saved_model.predict_saved_model(synthetic_export, digits[:4])["class_id"]
   assert [int(line.split(": ")[1].split()[0]) for line in lines] == list(expected)
   errors = [
-      line for line in result.stderr.splitlines() if line.startswith("kmnist-predict: error:")
+    line for line in result.stderr.splitlines() if line.startswith("kmnist-predict: error:")
   ]
   assert errors == [
-      f"kmnist-predict: error: {tmp_path / 'c.png'}: not a readable image "
-      "(UnidentifiedImageError); "
-      f"give a PNG of one digit",
-      f"kmnist-predict: error: {tmp_path / 'missing.png'}: no such file",
+    f"kmnist-predict: error: {tmp_path / 'c.png'}: not a readable image "
+    "(UnidentifiedImageError); "
+    f"give a PNG of one digit",
+    f"kmnist-predict: error: {tmp_path / 'missing.png'}: no such file",
   ]
   assert "Traceback" not in result.stderr
 
@@ -66,7 +66,7 @@ def test_json_output(tmp_path, synthetic_export, mnist_digits):
   Image.fromarray(mnist_digits.images[0]).save(tmp_path / "a.png")
   (tmp_path / "b.npy").write_bytes(b"\x93NUMPY junk")
   result = run_predict(
-      f"--model={synthetic_export}", "--json", "--top_k=2", tmp_path / "a.png", tmp_path / "b.npy"
+    f"--model={synthetic_export}", "--json", "--top_k=2", tmp_path / "a.png", tmp_path / "b.npy"
   )
   assert result.returncode == 1, result.stderr[-2000:]
   document = json.loads(result.stdout)  # one document, though written as the results came
@@ -74,29 +74,29 @@ def test_json_output(tmp_path, synthetic_export, mnist_digits):
   expected = saved_model.predict_saved_model(synthetic_export, mnist_digits.images[:1])
   assert prediction["class_id"] == expected["class_id"][0]
   assert (
-      len(prediction["top"]) == 2
-      and prediction["top"][0]["probability"] >= prediction["top"][1]["probability"]
+    len(prediction["top"]) == 2
+    and prediction["top"][0]["probability"] >= prediction["top"][1]["probability"]
   )
   assert document["model"] == str(synthetic_export)
   assert document["errors"] == [
-      f"{tmp_path / 'b.npy'}: not a readable .npy array (ValueError); save one with numpy.save"
+    f"{tmp_path / 'b.npy'}: not a readable .npy array (ValueError); save one with numpy.save"
   ]
 
 
 def test_any_file_gets_one_line_and_the_good_ones_are_still_classified(
-    tmp_path, synthetic_export, mnist_digits
+  tmp_path, synthetic_export, mnist_digits
 ):
   # One of each kind of bad input, the generated variety being in test_images.py and
   # test_arrays.py; here: what the command prints for them.
   rng = np.random.default_rng(0)
   bad = {
-      "empty.png": b"",
-      "random.png": rng.bytes(500),
-      "cut.png": None,  # the good picture's first 60 bytes, below
-      "lying.npy": b"\x93NUMPY\x01\x00v\x00"
-      + b"{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000, 784), }".ljust(117)
-      + b"\n",
-      "empty.npy": b"",
+    "empty.png": b"",
+    "random.png": rng.bytes(500),
+    "cut.png": None,  # the good picture's first 60 bytes, below
+    "lying.npy": b"\x93NUMPY\x01\x00v\x00"
+    + b"{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000, 784), }".ljust(117)
+    + b"\n",
+    "empty.npy": b"",
   }
   Image.fromarray(mnist_digits.images[0]).save(tmp_path / "good.png")
   bad["cut.png"] = (tmp_path / "good.png").read_bytes()[:60]
@@ -121,8 +121,8 @@ def test_a_model_that_is_not_one_exits_2_before_tensorflow(tmp_path):
   print(f"refused in {time.monotonic() - start:.2f} s")
   assert result.returncode == 2
   assert (
-      f"kmnist-predict: error: --model={tmp_path} is not a SavedModel directory (no saved_model.pb)"
-      " nor a .tflite file" in result.stderr
+    f"kmnist-predict: error: --model={tmp_path} is not a SavedModel directory (no saved_model.pb)"
+    " nor a .tflite file" in result.stderr
   )
   assert "Traceback" not in result.stderr
 
@@ -136,7 +136,7 @@ def write_user_pictures(directory, split, n=200):
     path = directory / f"{i}_{split.labels[i]}.png"
     if i % 2:
       Image.fromarray(255 - digit).resize((112, 112), Image.Resampling.BICUBIC).convert("RGB").save(
-          path
+        path
       )
     else:
       Image.fromarray(digit).save(path)
@@ -149,7 +149,7 @@ def write_user_pictures(directory, split, n=200):
 def test_the_reference_export_reads_users_pictures(tmp_path, real_datasets, model):
   paths = write_user_pictures(tmp_path, real_datasets.test)
   flags = (
-      [] if model is None else [f"--model={model_paths.reference_export() / model}"]
+    [] if model is None else [f"--model={model_paths.reference_export() / model}"]
   )  # None: the default
   result = run_predict(*flags, "--json", *paths)
   assert result.returncode == 0, result.stderr[-2000:]
@@ -164,10 +164,10 @@ def peak_rss_kib(*args) -> tuple[int, int, str]:
   """(peak resident memory in KiB, exit code, stdout) of one kmnist-predict."""
   with open(os.devnull, "w") as devnull:
     process = subprocess.Popen(
-        [sys.executable, "-m", "kmnist.cli.predict", *map(str, args)],
-        stdout=subprocess.PIPE,
-        stderr=devnull,
-        text=True,
+      [sys.executable, "-m", "kmnist.cli.predict", *map(str, args)],
+      stdout=subprocess.PIPE,
+      stderr=devnull,
+      text=True,
     )
     out = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
@@ -187,11 +187,11 @@ def test_memory_stays_bounded_whatever_the_files_claim_or_hold(tmp_path, mnist_d
   one, code, _ = peak_rss_kib(tmp_path / "good.png")
   assert code == 0
   many, code, out = peak_rss_kib(
-      tmp_path / "good.png", tmp_path / "big.npy", tmp_path / "lying.npy"
+    tmp_path / "good.png", tmp_path / "big.npy", tmp_path / "lying.npy"
   )
   assert code == 1 and len(out.splitlines()) == 1 + count
   print(
-      f"peak RSS: {one / 1024:.0f} MiB for one picture, {many / 1024:.0f} MiB with "
-      f"{count:,} more digits ({big.nbytes / 2**20:.0f} MiB) and a header claiming 6 TB"
+    f"peak RSS: {one / 1024:.0f} MiB for one picture, {many / 1024:.0f} MiB with "
+    f"{count:,} more digits ({big.nbytes / 2**20:.0f} MiB) and a header claiming 6 TB"
   )
   assert (many - one) * 1024 < big.nbytes / 2

@@ -32,25 +32,25 @@ def test_flags_reach_the_config(tmp_path):
   flagfile = tmp_path / "run.flags"
   flagfile.write_text("--steps=200\n--learning_rate=0.1\n--strategy=mirrored\n")
   config = parse(
-      [f"--flagfile={flagfile}", "--cpu_replicas=2", "--novisualize", "--tflite=int8,float"]
+    [f"--flagfile={flagfile}", "--cpu_replicas=2", "--novisualize", "--tflite=int8,float"]
   )
   assert (config.steps, config.learning_rate, config.strategy, config.cpu_replicas) == (
-      200,
-      0.1,
-      "mirrored",
-      2,
+    200,
+    0.1,
+    "mirrored",
+    2,
   )
   assert (config.visualize, config.tflite) == (False, ("int8", "float"))
 
 
 def run_cli(*args, cwd=None, env=None, timeout=120):
   return subprocess.run(
-      [sys.executable, "-m", "kmnist.cli.train", *map(str, args)],
-      capture_output=True,
-      text=True,
-      cwd=cwd,
-      env=env,
-      timeout=timeout,
+    [sys.executable, "-m", "kmnist.cli.train", *map(str, args)],
+    capture_output=True,
+    text=True,
+    cwd=cwd,
+    env=env,
+    timeout=timeout,
   )
 
 
@@ -59,21 +59,21 @@ def error_lines(result):
 
 
 @pytest.mark.parametrize(
-    "arg, expected",
-    [
-        ("--steps=0", "kmnist-train: error: --steps=0 must be a positive integer"),
-        ("--learning_rate=-1", "kmnist-train: error: --learning_rate=-1.0 must be a positive"),
-        ("--strategy=tpu9", "flag --strategy=tpu9: value should be one of"),
-        ("--no_such_flag=1", "Unknown command line flag 'no_such_flag'"),
-        (
-            "--tflite=float,fp16",
-            "--tflite=float,fp16: 'fp16' is not a TFLite variant; use a comma-separated list of",
-        ),
-        (
-            "--model_dir=/proc/1/kmnist",
-            "kmnist-train: error: --model_dir=/proc/1/kmnist is not writable",
-        ),
-    ],
+  "arg, expected",
+  [
+    ("--steps=0", "kmnist-train: error: --steps=0 must be a positive integer"),
+    ("--learning_rate=-1", "kmnist-train: error: --learning_rate=-1.0 must be a positive"),
+    ("--strategy=tpu9", "flag --strategy=tpu9: value should be one of"),
+    ("--no_such_flag=1", "Unknown command line flag 'no_such_flag'"),
+    (
+      "--tflite=float,fp16",
+      "--tflite=float,fp16: 'fp16' is not a TFLite variant; use a comma-separated list of",
+    ),
+    (
+      "--model_dir=/proc/1/kmnist",
+      "kmnist-train: error: --model_dir=/proc/1/kmnist is not writable",
+    ),
+  ],
 )
 def test_bad_flags_and_paths_stop_in_a_second_before_tensorflow(tmp_path, arg, expected):
   start = time.monotonic()
@@ -115,30 +115,30 @@ def test_an_existing_export_version_is_refused_before_training(tmp_path):
   assert result.returncode == 2
   (line,) = error_lines(result)
   assert (
-      "--export_version=3: exported/saved_model/3 already exists and is never overwritten" in line
+    "--export_version=3: exported/saved_model/3 already exists and is never overwritten" in line
   )
   assert not (tmp_path / "data").exists() and not (tmp_path / "runs").exists()
 
 
 @pytest.mark.parametrize(
-    "tf_config, strategy, expected",
-    [
-        (
-            '{"cluster": {"worker": ["127.0.0.1:1"]}',
-            "multi_worker",
-            "TF_CONFIG is not a valid cluster description",
-        ),
-        (
-            '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 1}}',
-            "multi_worker",
-            "TF_CONFIG task index 1 is outside the 1 'worker' addresses",
-        ),
-        ("", "tpu", "--strategy=tpu: no TPU is reachable from this machine"),
-        ("", "multi_worker", "--strategy=multi_worker needs TF_CONFIG, naming the cluster"),
-    ],
+  "tf_config, strategy, expected",
+  [
+    (
+      '{"cluster": {"worker": ["127.0.0.1:1"]}',
+      "multi_worker",
+      "TF_CONFIG is not a valid cluster description",
+    ),
+    (
+      '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 1}}',
+      "multi_worker",
+      "TF_CONFIG task index 1 is outside the 1 'worker' addresses",
+    ),
+    ("", "tpu", "--strategy=tpu: no TPU is reachable from this machine"),
+    ("", "multi_worker", "--strategy=multi_worker needs TF_CONFIG, naming the cluster"),
+  ],
 )
 def test_a_cluster_it_cannot_join_is_refused_before_touching_data(
-    tmp_path, tf_config, strategy, expected
+  tmp_path, tf_config, strategy, expected
 ):
   env = dict(os.environ, TF_CONFIG=tf_config)
   env.pop("TPU_NAME", None)
@@ -152,15 +152,15 @@ def test_a_cluster_it_cannot_join_is_refused_before_touching_data(
 def test_helpfull_lists_the_flags():
   result = run_cli("--helpfull")  # absl exits 1 after printing help; the text is what matters.
   for name in (
-      "--steps",
-      "--batch_size",
-      "--learning_rate",
-      "--strategy",
-      "--data_dir",
-      "--manual_dir",
-      "--export_dir",
-      "--tflite",
-      "--flagfile",
+    "--steps",
+    "--batch_size",
+    "--learning_rate",
+    "--strategy",
+    "--data_dir",
+    "--manual_dir",
+    "--export_dir",
+    "--tflite",
+    "--flagfile",
   ):
     assert name in result.stdout
 
@@ -179,15 +179,15 @@ def test_the_readme_command(tmp_path, real_data_dir):
   assert (tmp_path / "exported" / "saved_model" / "1" / "saved_model.pb").is_file()
   tflite_dir = tmp_path / "exported" / "tflite" / "1"
   for name in (
-      "kmnist_float.tflite",
-      "kmnist_dynamic.tflite",
-      "kmnist_int8.tflite",
-      "labels.txt",
-      "tflite_report.json",
+    "kmnist_float.tflite",
+    "kmnist_dynamic.tflite",
+    "kmnist_int8.tflite",
+    "labels.txt",
+    "tflite_report.json",
   ):
     assert (tflite_dir / name).is_file()
   assert (
-      tflite_dir / "tflite_report.md"
+    tflite_dir / "tflite_report.md"
   ).read_text() in result.stdout  # the report's table is printed too
   metrics = json.loads((tmp_path / "runs" / "kmnist" / "metrics.json").read_text())
   assert metrics["test_accuracy"] == pytest.approx(accuracy, abs=5e-5)
@@ -219,41 +219,41 @@ def file_size_limit(limit: int):
 
 
 @pytest.mark.parametrize(
-    "limit, message",
-    [
-        # 4 KiB: Python's tempfile probe passes, the first checkpoint (32 KB) does not. Slow: the
-        # same fault in process is tests/test_disk.py's; this is the whole command around it.
-        pytest.param(
-            4096,
-            "could not write run/.*\\(File too large\\); raise the limit \\(ulimit -f\\), then run "
-            "the same command again: it picks up where this run stopped",
-            marks=pytest.mark.slow,
-        ),
-        # Nothing at all: TensorFlow's import finds no usable temporary directory.
-        (
-            0,
-            "No usable temporary directory found in .*: each is full, read-only or not writable; "
-            "free space in one or set TMPDIR to a writable directory, then run the same command "
-            "again: it picks up where this run stopped",
-        ),
-    ],
-    ids=["a checkpoint", "the temporary directory"],
+  "limit, message",
+  [
+    # 4 KiB: Python's tempfile probe passes, the first checkpoint (32 KB) does not. Slow: the
+    # same fault in process is tests/test_disk.py's; this is the whole command around it.
+    pytest.param(
+      4096,
+      "could not write run/.*\\(File too large\\); raise the limit \\(ulimit -f\\), then run "
+      "the same command again: it picks up where this run stopped",
+      marks=pytest.mark.slow,
+    ),
+    # Nothing at all: TensorFlow's import finds no usable temporary directory.
+    (
+      0,
+      "No usable temporary directory found in .*: each is full, read-only or not writable; "
+      "free space in one or set TMPDIR to a writable directory, then run the same command "
+      "again: it picks up where this run stopped",
+    ),
+  ],
+  ids=["a checkpoint", "the temporary directory"],
 )
 def test_a_write_the_disk_refuses_exits_2_with_one_line_naming_the_path(tmp_path, limit, message):
   # The real command when TensorFlow's import is what fails (the synthetic one imports it first).
   flags = [*synthetic_cli.SMALL_RUN, "--tflite=float"]
   command = (
-      [sys.executable, "-m", "kmnist.cli.train", *flags]
-      if limit == 0
-      else synthetic_cli.command(*flags)
+    [sys.executable, "-m", "kmnist.cli.train", *flags]
+    if limit == 0
+    else synthetic_cli.command(*flags)
   )
   result = subprocess.run(
-      command,
-      capture_output=True,
-      text=True,
-      cwd=tmp_path,
-      timeout=300,
-      preexec_fn=file_size_limit(limit),
+    command,
+    capture_output=True,
+    text=True,
+    cwd=tmp_path,
+    timeout=300,
+    preexec_fn=file_size_limit(limit),
   )
   assert result.returncode == 2, result.stderr[-3000:]
   assert re.fullmatch(f"kmnist-train: error: {message}", result.stderr.strip())  # one line
@@ -264,20 +264,20 @@ def test_a_write_the_disk_refuses_exits_2_with_one_line_naming_the_path(tmp_path
 def test_the_first_run_shows_one_clean_progress_display(tmp_path):
   # A fresh --data_dir: TFDS prepares MNIST from the shipped files (~13 s) behind one display.
   result = run_cli(
-      "--data_dir=data",
-      "--steps=100",
-      "--eval_every=100",
-      "--tflite=float",
-      "--novisualize",
-      cwd=tmp_path,
-      timeout=300,
+    "--data_dir=data",
+    "--steps=100",
+    "--eval_every=100",
+    "--tflite=float",
+    "--novisualize",
+    cwd=tmp_path,
+    timeout=300,
   )
   assert result.returncode == 0, result.stderr[-3000:]
   label = f"Preparing MNIST in {os.path.join('data', 'mnist', '3.0.1')} (first run only)"
   lines = result.stderr.splitlines()
   assert lines[0] == f"{label}..." and len(lines) == 2, result.stderr
   assert lines[1].startswith(f"{label}: done in ") and lines[1].endswith(
-      "; later runs start at once"
+    "; later runs start at once"
   )
   assert "Downloading and preparing" not in result.stdout
 
@@ -285,17 +285,17 @@ def test_the_first_run_shows_one_clean_progress_display(tmp_path):
 @pytest.mark.slow  # a training process started and interrupted
 def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
   process = subprocess.Popen(
-      synthetic_cli.command(
-          "--steps=1000000",
-          "--eval_every=1000",
-          "--batch_size=50",
-          "--model_dir=run",
-          "--export_dir=exported",
-      ),
-      stdout=subprocess.PIPE,
-      stderr=subprocess.PIPE,
-      text=True,
-      cwd=tmp_path,
+    synthetic_cli.command(
+      "--steps=1000000",
+      "--eval_every=1000",
+      "--batch_size=50",
+      "--model_dir=run",
+      "--export_dir=exported",
+    ),
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+    cwd=tmp_path,
   )
   try:
     while not process.stdout.readline().startswith("Epoch 1/"):  # training has started
@@ -306,6 +306,6 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
     process.kill()
   assert process.returncode == 130
   assert stderr.splitlines() == [
-      "kmnist-train: interrupted; what was written is whole, and the same command goes on from "
-      "there (kmnist-train from its last checkpoint)"
+    "kmnist-train: interrupted; what was written is whole, and the same command goes on from "
+    "there (kmnist-train from its last checkpoint)"
   ]

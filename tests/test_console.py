@@ -15,23 +15,22 @@ from kmnist import console
 
 # The lines as TensorFlow 2.21 and LiteRT 2.3 print them on a machine without a GPU.
 NOT_FOR_THE_USER = [
-    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
-    "I0000 00:00:1795909683.021892   13585 port.cc:153] oneDNN custom operations are on. You may "
-    "see slightly different numerical results due to floating-point round-off errors from "
-    "different computation orders. To turn them off, set the environment variable "
-    "`TF_ENABLE_ONEDNN_OPTS=0`.",
-    "I0000 00:00:1795909683.022244   13585 cudart_stub.cc:31] Could not find cuda drivers on your "
-    "machine, GPU will not be used.",
-    "E0000 00:00:1795909685.745500   13585 cuda_platform.cc:52] failed call to cuInit: INTERNAL: "
-    "CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)",
-    "fully_quantize: 0, inference_type: 6, input_inference_type: UINT8, "
-    "output_inference_type: INT8",
-    "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",
+  "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+  "I0000 00:00:1795909683.021892   13585 port.cc:153] oneDNN custom operations are on. You may "
+  "see slightly different numerical results due to floating-point round-off errors from "
+  "different computation orders. To turn them off, set the environment variable "
+  "`TF_ENABLE_ONEDNN_OPTS=0`.",
+  "I0000 00:00:1795909683.022244   13585 cudart_stub.cc:31] Could not find cuda drivers on your "
+  "machine, GPU will not be used.",
+  "E0000 00:00:1795909685.745500   13585 cuda_platform.cc:52] failed call to cuInit: INTERNAL: "
+  "CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)",
+  "fully_quantize: 0, inference_type: 6, input_inference_type: UINT8, output_inference_type: INT8",
+  "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",
 ]
 REAL = [
-    "E0000 00:00:1795909685.745500   13585 saver.cc:12] a real error, shown",
-    "W1128 23:48:05.825292 140687605238656 train.py:163] a real warning, shown",
-    "INFO: Created TensorFlow Lite XNNPACK delegate for CPU. (not exactly the line: shown)",
+  "E0000 00:00:1795909685.745500   13585 saver.cc:12] a real error, shown",
+  "W1128 23:48:05.825292 140687605238656 train.py:163] a real warning, shown",
+  "INFO: Created TensorFlow Lite XNNPACK delegate for CPU. (not exactly the line: shown)",
 ]
 
 
@@ -39,7 +38,7 @@ def run_quietly(body: str, **kwargs) -> subprocess.CompletedProcess:
   """`body` run in a fresh Python whose stderr goes through the filter."""
   program = "from kmnist import console\nconsole.quiet_stderr()\nimport os, sys, time\n" + body
   return subprocess.run(
-      [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, **kwargs
+    [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, **kwargs
   )
 
 
@@ -72,11 +71,11 @@ def test_a_crash_still_shows_its_last_lines_and_its_traceback_in_full():
 def test_a_line_without_its_end_is_shown_while_waiting():
   # A prompt or a progress line: shown though no newline follows, while the command goes on.
   program = (
-      "from kmnist import console\nconsole.quiet_stderr()\nimport os, sys\n"
-      "os.write(2, b'50%')\nsys.stdin.read()\nos.write(2, b'\\r100%\\n')\n"
+    "from kmnist import console\nconsole.quiet_stderr()\nimport os, sys\n"
+    "os.write(2, b'50%')\nsys.stdin.read()\nos.write(2, b'\\r100%\\n')\n"
   )
   process = subprocess.Popen(
-      [sys.executable, "-c", program], stdin=subprocess.PIPE, stderr=subprocess.PIPE
+    [sys.executable, "-c", program], stdin=subprocess.PIPE, stderr=subprocess.PIPE
   )
   try:
     assert os.read(process.stderr.fileno(), 100) == b"50%"  # the command still waits on stdin
@@ -106,11 +105,11 @@ def test_a_default_run_prints_no_line_that_looks_like_an_error(tmp_path):
   # XNNPACK line) exports, on this machine without a GPU (cuInit's failure).
   # Half the synthetic small run: one execution of 20 steps, two quantized files.
   result = synthetic_cli.run(
-      *synthetic_cli.SMALL_RUN, "--steps=20", "--tflite=float,int8", cwd=tmp_path
+    *synthetic_cli.SMALL_RUN, "--steps=20", "--tflite=float,int8", cwd=tmp_path
   )
   assert result.returncode == 0, result.stderr[-3000:]
   assert result.stderr == ""
   assert "| int8 | kmnist_int8.tflite |" in result.stdout
   assert not re.search(
-      r"^([EFW]\d{4} |INFO: |fully_quantize|WARNING: |Traceback)", result.stdout, re.M
+    r"^([EFW]\d{4} |INFO: |fully_quantize|WARNING: |Traceback)", result.stdout, re.M
   )

@@ -23,7 +23,7 @@ def test_load_reads_three_splits_through_tfds(tmp_path):
 
 
 def test_decoded_splits_are_cached_beside_the_prepared_dataset(
-    tmp_path, synthetic_datasets, monkeypatch
+  tmp_path, synthetic_datasets, monkeypatch
 ):
   cache = tmp_path / "mnist" / data.TFDS_VERSION / data.SPLITS_CACHE
   data.write_cache(cache, synthetic_datasets)
@@ -31,10 +31,10 @@ def test_decoded_splits_are_cached_beside_the_prepared_dataset(
   loaded = data.load(data_dir=str(tmp_path))
   for name in data.SPLITS:
     np.testing.assert_array_equal(
-        getattr(loaded, name).images, getattr(synthetic_datasets, name).images
+      getattr(loaded, name).images, getattr(synthetic_datasets, name).images
     )
     np.testing.assert_array_equal(
-        getattr(loaded, name).labels, getattr(synthetic_datasets, name).labels
+      getattr(loaded, name).labels, getattr(synthetic_datasets, name).labels
     )
 
 
@@ -50,12 +50,12 @@ def test_a_damaged_cache_is_ignored(tmp_path):
 @pytest.mark.slow
 def test_real_splits_follow_the_tutorial(real_datasets, real_data_dir):
   assert (len(real_datasets.train), len(real_datasets.validation), len(real_datasets.test)) == (
-      55000,
-      5000,
-      10000,
+    55000,
+    5000,
+    10000,
   )
   full_train = tfds.builder("mnist", data_dir=real_data_dir).as_dataset(
-      split="train", as_supervised=True
+    split="train", as_supervised=True
   )
   full_labels = np.concatenate([y for _, y in tfds.as_numpy(full_train.batch(60000))])
   np.testing.assert_array_equal(full_labels[:55000], real_datasets.train.labels)
@@ -68,7 +68,7 @@ def test_real_splits_follow_the_tutorial(real_datasets, real_data_dir):
 @pytest.mark.slow
 def test_real_cache_matches_tfds(real_data_dir):
   cached = data.load(
-      data_dir=real_data_dir
+    data_dir=real_data_dir
   )  # the fixture's first load wrote the cache; this one reads it
   builder = tfds.builder(f"mnist:{data.TFDS_VERSION}", data_dir=real_data_dir)
   for name, tfds_split in data.SPLITS.items():
@@ -106,19 +106,19 @@ def flip_first_pixel(arrays):
 
 
 @pytest.mark.parametrize(
-    "edit, problem",
-    [
-        (flip_first_pixel, "does not hold the arrays it was written with (edited or truncated)"),
-        (
-            lambda a: a.update(test_labels=a["test_labels"][:-1]),
-            "does not hold the arrays it was written with (edited or truncated)",
-        ),
-        (edit_identity("dataset", "mnist:3.0.0"), "holds another dataset version"),
-        (edit_identity("splits", {"train": "train"}), "holds other splits"),
-        (lambda a: a.pop("identity"), "was written by another version of kmnist"),
-        (None, "was decoded from other TFDS files than those beside it"),
-    ],
-    ids=["edited", "truncated", "other version", "other splits", "old format", "other source"],
+  "edit, problem",
+  [
+    (flip_first_pixel, "does not hold the arrays it was written with (edited or truncated)"),
+    (
+      lambda a: a.update(test_labels=a["test_labels"][:-1]),
+      "does not hold the arrays it was written with (edited or truncated)",
+    ),
+    (edit_identity("dataset", "mnist:3.0.0"), "holds another dataset version"),
+    (edit_identity("splits", {"train": "train"}), "holds other splits"),
+    (lambda a: a.pop("identity"), "was written by another version of kmnist"),
+    (None, "was decoded from other TFDS files than those beside it"),
+  ],
+  ids=["edited", "truncated", "other version", "other splits", "old format", "other source"],
 )
 def test_a_cache_that_lies_is_rebuilt_and_says_why(tmp_path, edit, problem):
   version_dir = tmp_path / "mnist" / data.TFDS_VERSION
@@ -179,7 +179,6 @@ def test_the_first_run_shows_one_progress_display_and_nothing_of_tfds(tmp_path, 
   shown = []
 
   class Recorder:
-
     def __init__(self, label, total):
       shown.append((label, total))
 
@@ -225,7 +224,7 @@ def test_a_full_disk_while_tfds_prepares_is_one_line_naming_the_data_dir(tmp_pat
   full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "mnist" / "x.tmp"))
   monkeypatch.setattr(data.tfds, "builder", lambda *a, **k: BrokenBuilder(False, full))
   with pytest.raises(
-      disk.DiskError, match=f"^could not write {tmp_path / 'mnist'}: the disk is full"
+    disk.DiskError, match=f"^could not write {tmp_path / 'mnist'}: the disk is full"
   ):
     data.load(data_dir=str(tmp_path))
 
@@ -239,8 +238,8 @@ def test_prepared_records_that_cannot_be_read_name_the_fix(tmp_path, monkeypatch
   monkeypatch.setattr(data.tfds, "builder", lambda *a, **k: BrokenBuilder(True, damaged))
   version_dir = tmp_path / "mnist" / data.TFDS_VERSION
   with pytest.raises(
-      KmnistError,
-      match=f"the prepared MNIST in {version_dir} cannot be read \\(DataLossError: corrupted "
-      f"record at 12\\); delete {version_dir} and run again",
+    KmnistError,
+    match=f"the prepared MNIST in {version_dir} cannot be read \\(DataLossError: corrupted "
+    f"record at 12\\); delete {version_dir} and run again",
   ):
     data.load(data_dir=str(tmp_path))

@@ -31,8 +31,8 @@ FAULT_KINDS = ["disk full", "read-only"] if IS_ROOT else ["file size limit"]
 def test_os_errors_name_the_path_the_problem_and_the_fix(tmp_path):
   error = disk.explain(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "m.json")))
   assert str(error) == (
-      f"could not write {tmp_path / 'm.json'}: the disk is full (No space left on device); free "
-      f"space on it (df {tmp_path} shows how much is left), {disk.RERUN}"
+    f"could not write {tmp_path / 'm.json'}: the disk is full (No space left on device); free "
+    f"space on it (df {tmp_path} shows how much is left), {disk.RERUN}"
   )
   error = disk.explain(PermissionError(errno.EACCES, "Permission denied"), tmp_path)
   assert f"make {tmp_path} writable for this user (chmod u+w {tmp_path})" in str(error)
@@ -42,14 +42,14 @@ def test_os_errors_name_the_path_the_problem_and_the_fix(tmp_path):
 def test_tensorflow_errors_are_told_by_their_message():
   # The shape of TensorFlow's file errors: the node, the path, then the C library's strerror.
   error = tf.errors.ResourceExhaustedError(
-      None,
-      None,
-      "{{function_node __wrapped__SaveV2}} /r/checkpoints/ckpt-40_temp/part-0.data; No space left "
-      "on device [Op:SaveV2]",
+    None,
+    None,
+    "{{function_node __wrapped__SaveV2}} /r/checkpoints/ckpt-40_temp/part-0.data; No space left "
+    "on device [Op:SaveV2]",
   )
   assert disk.path_in(error) == Path("/r/checkpoints/ckpt-40_temp/part-0.data")
   assert str(disk.explain(error)).startswith(
-      "could not write /r/checkpoints/ckpt-40_temp/part-0.data: the disk is full"
+    "could not write /r/checkpoints/ckpt-40_temp/part-0.data: the disk is full"
   )
   assert str(disk.explain(error, "/r/checkpoints")).startswith("could not write /r/checkpoints:")
 
@@ -57,8 +57,8 @@ def test_tensorflow_errors_are_told_by_their_message():
 def test_no_usable_temporary_directory_says_what_to_do():
   error = FileNotFoundError(errno.ENOENT, f"{disk.NO_TEMPORARY} in ['/tmp', '/var/tmp']")
   assert str(disk.explain(error)).startswith(
-      f"{disk.NO_TEMPORARY} in ['/tmp', '/var/tmp']: each is full, read-only or not writable; free "
-      "space in one or set TMPDIR to a writable directory"
+    f"{disk.NO_TEMPORARY} in ['/tmp', '/var/tmp']: each is full, read-only or not writable; free "
+    "space in one or set TMPDIR to a writable directory"
   )
 
 
@@ -75,7 +75,7 @@ def test_other_errors_pass_through_unchanged():
 def checkpoint_writer(root, _):
   model = models.compile_model(models.build(), TrainConfig())
   saver = checkpoints.Checkpointer(
-      root / "checkpoints", model, {"steps": 40, "eval_every": 20, "data": "x"}
+    root / "checkpoints", model, {"steps": 40, "eval_every": 20, "data": "x"}
   )
   saver.save()  # step 0, before the fault
 
@@ -153,14 +153,14 @@ def cache(path, value):
 
 
 WRITERS = {
-    "checkpoint": checkpoint_writer,
-    "tensorboard": tensorboard_writer,
-    "saved_model": saved_model_writer,
-    "tflite": tflite_writer,
-    "picture": file_writer("weights.png", picture),
-    "metrics": file_writer("metrics.json", lambda p, v: files.write_json_atomic(p, {"v": v})),
-    "manifest": file_writer("MANIFEST.json", manifest_file),
-    "cache": file_writer("mnist/3.0.1/kmnist_splits.npz", cache),
+  "checkpoint": checkpoint_writer,
+  "tensorboard": tensorboard_writer,
+  "saved_model": saved_model_writer,
+  "tflite": tflite_writer,
+  "picture": file_writer("weights.png", picture),
+  "metrics": file_writer("metrics.json", lambda p, v: files.write_json_atomic(p, {"v": v})),
+  "manifest": file_writer("MANIFEST.json", manifest_file),
+  "cache": file_writer("mnist/3.0.1/kmnist_splits.npz", cache),
 }
 
 
@@ -171,7 +171,7 @@ def contents(root: Path) -> dict:
 @pytest.mark.parametrize("kind", FAULT_KINDS)
 @pytest.mark.parametrize("writer", WRITERS)
 def test_a_refused_write_is_one_line_leaves_the_old_files_and_succeeds_when_fixed(
-    tmp_path, kind, writer, trained_model, synthetic_datasets, monkeypatch
+  tmp_path, kind, writer, trained_model, synthetic_datasets, monkeypatch
 ):
   context = {"model": trained_model, "datasets": synthetic_datasets, "monkeypatch": monkeypatch}
   with fault_under(kind, tmp_path / "disk") as fault:
@@ -219,7 +219,7 @@ def injected_full_disk(monkeypatch):
     if checkpoint_number == 40 and not getattr(save, "struck", False):
       save.struck = True
       raise tf.errors.ResourceExhaustedError(
-          None, None, f"{self.directory}/ckpt-40_temp/part-0; No space left on device"
+        None, None, f"{self.directory}/ckpt-40_temp/part-0; No space left on device"
       )
     return original(self, checkpoint_number=checkpoint_number, **kwargs)
 
@@ -227,7 +227,7 @@ def injected_full_disk(monkeypatch):
 
 
 def test_a_full_disk_during_training_freed_and_rerun_gives_the_same_model_bytes(
-    tmp_path, synthetic_datasets, monkeypatch
+  tmp_path, synthetic_datasets, monkeypatch
 ):
   whole = train.run(small_config(tmp_path / "whole"), datasets_override=synthetic_datasets)
   kind = "disk full" if IS_ROOT else "file size limit"  # the latter only to clean up: injected
@@ -249,7 +249,7 @@ def test_a_full_disk_during_training_freed_and_rerun_gives_the_same_model_bytes(
     messages = []
     resumed = train.run(config, datasets_override=synthetic_datasets, log=messages.append)
     assert messages == [
-        f"Resuming at step 20 of 60 from {run_dir / 'checkpoints'} (--restart to " "start over)."
+      f"Resuming at step 20 of 60 from {run_dir / 'checkpoints'} (--restart to start over)."
     ]
     for a, b in zip(whole.model.get_weights(), resumed.model.get_weights(), strict=True):
       assert a.tobytes() == b.tobytes()
@@ -257,7 +257,7 @@ def test_a_full_disk_during_training_freed_and_rerun_gives_the_same_model_bytes(
     assert resumed.tflite_paths["float"].read_bytes() == whole.tflite_paths["float"].read_bytes()
     variables = "variables/variables.data-00000-of-00001"
     assert (resumed.saved_model_dir / variables).read_bytes() == (
-        whole.saved_model_dir / variables
+      whole.saved_model_dir / variables
     ).read_bytes()
 
 
@@ -290,11 +290,11 @@ def arm(writer, monkeypatch, trigger):
 
   if writer == "checkpoint":
     strike_before(
-        monkeypatch,
-        checkpoints.Checkpointer,
-        "save",
-        trigger,
-        lambda self: checkpoints.optimizer_step(self.model) == 40,
+      monkeypatch,
+      checkpoints.Checkpointer,
+      "save",
+      trigger,
+      lambda self: checkpoints.optimizer_step(self.model) == 40,
     )
   elif writer == "saved_model":
     strike_before(monkeypatch, saved_model, "export_saved_model", trigger)
@@ -304,11 +304,11 @@ def arm(writer, monkeypatch, trigger):
     strike_before(monkeypatch, visualize, "write_pictures", trigger)
   elif writer == "metrics":
     strike_before(
-        monkeypatch,
-        files,
-        "write_json_atomic",
-        trigger,
-        lambda path, obj: Path(path).name == "metrics.json",
+      monkeypatch,
+      files,
+      "write_json_atomic",
+      trigger,
+      lambda path, obj: Path(path).name == "metrics.json",
     )
   elif writer == "manifest":
     strike_before(monkeypatch, manifest, "write_manifest", trigger)
@@ -317,13 +317,13 @@ def arm(writer, monkeypatch, trigger):
 # The directory each kind of write goes to gets the faulty disk: a file system with a file open for
 # writing cannot become read-only, so the fault must not share a disk with a writer still open.
 MOUNTS = {
-    "checkpoint": lambda config: Path(config.model_dir) / "checkpoints",
-    "tensorboard": lambda config: Path(config.model_dir) / "logs",
-    "saved_model": lambda config: Path(config.export_dir),
-    "tflite": lambda config: Path(config.export_dir),
-    "picture": lambda config: Path(config.model_dir),
-    "metrics": lambda config: Path(config.model_dir),
-    "manifest": lambda config: Path(config.model_dir),
+  "checkpoint": lambda config: Path(config.model_dir) / "checkpoints",
+  "tensorboard": lambda config: Path(config.model_dir) / "logs",
+  "saved_model": lambda config: Path(config.export_dir),
+  "tflite": lambda config: Path(config.export_dir),
+  "picture": lambda config: Path(config.model_dir),
+  "metrics": lambda config: Path(config.model_dir),
+  "manifest": lambda config: Path(config.model_dir),
 }
 
 
@@ -331,7 +331,7 @@ MOUNTS = {
 @pytest.mark.parametrize("kind", ["disk full", "read-only"])
 @pytest.mark.parametrize("writer", list(MOUNTS))
 def test_a_refused_write_mid_run_then_the_same_run_gives_the_same_model(
-    tmp_path, kind, writer, uninterrupted, synthetic_datasets, monkeypatch
+  tmp_path, kind, writer, uninterrupted, synthetic_datasets, monkeypatch
 ):
   config = small_config(tmp_path, visualize=True)
   with fault_under(kind, MOUNTS[writer](config)) as fault:
@@ -354,7 +354,7 @@ def test_a_refused_write_mid_run_then_the_same_run_gives_the_same_model(
     kept = kind == "read-only" and writer == "tflite"
     assert resumed.saved_model_dir.name == ("2" if kept else "1")
     assert resumed.tflite_paths["float"].read_bytes() == (
-        uninterrupted.tflite_paths["float"].read_bytes()
+      uninterrupted.tflite_paths["float"].read_bytes()
     )
     for name, picture in uninterrupted.pictures.items():
       assert resumed.pictures[name].read_bytes() == picture.read_bytes()
@@ -403,25 +403,25 @@ def without_permission_override():
 
 @pytest.mark.slow
 def test_a_permission_taken_away_mid_run_then_restored_gives_the_same_model(
-    tmp_path, uninterrupted
+  tmp_path, uninterrupted
 ):
   result = subprocess.run(
-      [sys.executable, "-c", PERMISSION_RUN, str(tmp_path)],
-      capture_output=True,
-      text=True,
-      timeout=600,
-      preexec_fn=without_permission_override,
+    [sys.executable, "-c", PERMISSION_RUN, str(tmp_path)],
+    capture_output=True,
+    text=True,
+    timeout=600,
+    preexec_fn=without_permission_override,
   )
   assert result.returncode == 0, result.stderr[-3000:]
   refused = [line for line in result.stdout.splitlines() if line.startswith("REFUSED")]
   for line, where in zip(refused, ("checkpoints/run/checkpoints", "run/run"), strict=True):
     directory = tmp_path / where
     assert line.startswith(f"REFUSED could not write {directory}") and (
-        f"permission to write there was taken away (Permission denied); make {directory} "
-        f"writable for this user (chmod u+w {directory})" in line
+      f"permission to write there was taken away (Permission denied); make {directory} "
+      f"writable for this user (chmod u+w {directory})" in line
     ), line
   tflite = [
-      Path(line.split()[1]) for line in result.stdout.splitlines() if line.startswith("TFLITE")
+    Path(line.split()[1]) for line in result.stdout.splitlines() if line.startswith("TFLITE")
   ]
   for case, path in zip(("checkpoints", "run"), tflite, strict=True):
     weights = np.load(tmp_path / f"{case}.npz")

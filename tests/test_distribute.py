@@ -17,17 +17,17 @@ from kmnist.errors import KmnistError
 
 
 @pytest.mark.parametrize(
-    "name, expected",
-    [
-        ("auto", tf.distribute.Strategy),  # no GPU here: the default strategy
-        ("default", tf.distribute.Strategy),
-        ("one_device", tf.distribute.OneDeviceStrategy),
-        ("mirrored", tf.distribute.MirroredStrategy),
-        (
-            "multi_worker",
-            tf.distribute.MultiWorkerMirroredStrategy,
-        ),  # without TF_CONFIG: a cluster of one
-    ],
+  "name, expected",
+  [
+    ("auto", tf.distribute.Strategy),  # no GPU here: the default strategy
+    ("default", tf.distribute.Strategy),
+    ("one_device", tf.distribute.OneDeviceStrategy),
+    ("mirrored", tf.distribute.MirroredStrategy),
+    (
+      "multi_worker",
+      tf.distribute.MultiWorkerMirroredStrategy,
+    ),  # without TF_CONFIG: a cluster of one
+  ],
 )
 def test_make_strategy(name, expected, monkeypatch):
   monkeypatch.delenv("TF_CONFIG", raising=False)
@@ -53,7 +53,7 @@ def test_tpu_without_a_tpu_is_a_clear_error(monkeypatch):
 def test_cpu_split_after_tensorflow_started_is_refused():
   tf.config.list_logical_devices()  # TensorFlow is running in this process from here on.
   with pytest.raises(
-      KmnistError, match="--cpu_replicas=2 must take effect before TensorFlow starts"
+    KmnistError, match="--cpu_replicas=2 must take effect before TensorFlow starts"
   ):
     distribute.split_cpu(2)
   distribute.split_cpu(1)  # one replica: nothing to split, nothing to refuse
@@ -69,7 +69,7 @@ def test_global_batch_must_split_evenly_over_replicas():
 def in_cluster(jobs: dict, task_type: str, task_id: int):
   """A stand-in strategy that has only what chief election looks at: its cluster resolver."""
   resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
-      tf.train.ClusterSpec(jobs), task_type=task_type, task_id=task_id
+    tf.train.ClusterSpec(jobs), task_type=task_type, task_id=task_id
   )
   return types.SimpleNamespace(cluster_resolver=resolver)
 
@@ -87,16 +87,16 @@ def test_only_the_chief_writes():
 
 # What TensorFlow 2.21 raised in the surviving worker in test_distribute_runs.py's dead-worker test.
 HEARTBEAT_LOST = (
-    "{{function_node "
-    "__wrapped__CollectiveReduceV2_Nordering_token_1_device_/job:worker/replica:0/task:0/device:CPU:0}}"
-    " Collective ops is aborted by: Error reported from /job:worker/task:1: The following tasks "
-    "are unhealthy "
-    "(stopped sending heartbeats):\n/job:worker/replica:0/task:1\nThe tasks have crashed."
+  "{{function_node "
+  "__wrapped__CollectiveReduceV2_Nordering_token_1_device_/job:worker/replica:0/task:0/device:CPU:0}}"
+  " Collective ops is aborted by: Error reported from /job:worker/task:1: The following tasks "
+  "are unhealthy "
+  "(stopped sending heartbeats):\n/job:worker/replica:0/task:1\nThe tasks have crashed."
 )
 CHIEF_GONE = (
-    "Graph execution error:\nrecvmsg:Connection reset by peer\nAdditional GRPC error information "
-    "from remote target /job:worker/replica:0/task:0 while calling "
-    "/tensorflow.WorkerService/CompleteInstance"
+  "Graph execution error:\nrecvmsg:Connection reset by peer\nAdditional GRPC error information "
+  "from remote target /job:worker/replica:0/task:0 while calling "
+  "/tensorflow.WorkerService/CompleteInstance"
 )
 
 
@@ -109,11 +109,11 @@ def test_lost_peer_is_named_from_tensorflows_message():
 def test_a_lost_peer_becomes_one_line_in_a_cluster_only():
   error = tf.errors.UnavailableError(None, None, HEARTBEAT_LOST)
   with (
-      pytest.raises(
-          KmnistError,
-          match=r"lost /job:worker/task:1 of the multi-worker cluster \(UnavailableError\)",
-      ),
-      distribute.lost_peers_reported(in_cluster({"worker": ["a:1", "b:1"]}, "worker", 0)),
+    pytest.raises(
+      KmnistError,
+      match=r"lost /job:worker/task:1 of the multi-worker cluster \(UnavailableError\)",
+    ),
+    distribute.lost_peers_reported(in_cluster({"worker": ["a:1", "b:1"]}, "worker", 0)),
   ):
     raise error
   # Alone, it is not about peers: TensorFlow's error stands.
@@ -127,9 +127,9 @@ class GatheringStrategy:
 
   def __init__(self, task, others):
     self.cluster_resolver = types.SimpleNamespace(
-        cluster_spec=lambda: tf.train.ClusterSpec({"worker": ["a:1", "b:1"]}),
-        task_type=task[0],
-        task_id=task[1],
+      cluster_spec=lambda: tf.train.ClusterSpec({"worker": ["a:1", "b:1"]}),
+      task_type=task[0],
+      task_id=task[1],
     )
     self.others = others
 
@@ -152,12 +152,12 @@ def row_of(task_index, values) -> np.ndarray:
 
 
 @pytest.mark.parametrize(
-    "theirs, difference",
-    [
-        ({"seed": 1}, "--seed is 0 here, 1 there"),
-        ({"kmnist": "0.1.0 (source sha256 bbb)"}, "kmnist is 0.1.0 (source sha256 aaa) here, "),
-        ({"data": "feed"}, "the training data (sha256) is beef here, feed there"),
-    ],
+  "theirs, difference",
+  [
+    ({"seed": 1}, "--seed is 0 here, 1 there"),
+    ({"kmnist": "0.1.0 (source sha256 bbb)"}, "kmnist is 0.1.0 (source sha256 aaa) here, "),
+    ({"data": "feed"}, "the training data (sha256) is beef here, feed there"),
+  ],
 )
 def test_workers_that_disagree_are_stopped_naming_the_difference(theirs, difference):
   mine = {"seed": 0, "kmnist": "0.1.0 (source sha256 aaa)", "data": "beef"}
@@ -165,9 +165,9 @@ def test_workers_that_disagree_are_stopped_naming_the_difference(theirs, differe
   distribute.check_workers_agree(agreeing, mine)
   disagreeing = GatheringStrategy(("worker", 0), [row_of(1, {**mine, **theirs})])
   with pytest.raises(
-      KmnistError,
-      match="and worker 1 of the TF_CONFIG cluster were started differently: "
-      + re.escape(difference),
+    KmnistError,
+    match="and worker 1 of the TF_CONFIG cluster were started differently: "
+    + re.escape(difference),
   ):
     distribute.check_workers_agree(disagreeing, mine)
 

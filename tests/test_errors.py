@@ -8,15 +8,15 @@ from kmnist.errors import one_line
 
 def test_one_line_keeps_the_type_and_the_first_line():
   assert (
-      one_line(RuntimeError("\n  op not supported\n<pages of MLIR>"))
-      == "RuntimeError: op not supported"
+    one_line(RuntimeError("\n  op not supported\n<pages of MLIR>"))
+    == "RuntimeError: op not supported"
   )
   assert one_line(ValueError()) == "ValueError: no message"
 
 
 def test_one_line_drops_tensorflows_node_prefix_and_caps_the_length():
   error = tf.errors.UnavailableError(
-      None, None, "{{function_node __wrapped__X}} Socket closed\nmore"
+    None, None, "{{function_node __wrapped__X}} Socket closed\nmore"
   )
   assert one_line(error) == "UnavailableError: Socket closed"
   long = one_line(OSError("x" * 1000))

@@ -16,7 +16,7 @@ VARIANTS = ("float", "dynamic", "int8")
 
 
 def test_export_writes_saved_model_and_every_tflite_variant(
-    tmp_path, trained_model, synthetic_datasets
+  tmp_path, trained_model, synthetic_datasets
 ):
   exports = export.export_and_verify(trained_model, synthetic_datasets, tmp_path)
   tfl_dir = tmp_path / "tflite" / "1"
@@ -24,8 +24,8 @@ def test_export_writes_saved_model_and_every_tflite_variant(
   assert (exports.saved_model_dir / "saved_model.pb").is_file()
   assert exports.tflite_paths == {v: tfl_dir / f"kmnist_{v}.tflite" for v in VARIANTS}
   assert sorted(p.name for p in tfl_dir.iterdir()) == sorted(
-      [f"kmnist_{v}.tflite" for v in VARIANTS]
-      + ["labels.txt", "tflite_report.json", "tflite_report.md"]
+    [f"kmnist_{v}.tflite" for v in VARIANTS]
+    + ["labels.txt", "tflite_report.json", "tflite_report.md"]
   )
   assert (tfl_dir / "labels.txt").read_text() == "0\n1\n2\n3\n4\n5\n6\n7\n8\n9\n"
   # The report's figures are those of the files as written, rescored here independently.
@@ -42,7 +42,7 @@ def test_export_writes_saved_model_and_every_tflite_variant(
     assert row["test_accuracy"] == np.mean(outputs["class_id"] == test.labels)
     assert row["argmax_agreement"] == np.mean(outputs["class_id"] == reference.argmax(-1))
     assert row["max_abs_logit_diff"] == pytest.approx(
-        np.abs(outputs["logits"] - reference).max(), abs=1e-5
+      np.abs(outputs["logits"] - reference).max(), abs=1e-5
     )
     assert row["invoke_latency_us"] > 0
   markdown = (tfl_dir / "tflite_report.md").read_text()
@@ -50,7 +50,7 @@ def test_export_writes_saved_model_and_every_tflite_variant(
     assert f"| {v} | kmnist_{v}.tflite |" in markdown
   # The pair shares the next free version number; --tflite picks the variants.
   again = export.export_and_verify(
-      trained_model, synthetic_datasets, tmp_path, tflite_variants=("int8",)
+    trained_model, synthetic_datasets, tmp_path, tflite_variants=("int8",)
   )
   assert again.saved_model_dir.name == "2"
   assert again.tflite_paths == {"int8": tmp_path / "tflite" / "2" / "kmnist_int8.tflite"}
@@ -72,13 +72,13 @@ def assert_kept_all_but(tmp_path, failed: str, variants=VARIANTS):
   assert (tmp_path / "saved_model" / "1" / "saved_model.pb").is_file()
   tfl_dir = tmp_path / "tflite" / "1"
   assert sorted(p.name for p in tfl_dir.iterdir()) == sorted(
-      [f"kmnist_{v}.tflite" for v in variants if v != failed]
-      + ["labels.txt", "tflite_report.json", "tflite_report.md"]
+    [f"kmnist_{v}.tflite" for v in variants if v != failed]
+    + ["labels.txt", "tflite_report.json", "tflite_report.md"]
   )
   assert sorted(p.name for p in (tmp_path / "tflite").iterdir()) == ["1"]  # no temporary leftovers
   rows = {
-      row["variant"]: row
-      for row in json.loads((tfl_dir / "tflite_report.json").read_text())["variants"]
+    row["variant"]: row
+    for row in json.loads((tfl_dir / "tflite_report.json").read_text())["variants"]
   }
   assert set(rows) == set(variants) and "file" not in rows[failed]
   assert f"| {failed} | not written |" in (tfl_dir / "tflite_report.md").read_text()
@@ -87,7 +87,7 @@ def assert_kept_all_but(tmp_path, failed: str, variants=VARIANTS):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_a_garbage_conversion_fails_loudly_and_keeps_the_rest(
-    tmp_path, trained_model, synthetic_datasets, monkeypatch, variant
+  tmp_path, trained_model, synthetic_datasets, monkeypatch, variant
 ):
   convert = tflite.convert
 
@@ -98,23 +98,23 @@ def test_a_garbage_conversion_fails_loudly_and_keeps_the_rest(
   monkeypatch.setattr(tflite, "convert", garbage_convert)
   variants = (variant, "dynamic" if variant == "float" else "float")  # the bad one and one to keep
   with pytest.raises(
-      KmnistError,
-      match=f"TFLite export failed: {variant}: KmnistError: the {variant} export "
-      "does not reproduce the Keras model",
+    KmnistError,
+    match=f"TFLite export failed: {variant}: KmnistError: the {variant} export "
+    "does not reproduce the Keras model",
   ):
     export.export_and_verify(trained_model, synthetic_datasets, tmp_path, tflite_variants=variants)
   assert "does not reproduce" in assert_kept_all_but(tmp_path, variant, variants)
 
 
 def test_a_conversion_error_names_the_variant_and_the_cause(
-    tmp_path, trained_model, synthetic_datasets, monkeypatch
+  tmp_path, trained_model, synthetic_datasets, monkeypatch
 ):
   convert = tflite.convert
 
   def failing_convert(name, *args):
     if name == "dynamic":
       raise RuntimeError(
-          "<unknown>:0: error: 'tfl.fully_connected' op is not supported\n<pages of MLIR>"
+        "<unknown>:0: error: 'tfl.fully_connected' op is not supported\n<pages of MLIR>"
       )
     return convert(name, *args)
 
@@ -123,8 +123,8 @@ def test_a_conversion_error_names_the_variant_and_the_cause(
     export.export_and_verify(trained_model, synthetic_datasets, tmp_path)
   message = str(failure.value)
   assert (
-      "dynamic: RuntimeError: <unknown>:0: error: 'tfl.fully_connected' op is not supported"
-      in message
+    "dynamic: RuntimeError: <unknown>:0: error: 'tfl.fully_connected' op is not supported"
+    in message
   )
   assert "MLIR" not in message and "\n" not in message
   assert "Kept the SavedModel" in message and "kmnist_float.tflite, kmnist_int8.tflite" in message
@@ -132,12 +132,12 @@ def test_a_conversion_error_names_the_variant_and_the_cause(
 
 
 def test_a_failed_saved_model_check_leaves_no_export(
-    tmp_path, trained_model, synthetic_datasets, monkeypatch
+  tmp_path, trained_model, synthetic_datasets, monkeypatch
 ):
   def garbage_predictions(saved_model_dir, images):
     return {
-        "class_id": np.zeros(len(images), np.int64),
-        "logits": np.full((len(images), 10), 1e30, np.float32),
+      "class_id": np.zeros(len(images), np.int64),
+      "logits": np.full((len(images), 10), 1e30, np.float32),
     }
 
   monkeypatch.setattr(saved_model, "predict_saved_model", garbage_predictions)
@@ -148,11 +148,11 @@ def test_a_failed_saved_model_check_leaves_no_export(
 
 
 def test_an_existing_tflite_version_is_refused_before_anything_is_written(
-    tmp_path, trained_model, synthetic_datasets
+  tmp_path, trained_model, synthetic_datasets
 ):
   (tmp_path / "tflite" / "3").mkdir(parents=True)
   with pytest.raises(
-      KmnistError, match="--export_version=3: .*tflite/3 already exists and is never overwritten"
+    KmnistError, match="--export_version=3: .*tflite/3 already exists and is never overwritten"
   ):
     export.export_and_verify(trained_model, synthetic_datasets, tmp_path, version=3)
   assert not (tmp_path / "saved_model").exists()
@@ -171,9 +171,9 @@ def test_every_tflite_variant_meets_the_acceptance_criteria_on_real_mnist(real_r
   for variant, path in exports.tflite_paths.items():
     class_id = tflite.predict_tflite(path, test.images)["class_id"]
     scores[variant] = {
-        "agreement": np.mean(class_id == keras_class),
-        "accuracy": np.mean(class_id == test.labels),
-        "size": path.stat().st_size,
+      "agreement": np.mean(class_id == keras_class),
+      "accuracy": np.mean(class_id == test.labels),
+      "size": path.stat().st_size,
     }
   assert scores["float"]["agreement"] >= 0.9999
   assert scores["dynamic"]["agreement"] >= 0.999
@@ -183,7 +183,7 @@ def test_every_tflite_variant_meets_the_acceptance_criteria_on_real_mnist(real_r
 
 
 def test_a_non_chief_worker_stops_after_the_collective_steps(
-    tmp_path, trained_model, synthetic_datasets
+  tmp_path, trained_model, synthetic_datasets
 ):
   # Under multi_worker the other workers join the Keras predictions and the SavedModel write
   # (collective operations), into a directory run() then deletes; checking and converting is the

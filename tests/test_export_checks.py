@@ -14,12 +14,12 @@ VARIANTS = ("float", "dynamic", "int8")
 
 
 @pytest.mark.parametrize(
-    "garbage",
-    [
-        lambda logits: np.full_like(logits, np.nan),
-        lambda logits: logits * 1e30,
-        lambda logits: logits[::-1],
-    ],
+  "garbage",
+  [
+    lambda logits: np.full_like(logits, np.nan),
+    lambda logits: logits * 1e30,
+    lambda logits: logits[::-1],
+  ],
 )
 @pytest.mark.parametrize("variant", ("saved_model",) + VARIANTS)
 def test_check_outputs_rejects_garbage(garbage, variant):
@@ -29,7 +29,7 @@ def test_check_outputs_rejects_garbage(garbage, variant):
   with pytest.raises(KmnistError, match=f"the {variant} export does not reproduce the Keras model"):
     checks.check_outputs(variant, {"class_id": bad.argmax(-1), "logits": bad}, logits, labels)
   assert checks.check_outputs(
-      variant, {"class_id": labels, "logits": logits + 1e-6}, logits, labels
+    variant, {"class_id": labels, "logits": logits + 1e-6}, logits, labels
   )
 
 
@@ -46,7 +46,7 @@ def test_int8_may_lose_at_most_0_3_points_of_accuracy():
   assert checks.check_outputs("int8", ok, logits, labels)["test_accuracy"] == 0.997
   with pytest.raises(KmnistError, match=r"test accuracy 0\.9960, needs 0\.9970"):
     checks.check_outputs(
-        "int8", {"class_id": flip_predictions(labels, 4), "logits": logits}, logits, labels
+      "int8", {"class_id": flip_predictions(labels, 4), "logits": logits}, logits, labels
     )
   with pytest.raises(KmnistError, match=r"argmax agreement 99\.70%, needs 99\.80%"):
     checks.check_outputs("dynamic", ok, logits, labels)  # stricter for the dynamic-range model
@@ -59,5 +59,5 @@ def test_logit_tolerance_scales_with_the_logits():
   with pytest.raises(KmnistError, match=re.escape("max |logit difference| 1, allows 0.581")):
     checks.check_outputs("int8", off_by_one, logits, labels)
   assert checks.check_outputs(
-      "int8", {"class_id": labels, "logits": 10 * logits + 1.0}, 10 * logits, labels
+    "int8", {"class_id": labels, "logits": 10 * logits + 1.0}, 10 * logits, labels
   )

@@ -21,13 +21,13 @@ from kmnist.errors import KmnistError
 from kmnist.export import saved_model
 
 CONTRACT = {
-    "serving_default": ({"image": (tf.uint8, [None, 28, 28])},),
-    "serving_float": ({"x": (tf.float32, [None, 784])},),
+  "serving_default": ({"image": (tf.uint8, [None, 28, 28])},),
+  "serving_float": ({"x": (tf.float32, [None, 784])},),
 }
 OUTPUTS = {
-    "class_id": (tf.int64, [None]),
-    "probabilities": (tf.float32, [None, 10]),
-    "logits": (tf.float32, [None, 10]),
+  "class_id": (tf.int64, [None]),
+  "probabilities": (tf.float32, [None, 10]),
+  "logits": (tf.float32, [None, 10]),
 }
 
 
@@ -35,7 +35,7 @@ OUTPUTS = {
 def export_dir(tmp_path_factory, trained_model, synthetic_datasets):
   base = tmp_path_factory.mktemp("serving") / "saved_model"
   return saved_model.export_saved_model(
-      trained_model, base, warmup_images=synthetic_datasets.test.images[:5]
+    trained_model, base, warmup_images=synthetic_datasets.test.images[:5]
   )
 
 
@@ -50,7 +50,7 @@ def loaded(export_dir):
 
 
 def serve_like_tf_serving(
-    export_dir, request: predict_pb2.PredictRequest
+  export_dir, request: predict_pb2.PredictRequest
 ) -> predict_pb2.PredictResponse:
   """Maps a PredictRequest onto the SavedModel the way TF Serving's Predict API does.
 
@@ -60,14 +60,14 @@ def serve_like_tf_serving(
   """
   name = request.model_spec.signature_name or "serving_default"
   signature = signature_defs(export_dir)[name]
-  assert set(request.inputs) == set(
-      signature.inputs
-  ), "TF Serving rejects missing or unknown input aliases"
+  assert set(request.inputs) == set(signature.inputs), (
+    "TF Serving rejects missing or unknown input aliases"
+  )
   inputs = {}
   for alias, tensor in request.inputs.items():
-    assert (
-        tensor.dtype == signature.inputs[alias].dtype
-    ), f"TF Serving rejects a {alias} of another dtype"
+    assert tensor.dtype == signature.inputs[alias].dtype, (
+      f"TF Serving rejects a {alias} of another dtype"
+    )
     inputs[alias] = tf.constant(tf.make_ndarray(tensor))
   outputs = loaded(export_dir).signatures[name](**inputs)
   response = predict_pb2.PredictResponse(model_spec=request.model_spec)
@@ -85,37 +85,37 @@ def test_signature_contract_in_saved_model_pb(export_dir):
     for alias, (dtype, shape) in inputs.items():
       assert sig.inputs[alias].dtype == dtype.as_datatype_enum
       assert [d.size for d in sig.inputs[alias].tensor_shape.dim] == [
-          -1 if s is None else s for s in shape
+        -1 if s is None else s for s in shape
       ]
     assert set(sig.outputs) == set(OUTPUTS)
     for alias, (dtype, shape) in OUTPUTS.items():
       assert sig.outputs[alias].dtype == dtype.as_datatype_enum
       assert [d.size for d in sig.outputs[alias].tensor_shape.dim] == [
-          -1 if s is None else s for s in shape
+        -1 if s is None else s for s in shape
       ]
 
 
 def test_saved_model_cli_lists_the_contract(export_dir):
   cli = Path(sys.executable).parent / "saved_model_cli"
   result = subprocess.run(
-      [str(cli), "show", "--all", "--dir", str(export_dir)],
-      capture_output=True,
-      text=True,
-      timeout=120,
+    [str(cli), "show", "--all", "--dir", str(export_dir)],
+    capture_output=True,
+    text=True,
+    timeout=120,
   )
   assert result.returncode == 0, result.stderr[-2000:]
   for text in (
-      "signature_def['serving_default']",
-      "signature_def['serving_float']",
-      "inputs['image']",
-      "dtype: DT_UINT8",
-      "inputs['x']",
-      "outputs['class_id']",
-      "dtype: DT_INT64",
-      "outputs['probabilities']",
-      "outputs['logits']",
-      "shape: (-1, 28, 28)",
-      "shape: (-1, 784)",
+    "signature_def['serving_default']",
+    "signature_def['serving_float']",
+    "inputs['image']",
+    "dtype: DT_UINT8",
+    "inputs['x']",
+    "outputs['class_id']",
+    "dtype: DT_INT64",
+    "outputs['probabilities']",
+    "outputs['logits']",
+    "shape: (-1, 28, 28)",
+    "shape: (-1, 784)",
   ):
     assert text in result.stdout
 
@@ -131,18 +131,18 @@ def test_predict_request_round_trip(export_dir, trained_model, synthetic_dataset
   np.testing.assert_array_equal(class_id, reference.argmax(-1))
   np.testing.assert_allclose(tf.make_ndarray(response.outputs["logits"]), reference, atol=1e-4)
   np.testing.assert_allclose(
-      tf.make_ndarray(response.outputs["probabilities"]).sum(-1), 1, atol=1e-5
+    tf.make_ndarray(response.outputs["probabilities"]).sum(-1), 1, atol=1e-5
   )
 
 
 def test_float_signature_and_output_filter(export_dir, trained_model, synthetic_datasets):
   images = synthetic_datasets.test.images[:4]
   request = predict_pb2.PredictRequest(
-      model_spec=model_pb2.ModelSpec(name="kmnist", signature_name="serving_float"),
-      output_filter=["class_id"],
+    model_spec=model_pb2.ModelSpec(name="kmnist", signature_name="serving_float"),
+    output_filter=["class_id"],
   )
   request.inputs["x"].CopyFrom(
-      tf.make_tensor_proto(images.reshape(4, -1).astype(np.float32) / 255.0)
+    tf.make_tensor_proto(images.reshape(4, -1).astype(np.float32) / 255.0)
   )
   response = serve_like_tf_serving(export_dir, request)
   assert list(response.outputs) == ["class_id"]
@@ -151,22 +151,22 @@ def test_float_signature_and_output_filter(export_dir, trained_model, synthetic_
 
 
 def test_warmup_records_replay_against_the_signatures(
-    export_dir, trained_model, synthetic_datasets
+  export_dir, trained_model, synthetic_datasets
 ):
   logs = saved_model.read_warmup_requests(export_dir)
   requests = [log.predict_log.request for log in logs]
   # One request per warmup digit (5 here), one batch of them all, and the batch again on
   # serving_float.
   assert [
-      (
-          r.model_spec.name,
-          r.model_spec.signature_name,
-          r.inputs[next(iter(r.inputs))].tensor_shape.dim[0].size,
-      )
-      for r in requests
+    (
+      r.model_spec.name,
+      r.model_spec.signature_name,
+      r.inputs[next(iter(r.inputs))].tensor_shape.dim[0].size,
+    )
+    for r in requests
   ] == [("kmnist", "serving_default", 1)] * 5 + [
-      ("kmnist", "serving_default", 5),
-      ("kmnist", "serving_float", 5),
+    ("kmnist", "serving_default", 5),
+    ("kmnist", "serving_float", 5),
   ]
   for log in logs:
     request = log.predict_log.request
@@ -174,13 +174,13 @@ def test_warmup_records_replay_against_the_signatures(
     x = tf.make_ndarray(next(iter(request.inputs.values())))
     pixels = x.reshape(-1, 28, 28) / (255.0 if x.dtype == np.uint8 else 1.0)
     np.testing.assert_array_equal(
-        tf.make_ndarray(response.outputs["class_id"]),
-        trained_model.predict(pixels, verbose=0).argmax(-1),
+      tf.make_ndarray(response.outputs["class_id"]),
+      trained_model.predict(pixels, verbose=0).argmax(-1),
     )
 
 
 def test_a_process_without_kmnist_gets_the_keras_classes(
-    export_dir, trained_model, synthetic_datasets, tmp_path
+  export_dir, trained_model, synthetic_datasets, tmp_path
 ):
   images = synthetic_datasets.test.images
   np.save(tmp_path / "images.npy", images)
@@ -196,12 +196,12 @@ def test_a_process_without_kmnist_gets_the_keras_classes(
       print("OK", len(out["class_id"]))
       """)
   result = subprocess.run(
-      [sys.executable, "-c", script],
-      capture_output=True,
-      text=True,
-      timeout=120,
-      cwd=tmp_path,
-      env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    [sys.executable, "-c", script],
+    capture_output=True,
+    text=True,
+    timeout=120,
+    cwd=tmp_path,
+    env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
   )
   assert result.returncode == 0, result.stderr[-2000:]
   assert f"OK {len(images)}" in result.stdout
@@ -232,7 +232,7 @@ KILLED_EXPORT = textwrap.dedent("""
 def test_killed_export_leaves_no_version(tmp_path):
   base = tmp_path / "saved_model"
   process = subprocess.Popen(
-      [sys.executable, "-c", KILLED_EXPORT, str(base)], stdout=subprocess.PIPE, text=True
+    [sys.executable, "-c", KILLED_EXPORT, str(base)], stdout=subprocess.PIPE, text=True
   )
   try:
     assert process.stdout.readline().strip() == "WRITTEN"
@@ -243,12 +243,12 @@ def test_killed_export_leaves_no_version(tmp_path):
   assert files.existing_versions(base) == []
   leftovers = list(base.iterdir())
   assert leftovers and all(
-      p.name.startswith(".") for p in leftovers
+    p.name.startswith(".") for p in leftovers
   )  # hidden: TF Serving ignores them
   saved_model.export_saved_model(models.build(), base)
   assert files.existing_versions(base) == [1]
   assert [p.name for p in base.iterdir()] == [
-      "1"
+    "1"
   ]  # the next export removed the dead writer's temporary
 
 
@@ -272,9 +272,9 @@ def test_serving_signature_contract(tmp_path, trained_model):
   assert (spec.name, spec.dtype, spec.shape.as_list()) == ("image", tf.uint8, [None, 28, 28])
   outputs = serve.structured_outputs
   assert {k: (v.dtype, v.shape.as_list()) for k, v in outputs.items()} == {
-      "class_id": (tf.int64, [None]),
-      "probabilities": (tf.float32, [None, 10]),
-      "logits": (tf.float32, [None, 10]),
+    "class_id": (tf.int64, [None]),
+    "probabilities": (tf.float32, [None, 10]),
+    "logits": (tf.float32, [None, 10]),
   }
 
 
@@ -290,20 +290,20 @@ def test_saved_model_reproduces_keras(tmp_path, trained_model, synthetic_dataset
 
 @pytest.mark.parametrize("name", ["mlp", "cnn"])
 def test_every_model_keeps_the_contract_and_computes_as_keras(
-    tmp_path, trained_models, synthetic_datasets, name
+  tmp_path, trained_models, synthetic_datasets, name
 ):
   model = trained_models[name]
   export_dir = saved_model.export_saved_model(
-      model, tmp_path / "saved_model", warmup_images=synthetic_datasets.test.images[:3]
+    model, tmp_path / "saved_model", warmup_images=synthetic_datasets.test.images[:3]
   )
   defs = signature_defs(export_dir)
   for signature, (inputs,) in CONTRACT.items():
     assert {
-        alias: (t.dtype, [d.size for d in t.tensor_shape.dim])
-        for alias, t in defs[signature].inputs.items()
+      alias: (t.dtype, [d.size for d in t.tensor_shape.dim])
+      for alias, t in defs[signature].inputs.items()
     } == {
-        alias: (dtype.as_datatype_enum, [-1 if s is None else s for s in shape])
-        for alias, (dtype, shape) in inputs.items()
+      alias: (dtype.as_datatype_enum, [-1 if s is None else s for s in shape])
+      for alias, (dtype, shape) in inputs.items()
     }
     assert set(defs[signature].outputs) == set(OUTPUTS)
   images = synthetic_datasets.test.images[:64]

@@ -16,11 +16,11 @@ OUTPUT_DTYPES = {"float": np.float32, "dynamic": np.float32, "int8": np.int8}
 @pytest.fixture(scope="module")
 def converted(trained_model, synthetic_datasets, tmp_path_factory) -> dict:
   sm_dir = saved_model.export_saved_model(
-      trained_model, tmp_path_factory.mktemp("exported") / "saved_model"
+    trained_model, tmp_path_factory.mktemp("exported") / "saved_model"
   )
   return {
-      v: tflite.convert(v, sm_dir, trained_model, synthetic_datasets.train.images)
-      for v in tflite.VARIANTS
+    v: tflite.convert(v, sm_dir, trained_model, synthetic_datasets.train.images)
+    for v in tflite.VARIANTS
   }
 
 
@@ -30,12 +30,12 @@ def test_every_variant_keeps_the_serving_signature(converted, variant):
   ((name, image),) = runner.get_input_details().items()
   assert (name, image["dtype"], list(image["shape_signature"])) == ("image", np.uint8, [-1, 28, 28])
   outputs = {
-      k: (d["dtype"], list(d["shape_signature"])) for k, d in runner.get_output_details().items()
+    k: (d["dtype"], list(d["shape_signature"])) for k, d in runner.get_output_details().items()
   }
   assert outputs == {
-      "class_id": (np.int64, [-1]),
-      "probabilities": (OUTPUT_DTYPES[variant], [-1, 10]),
-      "logits": (OUTPUT_DTYPES[variant], [-1, 10]),
+    "class_id": (np.int64, [-1]),
+    "probabilities": (OUTPUT_DTYPES[variant], [-1, 10]),
+    "logits": (OUTPUT_DTYPES[variant], [-1, 10]),
   }
 
 
@@ -56,7 +56,7 @@ def test_predict_tflite_returns_real_numbers(converted, trained_model, synthetic
     assert outputs["logits"].dtype == outputs["probabilities"].dtype == np.float32
     np.testing.assert_array_equal(outputs["class_id"], reference.argmax(-1))
     np.testing.assert_allclose(
-        outputs["probabilities"].sum(-1), 1.0, atol=0.03
+      outputs["probabilities"].sum(-1), 1.0, atol=0.03
     )  # int8: 10 roundings of 1/256
     np.testing.assert_allclose(outputs["logits"], reference, atol=0.1)
 
@@ -64,7 +64,7 @@ def test_predict_tflite_returns_real_numbers(converted, trained_model, synthetic
 def test_dequantize():
   details = {"quantization": (0.5, -2)}
   np.testing.assert_array_equal(
-      tflite.dequantize(np.array([-2, 0, 3], np.int8), details), [0.0, 1.0, 2.5]
+    tflite.dequantize(np.array([-2, 0, 3], np.int8), details), [0.0, 1.0, 2.5]
   )
   float_values = np.array([1.5], np.float32)
   assert tflite.dequantize(float_values, {"quantization": (0.0, 0)}) is not float_values  # a copy
@@ -74,8 +74,7 @@ def test_quantized_variants_store_weights_in_a_byte(converted):
   weights_float32 = 784 * 10 * 4
   assert len(converted["float"]) > weights_float32
   assert (
-      len(converted["dynamic"]) < weights_float32 / 2
-      and len(converted["int8"]) < weights_float32 / 2
+    len(converted["dynamic"]) < weights_float32 / 2 and len(converted["int8"]) < weights_float32 / 2
   )
 
 
@@ -99,16 +98,16 @@ def readme_python_snippet() -> str:
 
 @pytest.mark.parametrize("variant", tflite.VARIANTS)
 def test_readme_python_snippet_reads_every_variant(
-    converted, trained_model, synthetic_datasets, tmp_path, monkeypatch, capsys, variant
+  converted, trained_model, synthetic_datasets, tmp_path, monkeypatch, capsys, variant
 ):
   (tmp_path / "exported" / "tflite" / "1").mkdir(parents=True)
   (tmp_path / "exported" / "tflite" / "1" / f"kmnist_{variant}.tflite").write_bytes(
-      converted[variant]
+    converted[variant]
   )
   snippet = readme_python_snippet()
   assert "kmnist_int8.tflite" in snippet and "np.zeros((1, 28, 28), np.uint8)" in snippet
   snippet = snippet.replace("kmnist_int8", f"kmnist_{variant}").replace(
-      "np.zeros((1, 28, 28), np.uint8)", "image"
+    "np.zeros((1, 28, 28), np.uint8)", "image"
   )
   image = synthetic_datasets.test.images[:1]
   monkeypatch.chdir(tmp_path)
@@ -121,7 +120,7 @@ def test_readme_python_snippet_reads_every_variant(
 
 
 def test_intermediate_tensor_names_are_stripped_but_not_the_signature(
-    converted, synthetic_datasets
+  converted, synthetic_datasets
 ):
   model = flatbuffer_utils.convert_bytearray_to_object(bytearray(converted["float"]))
   (signature,) = model.signatureDefs

@@ -69,7 +69,7 @@ def test_free_version_is_one_past_the_highest_in_every_base(tmp_path):
   assert files.free_version([sm, tfl]) == 6
   assert files.free_version([sm, tfl], 3) == 3
   with pytest.raises(
-      KmnistError, match=f"--export_version=5: {tfl / '5'} already exists and is never overwritten"
+    KmnistError, match=f"--export_version=5: {tfl / '5'} already exists and is never overwritten"
   ):
     files.free_version([sm, tfl], 5)
 
@@ -79,7 +79,7 @@ def test_writable_directory_checks(tmp_path):
   a_file.write_text("")
   files.check_writable_directory(tmp_path / "new" / "deeper", "--model_dir")
   with pytest.raises(
-      KmnistError, match=f"--model_dir={a_file / 'x'} cannot be a directory: {a_file} is a file"
+    KmnistError, match=f"--model_dir={a_file / 'x'} cannot be a directory: {a_file} is a file"
   ):
     files.check_writable_directory(a_file / "x", "--model_dir")
   with pytest.raises(KmnistError, match="--export_dir=/proc/1/x is not writable"):

@@ -59,11 +59,11 @@ def test_transparent_background_counts_as_paper(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "content, message",
-    [
-        (b"not a picture", "not a readable image"),
-        (None, "no such file"),
-    ],
+  "content, message",
+  [
+    (b"not a picture", "not a readable image"),
+    (None, "no such file"),
+  ],
 )
 def test_unreadable_files_are_named(tmp_path, content, message):
   path = tmp_path / "x.png"
@@ -105,18 +105,18 @@ def lying_png(width: int, height: int) -> bytes:
   """A PNG header claiming width x height gray pixels, followed by almost no data."""
   ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
   chunk = lambda kind, body: (  # noqa: E731
-      struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
   )
   return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 99))
 
 
 @pytest.mark.parametrize(
-    "width, height, message",
-    [
-        (5000, 5000, "the picture is 5000x5000 pixels; give at most 16,777,216 pixels"),
-        (100_000, 100_000, "the picture claims over 16,777,216 pixels; give a smaller one"),
-        (300, 300, r"not a readable image \(OSError\)"),  # the size is fine, the data is missing
-    ],
+  "width, height, message",
+  [
+    (5000, 5000, "the picture is 5000x5000 pixels; give at most 16,777,216 pixels"),
+    (100_000, 100_000, "the picture claims over 16,777,216 pixels; give a smaller one"),
+    (300, 300, r"not a readable image \(OSError\)"),  # the size is fine, the data is missing
+  ],
 )
 def test_a_header_that_lies_about_the_size_is_refused_before_decoding(width, height, message):
   with pytest.raises(KmnistError, match=f"^x.png: {message}"):
@@ -128,7 +128,7 @@ def in_mode(digit: np.ndarray, mode: str) -> Image.Image:
   gray = Image.fromarray(digit)
   if mode == "LAB":  # lightness = the digit, neutral colour
     return Image.merge(
-        "LAB", [gray, Image.new("L", gray.size, 128), Image.new("L", gray.size, 128)]
+      "LAB", [gray, Image.new("L", gray.size, 128), Image.new("L", gray.size, 128)]
     )
   if mode == "HSV":
     return gray.convert("RGB").convert("HSV")
@@ -179,20 +179,20 @@ def test_any_mode_in_any_format_reads_as_the_digit(mnist_digits, form, index, sc
 
 
 MAGIC = [
-    b"",
-    b"\x89PNG\r\n\x1a\n",
-    b"GIF89a",
-    b"\xff\xd8\xff\xe0",
-    b"BM",
-    b"II*\x00",
-    b"MM\x00*",
-    b"RIFF\x00\x00\x00\x00WEBPVP8 ",
-    b"\x00\x00\x01\x00",
-    b"8BPS",
-    b"P5\n",
-    b"qoif",
-    b"DDS ",
-    b"icns",
+  b"",
+  b"\x89PNG\r\n\x1a\n",
+  b"GIF89a",
+  b"\xff\xd8\xff\xe0",
+  b"BM",
+  b"II*\x00",
+  b"MM\x00*",
+  b"RIFF\x00\x00\x00\x00WEBPVP8 ",
+  b"\x00\x00\x01\x00",
+  b"8BPS",
+  b"P5\n",
+  b"qoif",
+  b"DDS ",
+  b"icns",
 ]
 
 
@@ -204,22 +204,22 @@ def test_random_bytes_are_named_never_a_traceback(magic, rest):
 
 @settings(max_examples=200)
 @given(
-    form=st.sampled_from(
-        [
-            ("L", "PNG"),
-            ("RGBA", "PNG"),
-            ("I;16", "PNG"),
-            ("P", "GIF"),
-            ("RGB", "JPEG"),
-            ("RGB", "BMP"),
-            ("L", "TIFF"),
-            ("RGB", "WEBP"),
-            ("L", "PPM"),
-            ("RGBA", "TGA"),
-            ("L", "ICO"),
-        ]
-    ),
-    edits=byte_edits.EDITS,
+  form=st.sampled_from(
+    [
+      ("L", "PNG"),
+      ("RGBA", "PNG"),
+      ("I;16", "PNG"),
+      ("P", "GIF"),
+      ("RGB", "JPEG"),
+      ("RGB", "BMP"),
+      ("L", "TIFF"),
+      ("RGB", "WEBP"),
+      ("L", "PPM"),
+      ("RGBA", "TGA"),
+      ("L", "ICO"),
+    ]
+  ),
+  edits=byte_edits.EDITS,
 )
 def test_edited_and_truncated_pictures_are_named_never_a_traceback(mnist_digits, form, edits):
   original = png_bytes(in_mode(mnist_digits.images[7], form[0]), form[1])
@@ -228,32 +228,32 @@ def test_edited_and_truncated_pictures_are_named_never_a_traceback(mnist_digits,
 
 # Blank and noise: refused as such, in the same words as for arrays (tests/test_arrays.py).
 NOISES = {
-    "uniform": lambda rng, shape: rng.integers(0, 256, shape),
-    "gaussian": lambda rng, shape: np.clip(rng.normal(128, 50, shape), 0, 255),
-    "salt and pepper": lambda rng, shape: (rng.random(shape) < 0.1) * 255,
+  "uniform": lambda rng, shape: rng.integers(0, 256, shape),
+  "gaussian": lambda rng, shape: np.clip(rng.normal(128, 50, shape), 0, 255),
+  "salt and pepper": lambda rng, shape: (rng.random(shape) < 0.1) * 255,
 }
 
 
 @settings(max_examples=30)
 @given(
-    kind=st.sampled_from(sorted(NOISES)),
-    height=st.integers(28, 300),
-    width=st.integers(28, 300),
-    seed=st.integers(0, 2**32 - 1),
+  kind=st.sampled_from(sorted(NOISES)),
+  height=st.integers(28, 300),
+  width=st.integers(28, 300),
+  seed=st.integers(0, 2**32 - 1),
 )
 def test_noise_pictures_are_named_as_noise(kind, height, width, seed):
   noise = NOISES[kind](np.random.default_rng(seed), (height, width)).astype(np.uint8)
   with pytest.raises(KmnistError, match=r"^n.png: the picture is noise, not a digit"):
     images.to_mnist(
-        images.decode_picture(io.BytesIO(png_bytes(Image.fromarray(noise))), "n.png"), "n.png"
+      images.decode_picture(io.BytesIO(png_bytes(Image.fromarray(noise))), "n.png"), "n.png"
     )
 
 
 @settings(max_examples=20)
 @given(
-    level=st.integers(0, 255),
-    spread=st.integers(0, images.BLANK_LEVELS - 1),
-    seed=st.integers(0, 99),
+  level=st.integers(0, 255),
+  spread=st.integers(0, images.BLANK_LEVELS - 1),
+  seed=st.integers(0, 99),
 )
 def test_blank_pictures_are_named_as_blank(level, spread, seed):
   rng = np.random.default_rng(seed)
@@ -261,7 +261,7 @@ def test_blank_pictures_are_named_as_blank(level, spread, seed):
   sheet = (low + rng.integers(0, spread + 1, (60, 40))).astype(np.uint8)
   with pytest.raises(KmnistError, match=r"^b.png: the picture is blank \(every pixel within"):
     images.to_mnist(
-        images.decode_picture(io.BytesIO(png_bytes(Image.fromarray(sheet))), "b.png"), "b.png"
+      images.decode_picture(io.BytesIO(png_bytes(Image.fromarray(sheet))), "b.png"), "b.png"
     )
 
 

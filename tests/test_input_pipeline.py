@@ -20,7 +20,7 @@ def test_preprocess_scales_to_unit_range_and_one_hot_encodes():
 
 def first_labels(split, seed, n=3):
   return np.concatenate(
-      [y.numpy().argmax(-1) for _, y in input_pipeline.train_dataset(split, 50, seed).take(n)]
+    [y.numpy().argmax(-1) for _, y in input_pipeline.train_dataset(split, 50, seed).take(n)]
   )
 
 
@@ -61,7 +61,7 @@ def test_training_batches_on_one_device_are_the_seeded_batches(tmp_path, synthet
   config = small_config(tmp_path)
   train = synthetic_datasets.train
   batches = input_pipeline.training_batches(
-      config, train, tf.distribute.get_strategy(), start_step=2
+    config, train, tf.distribute.get_strategy(), start_step=2
   )
   expected = input_pipeline.train_dataset(train, config.batch_size, config.seed, start_step=2)
   for (x, y), (ex, ey) in zip(batches.take(3), expected.take(3), strict=True):
@@ -83,12 +83,12 @@ def test_one_replica_trains_on_the_single_device_batches(synthetic_datasets):
     return input_pipeline.train_dataset(train, 50, seed=0, indices=indices)
 
   expected = labels_of(
-      input_pipeline.train_dataset(train, 50, seed=0).take(45)
+    input_pipeline.train_dataset(train, 50, seed=0).take(45)
   )  # past one epoch's 40: reshuffles match
   for strategy in (
-      tf.distribute.get_strategy(),
-      tf.distribute.OneDeviceStrategy("/cpu:0"),
-      tf.distribute.MirroredStrategy(["/cpu:0"]),
+    tf.distribute.get_strategy(),
+    tf.distribute.OneDeviceStrategy("/cpu:0"),
+    tf.distribute.MirroredStrategy(["/cpu:0"]),
   ):
     batches = input_pipeline.replica_batches(strategy, make_indices, to_batches, 50)
     for _ in range(2):  # every iterator starts the same order (Keras opens one before training)
@@ -102,13 +102,13 @@ class FakeCluster:
 
   def __init__(self, workers, worker, local):
     self.context = tf.distribute.InputContext(
-        num_input_pipelines=workers, input_pipeline_id=worker, num_replicas_in_sync=workers * local
+      num_input_pipelines=workers, input_pipeline_id=worker, num_replicas_in_sync=workers * local
     )
     self.num_replicas_in_sync = workers * local
     self.cluster_resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
-        tf.train.ClusterSpec({"worker": [f"localhost:{port}" for port in range(workers)]}),
-        task_type="worker",
-        task_id=worker,
+      tf.train.ClusterSpec({"worker": [f"localhost:{port}" for port in range(workers)]}),
+      task_type="worker",
+      task_id=worker,
     )
 
   def distribute_datasets_from_function(self, dataset_fn):
@@ -123,17 +123,17 @@ def test_each_replica_gets_its_rows_of_every_global_batch():
 
   def to_batches(indices):  # each example labelled with its row 0..7
     return indices.map(
-        lambda i: input_pipeline.preprocess(tf.gather(images, i), tf.gather(row_labels, i))
+      lambda i: input_pipeline.preprocess(tf.gather(images, i), tf.gather(row_labels, i))
     )
 
   # 2 workers x 2 replicas: worker 1 feeds global replicas 2 and 3, rows 4-5 and 6-7, batch after
   # batch.
   worker1 = input_pipeline.replica_batches(
-      FakeCluster(workers=2, worker=1, local=2), make_indices, to_batches, 8
+    FakeCluster(workers=2, worker=1, local=2), make_indices, to_batches, 8
   )
   assert [list(labels) for labels in labels_of(worker1.take(4))] == [[4, 5], [6, 7], [4, 5], [6, 7]]
   worker0 = input_pipeline.replica_batches(
-      FakeCluster(workers=2, worker=0, local=2), make_indices, to_batches, 8
+    FakeCluster(workers=2, worker=0, local=2), make_indices, to_batches, 8
   )
   assert [list(labels) for labels in labels_of(worker0.take(2))] == [[0, 1], [2, 3]]
 
@@ -153,7 +153,7 @@ def test_augmentation_is_a_function_of_seed_and_step(synthetic_datasets):
     # moved, not destroyed: about as much ink, in the unit range
     assert a.min() >= 0 and a.max() <= 1 and abs(a.sum() / p.sum() - 1) < 0.1
   np.testing.assert_array_equal(
-      first_batches(0, start_step=2, n=1)[0], once[2]
+    first_batches(0, start_step=2, n=1)[0], once[2]
   )  # resumed: the same
   assert not np.array_equal(first_batches(1)[0], once[0])
 

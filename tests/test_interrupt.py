@@ -30,17 +30,16 @@ def test_fit_stops_at_the_end_of_the_step_that_was_running():
   model.compile(optimizer="sgd", loss="mse")
 
   class PressDuringStep3(keras.callbacks.Callback):
-
     def on_train_batch_begin(self, batch, logs=None):
       if batch == 3:
         press_ctrl_c()
 
   with interrupt.between_steps() as callback, pytest.raises(KeyboardInterrupt):
     model.fit(
-        np.zeros((100, 2)),
-        np.zeros((100, 1)),
-        batch_size=10,
-        verbose=0,
-        callbacks=[PressDuringStep3(), callback],
+      np.zeros((100, 2)),
+      np.zeros((100, 1)),
+      batch_size=10,
+      verbose=0,
+      callbacks=[PressDuringStep3(), callback],
     )
   assert int(model.optimizer.iterations) == 4  # step 3 (the 4th) finished, no 5th began

@@ -36,7 +36,7 @@ def imports_of(path: Path, known: dict) -> set[str]:
     elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("kmnist"):
       for alias in node.names:
         found.add(
-            f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in known else node.module
+          f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in known else node.module
         )
   return found
 
@@ -51,7 +51,7 @@ def test_no_import_cycles():
     stack.append(name)
     for child in sorted(graph[name]):
       assert state.get(child) != "open", "import cycle: " + " -> ".join(
-          stack[stack.index(child) :] + [child]
+        stack[stack.index(child) :] + [child]
       )
       if child not in state:
         visit(child)
@@ -73,12 +73,12 @@ def test_no_block_of_more_than_six_lines_is_repeated():
   places = {}
   for name, path in modules().items():
     lines = [
-        (n, line.strip()) for n, line in enumerate(path.read_text().splitlines(), 1) if line.strip()
+      (n, line.strip()) for n, line in enumerate(path.read_text().splitlines(), 1) if line.strip()
     ]
     for i in range(len(lines) - MAX_REPEATED_LINES):
       window = tuple(text for _, text in lines[i : i + MAX_REPEATED_LINES + 1])
       if (
-          sum(len(text) > 3 for text in window) > MAX_REPEATED_LINES // 2
+        sum(len(text) > 3 for text in window) > MAX_REPEATED_LINES // 2
       ):  # not just closing brackets
         places.setdefault(window, []).append(f"{name}:{lines[i][0]}")
   assert [where for where in places.values() if len(where) > 1] == []
@@ -86,13 +86,13 @@ def test_no_block_of_more_than_six_lines_is_repeated():
 
 def test_the_commands_check_their_flags_before_importing_tensorflow():
   script = (
-      "import sys\n"
-      "import kmnist.cli.train, kmnist.cli.predict, kmnist.cli.visualize, kmnist.config, "
-      "kmnist.model_paths\n"
-      "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, sorted(sys.modules)\n"
+    "import sys\n"
+    "import kmnist.cli.train, kmnist.cli.predict, kmnist.cli.visualize, kmnist.config, "
+    "kmnist.model_paths\n"
+    "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, sorted(sys.modules)\n"
   )
   result = subprocess.run(
-      [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
   )
   assert result.returncode == 0, result.stderr[-2000:]
 
@@ -101,20 +101,20 @@ def test_the_commands_check_their_flags_before_importing_tensorflow():
 def test_a_wheel_install_carries_the_data_and_classifies_with_its_reference_model(tmp_path):
   wheel_dir, target = tmp_path / "wheel", tmp_path / "site"
   build = subprocess.run(
-      [
-          sys.executable,
-          "-m",
-          "pip",
-          "wheel",
-          "--no-deps",
-          "-q",
-          "-w",
-          str(wheel_dir),
-          str(PACKAGE.parent),
-      ],
-      capture_output=True,
-      text=True,
-      timeout=300,
+    [
+      sys.executable,
+      "-m",
+      "pip",
+      "wheel",
+      "--no-deps",
+      "-q",
+      "-w",
+      str(wheel_dir),
+      str(PACKAGE.parent),
+    ],
+    capture_output=True,
+    text=True,
+    timeout=300,
   )
   assert build.returncode == 0, build.stderr[-2000:]
   (wheel,) = wheel_dir.glob("kmnist-*.whl")
@@ -123,20 +123,20 @@ def test_a_wheel_install_carries_the_data_and_classifies_with_its_reference_mode
   assert "kmnist/reference/saved_model/1/saved_model.pb" in names
   assert not any(name.startswith(("tests/", "benchmarks/", "exported/")) for name in names)
   install = subprocess.run(
-      [
-          sys.executable,
-          "-m",
-          "pip",
-          "install",
-          "--no-deps",
-          "-q",
-          "--target",
-          str(target),
-          str(wheel),
-      ],
-      capture_output=True,
-      text=True,
-      timeout=300,
+    [
+      sys.executable,
+      "-m",
+      "pip",
+      "install",
+      "--no-deps",
+      "-q",
+      "--target",
+      str(target),
+      str(wheel),
+    ],
+    capture_output=True,
+    text=True,
+    timeout=300,
   )
   assert install.returncode == 0, install.stderr[-2000:]
   import numpy as np
@@ -148,18 +148,18 @@ def test_a_wheel_install_carries_the_data_and_classifies_with_its_reference_mode
   # The installed copy, not this checkout: PYTHONPATH comes before the editable install, and cwd is
   # elsewhere.
   result = subprocess.run(
-      [
-          sys.executable,
-          "-c",
-          "import kmnist, sys; sys.argv[0] = 'kmnist-predict'; "
-          "print(kmnist.__file__); from kmnist.cli import predict; predict.cli()",
-          "digit.png",
-      ],
-      capture_output=True,
-      text=True,
-      timeout=300,
-      cwd=tmp_path,
-      env=dict(os.environ, PYTHONPATH=str(target)),
+    [
+      sys.executable,
+      "-c",
+      "import kmnist, sys; sys.argv[0] = 'kmnist-predict'; "
+      "print(kmnist.__file__); from kmnist.cli import predict; predict.cli()",
+      "digit.png",
+    ],
+    capture_output=True,
+    text=True,
+    timeout=300,
+    cwd=tmp_path,
+    env=dict(os.environ, PYTHONPATH=str(target)),
   )
   assert result.returncode == 0, result.stderr[-2000:]
   installed, prediction = result.stdout.splitlines()

@@ -10,10 +10,10 @@ def test_manifest_lists_every_file_and_notices_changes(tmp_path):
   (tmp_path / "sub").mkdir()
   (tmp_path / "sub" / "b.bin").write_bytes(b"\0")
   path = manifest.write_manifest(
-      tmp_path,
-      {"test_accuracy": 0.5, "test_loss": 1.0},
-      {"steps": 3},
-      [tmp_path / "a.txt", tmp_path / "sub"],
+    tmp_path,
+    {"test_accuracy": 0.5, "test_loss": 1.0},
+    {"steps": 3},
+    [tmp_path / "a.txt", tmp_path / "sub"],
   )
   written = json.loads(path.read_text())
   assert sorted(written["files"]) == ["a.txt", "sub/b.bin"]

@@ -19,12 +19,12 @@ def test_vendored_files_are_the_genuine_mnist():
 
 
 @pytest.mark.parametrize(
-    "damage, message",
-    [
-        ("missing", "train-labels-idx1-ubyte.gz is missing; put the four original MNIST .gz files"),
-        ("truncated", "train-labels-idx1-ubyte.gz is corrupted or truncated"),
-        ("corrupted", "train-labels-idx1-ubyte.gz is corrupted or truncated"),
-    ],
+  "damage, message",
+  [
+    ("missing", "train-labels-idx1-ubyte.gz is missing; put the four original MNIST .gz files"),
+    ("truncated", "train-labels-idx1-ubyte.gz is corrupted or truncated"),
+    ("corrupted", "train-labels-idx1-ubyte.gz is corrupted or truncated"),
+  ],
 )
 def test_a_damaged_manual_file_is_named(tmp_path, damage, message):
   for name in mnist_files.MNIST_FILES:

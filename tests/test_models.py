@@ -45,7 +45,7 @@ def test_predict_logits_scales_raw_pixels_as_training_does(trained_model, synthe
   images = synthetic_datasets.test.images[:20]
   expected = trained_model(images.astype(np.float32) / 255.0).numpy()
   np.testing.assert_allclose(
-      models.predict_logits(trained_model, images), expected, rtol=1e-5, atol=1e-5
+    models.predict_logits(trained_model, images), expected, rtol=1e-5, atol=1e-5
   )
 
 
@@ -55,7 +55,7 @@ def test_unknown_model_name():
 
 
 @pytest.mark.parametrize(
-    "name, parameters", [("mlp", 784 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10), ("cnn", None)]
+  "name, parameters", [("mlp", 784 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10), ("cnn", None)]
 )
 def test_every_model_maps_images_to_ten_logits(name, parameters):
   model = models.build(name)

@@ -13,17 +13,17 @@ from kmnist.export import saved_model, tflite
 @pytest.fixture(scope="module")
 def synthetic_export(tmp_path_factory, trained_model):
   return saved_model.export_saved_model(
-      trained_model, tmp_path_factory.mktemp("predict") / "saved_model"
+    trained_model, tmp_path_factory.mktemp("predict") / "saved_model"
   )
 
 
 def test_resolve_model_accepts_version_dirs_bases_tflite_and_defaults_to_the_reference(
-    tmp_path, synthetic_export
+  tmp_path, synthetic_export
 ):
   assert model_paths.resolve_model(str(synthetic_export)) == ("saved_model", synthetic_export)
   assert model_paths.resolve_model(str(synthetic_export.parent)) == (
-      "saved_model",
-      synthetic_export,
+    "saved_model",
+    synthetic_export,
   )
   reference = model_paths.reference_export()
   assert model_paths.resolve_model(None) == ("saved_model", reference / "saved_model" / "1")
@@ -48,14 +48,13 @@ def test_load_inputs_names_every_digit_and_every_bad_file(tmp_path, mnist_digits
   assert names == [str(tmp_path / "a.png")] + [f"{tmp_path / 'b.npy'}[{i}]" for i in range(3)]
   np.testing.assert_array_equal(digits, images[:4])
   assert errors == [
-      f"{tmp_path / 'c.png'}: not a readable image (UnidentifiedImageError); give a PNG of one "
-      "digit",
-      f"{tmp_path / 'missing.npy'}: no such file",
+    f"{tmp_path / 'c.png'}: not a readable image (UnidentifiedImageError); give a PNG of one digit",
+    f"{tmp_path / 'missing.npy'}: no such file",
   ]
 
 
 def test_classify_keeps_the_order_of_the_files_and_batches_the_model(
-    tmp_path, mnist_digits, monkeypatch
+  tmp_path, mnist_digits, monkeypatch
 ):
   monkeypatch.setattr(predict, "BATCH", 4)
   np.save(tmp_path / "a.npy", mnist_digits.images[:6])
@@ -70,22 +69,22 @@ def test_classify_keeps_the_order_of_the_files_and_batches_the_model(
   items = list(predict.classify([tmp_path / n for n in ("a.npy", "b.png", "c.png")], predictor, 1))
   assert [what for what, _ in items] == ["result"] * 6 + ["error", "result"]
   assert [item["file"] for what, item in items if what == "result"] == [
-      f"{tmp_path / 'a.npy'}[{i}]" for i in range(6)
+    f"{tmp_path / 'a.npy'}[{i}]" for i in range(6)
   ] + [str(tmp_path / "c.png")]
   assert max(calls) <= 4 and sum(calls) == 7
 
 
 def test_saved_model_and_tflite_predictors_agree_and_results_rank_the_digits(
-    synthetic_export, synthetic_datasets, tmp_path, trained_model
+  synthetic_export, synthetic_datasets, tmp_path, trained_model
 ):
   digits = synthetic_datasets.test.images[:20]
   float_file = tmp_path / "m.tflite"
   float_file.write_bytes(
-      tflite.convert("float", synthetic_export, trained_model, synthetic_datasets.train.images)
+    tflite.convert("float", synthetic_export, trained_model, synthetic_datasets.train.images)
   )
   outputs = [
-      predict.load_predictor("saved_model", synthetic_export)(digits),
-      predict.load_predictor("tflite", float_file)(digits),
+    predict.load_predictor("saved_model", synthetic_export)(digits),
+    predict.load_predictor("tflite", float_file)(digits),
   ]
   np.testing.assert_array_equal(outputs[0]["class_id"], outputs[1]["class_id"])
   results = predict.format_results([f"d{i}" for i in range(20)], outputs[0], top_k=3)
@@ -103,7 +102,7 @@ def test_broken_models_are_refused_naming_the_file(tmp_path):
   broken_tflite.write_bytes(b"\0\0\0\0TFL3" + b"\0" * 100)
   for model, kind in ((broken_sm, "saved_model"), (broken_tflite, "tflite")):
     with pytest.raises(
-        KmnistError, match=f"--model={model} could not be loaded as a {kind} \\(.*Error: "
+      KmnistError, match=f"--model={model} could not be loaded as a {kind} \\(.*Error: "
     ):
       predict.load_predictor(kind, model)
 

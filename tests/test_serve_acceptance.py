@@ -38,8 +38,8 @@ def test_readme_rest_example_agrees_on_all_10000_test_digits(server, real_datase
   agreement = float(np.mean(served == in_process["class_id"]))
   accuracy = float(np.mean(served == real_datasets.test.labels))
   print(
-      f"\nREST, one digit per request: {len(images)} digits in {seconds:.1f} s, agreement with "
-      f"the SavedModel in process {agreement:.2%}, test accuracy {accuracy:.4f}"
+    f"\nREST, one digit per request: {len(images)} digits in {seconds:.1f} s, agreement with "
+    f"the SavedModel in process {agreement:.2%}, test accuracy {accuracy:.4f}"
   )
   assert len(served) == 10_000 and agreement == 1.0
 
@@ -48,36 +48,36 @@ def test_readme_rest_example_agrees_on_all_10000_test_digits(server, real_datase
 def test_grpc_and_open_inference_agree_too(server, real_datasets, in_process):
   images = real_datasets.test.images
   grpc_classes = np.concatenate(
-      [
-          readme_grpc_client(server.grpc_port, images[i : i + 1000])
-          for i in range(0, len(images), 1000)
-      ]
+    [
+      readme_grpc_client(server.grpc_port, images[i : i + 1000])
+      for i in range(0, len(images), 1000)
+    ]
   )
   np.testing.assert_array_equal(grpc_classes, in_process["class_id"])
   v2 = []
   for i in range(0, len(images), 1000):
     batch = images[i : i + 1000]
     status, reply = http_json(
-        f"{server.url}/v2/models/kmnist/infer",
-        {
-            "inputs": [
-                {
-                    "name": "image",
-                    "shape": list(batch.shape),
-                    "datatype": "UINT8",
-                    "data": batch.ravel().tolist(),
-                }
-            ]
-        },
+      f"{server.url}/v2/models/kmnist/infer",
+      {
+        "inputs": [
+          {
+            "name": "image",
+            "shape": list(batch.shape),
+            "datatype": "UINT8",
+            "data": batch.ravel().tolist(),
+          }
+        ]
+      },
     )
     assert status == 200
     v2 += next(o["data"] for o in reply["outputs"] if o["name"] == "class_id")
   np.testing.assert_array_equal(v2, in_process["class_id"])
   _, rows = http_json(
-      f"{server.url}/v1/models/kmnist:predict",
-      {
-          "signature_name": "serving_float",
-          "inputs": {"x": (images[:1000].reshape(1000, -1) / 255.0).tolist()},
-      },
+    f"{server.url}/v1/models/kmnist:predict",
+    {
+      "signature_name": "serving_float",
+      "inputs": {"x": (images[:1000].reshape(1000, -1) / 255.0).tolist()},
+    },
   )
   np.testing.assert_array_equal(rows["outputs"]["class_id"], in_process["class_id"][:1000])

@@ -22,14 +22,14 @@ from kmnist.model_paths import reference_export
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
 ]
 
 
@@ -53,17 +53,17 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 
 def arc(cx, cy, rx, ry, start, end, n=30):
   return [
-      (cx + rx * math.cos(math.radians(a)), cy + ry * math.sin(math.radians(a)))
-      for a in np.linspace(start, end, n + 1)
+    (cx + rx * math.cos(math.radians(a)), cy + ry * math.sin(math.radians(a)))
+    for a in np.linspace(start, end, n + 1)
   ]
 
 
 # Strokes on the 280x280 pad, each a polyline, as a person would draw the digit.
 DIGITS = {
-    0: [arc(140, 140, 60, 95, -90, 270)],
-    1: [[(150, 40), (140, 240)]],
-    7: [[(70, 50), (210, 50), (120, 240)]],
-    4: [[(170, 240), (170, 40), (70, 170), (220, 170)]],
+  0: [arc(140, 140, 60, 95, -90, 270)],
+  1: [[(150, 40), (140, 240)]],
+  7: [[(70, 50), (210, 50), (120, 240)]],
+  4: [[(170, 240), (170, 40), (70, 170), (220, 170)]],
 }
 TOUCH_DIGIT = 4  # drawn with a finger
 
@@ -71,8 +71,8 @@ TOUCH_DIGIT = 4  # drawn with a finger
 @pytest.fixture(scope="module")
 def page():
   with (
-      ServerProcess(reference_export() / "saved_model", "--grpc_port=0") as server,
-      sync_playwright() as playwright,
+    ServerProcess(reference_export() / "saved_model", "--grpc_port=0") as server,
+    sync_playwright() as playwright,
   ):
     browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
     try:
@@ -80,8 +80,8 @@ def page():
       page = context.new_page()
       page.goto(server.url + "/")
       page.wait_for_function(
-          "document.getElementById('model-info').textContent.includes('version 1')",
-          timeout=20_000,
+        "document.getElementById('model-info').textContent.includes('version 1')",
+        timeout=20_000,
       )
       yield page
     finally:
@@ -105,13 +105,13 @@ def draw_with_finger(page, strokes):
   for stroke in strokes:
     points = [(box["x"] + x, box["y"] + y) for x, y in stroke]
     dense = [
-        tuple(np.add(a, np.multiply(np.subtract(b, a), t)))
-        for a, b in zip(points, points[1:], strict=False)
-        for t in np.linspace(0, 1, 6)[:-1]
+      tuple(np.add(a, np.multiply(np.subtract(b, a), t)))
+      for a, b in zip(points, points[1:], strict=False)
+      for t in np.linspace(0, 1, 6)[:-1]
     ] + [points[-1]]
     cdp.send(
-        "Input.dispatchTouchEvent",
-        {"type": "touchStart", "touchPoints": [{"x": dense[0][0], "y": dense[0][1]}]},
+      "Input.dispatchTouchEvent",
+      {"type": "touchStart", "touchPoints": [{"x": dense[0][0], "y": dense[0][1]}]},
     )
     for x, y in dense[1:]:
       cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
@@ -136,8 +136,7 @@ def test_drawn_digits_are_recognised_and_the_page_shows_its_parts(page):
   assert page.get_attribute("#bars li.top", "aria-label").startswith(f"{last}: ")
   assert page.text_content("#evidence-digit") == str(last)
   input_pixels = page.evaluate(
-      "Array.from(document.getElementById('input').getContext('2d')"
-      ".getImageData(0, 0, 28, 28).data)"
+    "Array.from(document.getElementById('input').getContext('2d').getImageData(0, 0, 28, 28).data)"
   )
   grey = np.array(input_pixels).reshape(28, 28, 4)[..., 0]
   assert grey.max() > 200 and grey[0].max() == 0  # a white digit on black, margin kept
@@ -171,11 +170,11 @@ def test_escape_or_clear_starts_over_from_the_keyboard(page):
   assert page.get_attribute("body", "data-prediction") is None
   assert page.text_content("#answer") == "Draw a digit to see."
   assert (
-      page.evaluate(
-          "Math.max(...document.getElementById('input').getContext('2d')"
-          ".getImageData(0, 0, 28, 28).data.filter((v, i) => i % 4 == 0))"
-      )
-      == 0
+    page.evaluate(
+      "Math.max(...document.getElementById('input').getContext('2d')"
+      ".getImageData(0, 0, 28, 28).data.filter((v, i) => i % 4 == 0))"
+    )
+    == 0
   )
   page.keyboard.press("Tab")  # from the pad to the Clear button
   assert page.evaluate("document.activeElement.id") == "clear"

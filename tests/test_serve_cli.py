@@ -25,11 +25,11 @@ RUN_CLI = textwrap.dedent("""
 
 def run_cli(*args, cwd=None):
   return subprocess.run(
-      [sys.executable, "-c", RUN_CLI, *map(str, args)],
-      capture_output=True,
-      text=True,
-      timeout=120,
-      cwd=cwd,
+    [sys.executable, "-c", RUN_CLI, *map(str, args)],
+    capture_output=True,
+    text=True,
+    timeout=120,
+    cwd=cwd,
   )
 
 
@@ -45,37 +45,37 @@ def flag_faults(tmp_path, busy_port):
   not_a_model = tmp_path / "empty"
   not_a_model.mkdir(exist_ok=True)
   return [
-      (["--http_port=0"], "--http_port=0 is not a port; give one from 1 to 65535"),
-      (
-          ["--grpc_port=70000"],
-          "--grpc_port=70000 is not a port; give one from 0 to 65535 (0: no gRPC)",
-      ),
-      (["--http_port=9000", "--grpc_port=9000"], "--http_port and --grpc_port are both 9000"),
-      (["--poll_seconds=-1"], "--poll_seconds=-1.0 must be 0 (never look) or positive"),
-      (["--max_batch_size=0"], "--max_batch_size=0 must be a positive integer"),
-      (["--max_request_bytes=10"], "--max_request_bytes=10 is too small for one digit"),
-      (["--model_name=a/b"], "--model_name='a/b' cannot be used in a URL"),
-      (
-          [f"--model={not_a_model}"],
-          f"--model={not_a_model} is neither a SavedModel version directory",
-      ),
-      ([f"--model={tmp_path / 'missing'}"], "is neither a SavedModel version directory"),
-      (
-          [f"--http_port={busy_port}"],
-          f"--http_port={busy_port}: port {busy_port} on 127.0.0.1 is "
-          f"in use (another kmnist-serve or TF Serving?); stop it or "
-          f"pass another --http_port",
-      ),
-      (
-          [f"--grpc_port={busy_port}"],
-          f"--grpc_port={busy_port}: port {busy_port} on 127.0.0.1 is in use",
-      ),
-      (["--host=192.0.2.1"], "--host=192.0.2.1 is not an address of this machine"),
-      (
-          ["--host=no-such-host.invalid"],
-          "--host=no-such-host.invalid is not an address of this machine",
-      ),
-      (["extra"], "unexpected arguments ['extra']; kmnist-serve takes only --flags"),
+    (["--http_port=0"], "--http_port=0 is not a port; give one from 1 to 65535"),
+    (
+      ["--grpc_port=70000"],
+      "--grpc_port=70000 is not a port; give one from 0 to 65535 (0: no gRPC)",
+    ),
+    (["--http_port=9000", "--grpc_port=9000"], "--http_port and --grpc_port are both 9000"),
+    (["--poll_seconds=-1"], "--poll_seconds=-1.0 must be 0 (never look) or positive"),
+    (["--max_batch_size=0"], "--max_batch_size=0 must be a positive integer"),
+    (["--max_request_bytes=10"], "--max_request_bytes=10 is too small for one digit"),
+    (["--model_name=a/b"], "--model_name='a/b' cannot be used in a URL"),
+    (
+      [f"--model={not_a_model}"],
+      f"--model={not_a_model} is neither a SavedModel version directory",
+    ),
+    ([f"--model={tmp_path / 'missing'}"], "is neither a SavedModel version directory"),
+    (
+      [f"--http_port={busy_port}"],
+      f"--http_port={busy_port}: port {busy_port} on 127.0.0.1 is "
+      f"in use (another kmnist-serve or TF Serving?); stop it or "
+      f"pass another --http_port",
+    ),
+    (
+      [f"--grpc_port={busy_port}"],
+      f"--grpc_port={busy_port}: port {busy_port} on 127.0.0.1 is in use",
+    ),
+    (["--host=192.0.2.1"], "--host=192.0.2.1 is not an address of this machine"),
+    (
+      ["--host=no-such-host.invalid"],
+      "--host=no-such-host.invalid is not an address of this machine",
+    ),
+    (["extra"], "unexpected arguments ['extra']; kmnist-serve takes only --flags"),
   ]
 
 
@@ -90,9 +90,9 @@ def test_flag_faults_are_one_line_before_tensorflow(tmp_path, busy_port):
 
   def run(args):
     ports = [
-        f"--{name}={free_port()}"
-        for name in ("http_port", "grpc_port")
-        if not any(a.startswith(f"--{name}") for a in args)
+      f"--{name}={free_port()}"
+      for name in ("http_port", "grpc_port")
+      if not any(a.startswith(f"--{name}") for a in args)
     ]
     return run_cli(*args, *ports)
 
@@ -117,9 +117,9 @@ def test_a_model_that_does_not_load_is_one_line(tmp_path):
   errors = [line for line in result.stderr.splitlines() if "kmnist-serve: error:" in line]
   assert result.returncode == 2 and "Traceback" not in result.stderr
   assert errors == [
-      f"kmnist-serve: error: --model={tmp_path / 'base'}: no version could be "
-      f"loaded (version 1: {tmp_path / 'base' / '1'} could not be loaded as a "
-      f"SavedModel (" + errors[0].split("SavedModel (", 1)[1]
+    f"kmnist-serve: error: --model={tmp_path / 'base'}: no version could be "
+    f"loaded (version 1: {tmp_path / 'base' / '1'} could not be loaded as a "
+    f"SavedModel (" + errors[0].split("SavedModel (", 1)[1]
   ]
   assert errors[0].endswith("); serve an export written by kmnist-train")
 

@@ -71,7 +71,7 @@ def test_dockerfile_copies_what_exists_and_runs_kmnist_serve_with_its_flags():
   lines = (ROOT / ".dockerignore").read_text().splitlines()
   ignored = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
   assert not any(
-      copy[0].startswith(tuple(i for i in ignored if not i.startswith("*"))) for copy in copies
+    copy[0].startswith(tuple(i for i in ignored if not i.startswith("*"))) for copy in copies
   )
 
 

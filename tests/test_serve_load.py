@@ -19,7 +19,7 @@ USERS = 16
 def server(tmp_path_factory, trained_model, synthetic_datasets):
   base = tmp_path_factory.mktemp("load") / "saved_model"
   saved_model.export_saved_model(
-      trained_model, base, warmup_images=synthetic_datasets.test.images[:3]
+    trained_model, base, warmup_images=synthetic_datasets.test.images[:3]
   )
   with serve_load.ServerProcess(base, "--poll_seconds=0.2") as process:
     process.base = base
@@ -42,10 +42,10 @@ def check(stats, batch, max_requests):
 def test_single_digits_and_batches_without_errors(server, digits, tmp_path):
   with serve_load.RssSampler(server) as rss:
     single = serve_load.run_locust(
-        server.url, digits, USERS, seconds=3, batch=1, max_requests=3000, workdir=tmp_path
+      server.url, digits, USERS, seconds=3, batch=1, max_requests=3000, workdir=tmp_path
     )
     batch = serve_load.run_locust(
-        server.url, digits, USERS, seconds=2, batch=100, max_requests=300, workdir=tmp_path
+      server.url, digits, USERS, seconds=2, batch=100, max_requests=300, workdir=tmp_path
     )
   check(single, 1, 3000)
   check(batch, 100, 300)
@@ -57,11 +57,11 @@ def test_single_digits_and_batches_without_errors(server, digits, tmp_path):
 def test_a_version_written_under_load_is_served_without_a_failed_request(server, digits, tmp_path):
   results = {}
   load = threading.Thread(
-      target=lambda: results.update(
-          serve_load.run_locust(
-              server.url, digits, USERS, seconds=5, batch=1, max_requests=5000, workdir=tmp_path
-          )
+    target=lambda: results.update(
+      serve_load.run_locust(
+        server.url, digits, USERS, seconds=5, batch=1, max_requests=5000, workdir=tmp_path
       )
+    )
   )
   load.start()
   try:

@@ -80,29 +80,29 @@ def test_v2_json_flat_nested_and_binary(served, digits, expected):
 
 
 @pytest.mark.parametrize(
-    "inputs, message",
-    [
-        (
-            [InferInput("image", [1, 28, 28], "FP32", [0.0] * 784)],
-            "has datatype FP32, but serving_default takes UINT8",
-        ),
-        (
-            [InferInput("image", [1, 28, 28], "UINT8", [0] * 783)],
-            "has 783 values, but its shape " r"\[1, 28, 28\] needs 784",
-        ),
-        ([InferInput("image", [1, 784], "UINT8", [0] * 784)], r"shape \[1, 784\], expected"),
-        ([InferInput("image", [1, 28, 28], "UINT8", [999] * 784)], "out of range"),
-        ([InferInput("pixels", [1, 28, 28], "UINT8", [0] * 784)], "'pixels' is not an input"),
-        ([InferInput("image", [1, 28, 28], "UINT8", [0] * 784)] * 2, "send exactly one input"),
-    ],
+  "inputs, message",
+  [
+    (
+      [InferInput("image", [1, 28, 28], "FP32", [0.0] * 784)],
+      "has datatype FP32, but serving_default takes UINT8",
+    ),
+    (
+      [InferInput("image", [1, 28, 28], "UINT8", [0] * 783)],
+      "has 783 values, but its shape " r"\[1, 28, 28\] needs 784",
+    ),
+    ([InferInput("image", [1, 784], "UINT8", [0] * 784)], r"shape \[1, 784\], expected"),
+    ([InferInput("image", [1, 28, 28], "UINT8", [999] * 784)], "out of range"),
+    ([InferInput("pixels", [1, 28, 28], "UINT8", [0] * 784)], "'pixels' is not an input"),
+    ([InferInput("image", [1, 28, 28], "UINT8", [0] * 784)] * 2, "send exactly one input"),
+  ],
 )
 def test_v2_refusals(served, inputs, message):
   with pytest.raises(BadRequest, match=message):
     infer(served[1], InferRequest("kmnist", inputs))
   request = InferRequest(
-      "kmnist",
-      [InferInput("image", [1, 28, 28], "UINT8", [0] * 784)],
-      request_outputs=[RequestedOutput("scores")],
+    "kmnist",
+    [InferInput("image", [1, 28, 28], "UINT8", [0] * 784)],
+    request_outputs=[RequestedOutput("scores")],
   )
   with pytest.raises(BadRequest, match=r"requested outputs \['scores'\]"):
     infer(served[1], request)
@@ -110,7 +110,7 @@ def test_v2_refusals(served, inputs, message):
 
 def test_tf_serving_predict_request(served, digits, expected):
   request = predict_pb2.PredictRequest(
-      model_spec=model_pb2.ModelSpec(name="kmnist"), output_filter=["class_id"]
+    model_spec=model_pb2.ModelSpec(name="kmnist"), output_filter=["class_id"]
   )
   request.inputs["image"].CopyFrom(tf.make_tensor_proto(digits))
   response = infer(served[1], request)
@@ -121,7 +121,7 @@ def test_tf_serving_predict_request(served, digits, expected):
 def test_explain_adds_the_evidence_map(served, digits, expected):
   model, _ = served
   response, _ = asyncio.run(
-      model({"instances": digits[:2].tolist()}, verb=serve_model.kserve.model.InferenceVerb.EXPLAIN)
+    model({"instances": digits[:2].tolist()}, verb=serve_model.kserve.model.InferenceVerb.EXPLAIN)
   )
   assert response["model_version"] == "1" and response["model"] == "softmax"
   for explanation, logits in zip(response["explanations"], expected[:2], strict=True):
@@ -135,8 +135,8 @@ def test_explain_adds_the_evidence_map(served, digits, expected):
 def test_metadata_lists_both_inputs_and_the_outputs(served):
   model, _ = served
   assert model.get_input_types() == [
-      {"name": "image", "datatype": "UINT8", "shape": [-1, 28, 28]},
-      {"name": "x", "datatype": "FP32", "shape": [-1, 784]},
+    {"name": "image", "datatype": "UINT8", "shape": [-1, 28, 28]},
+    {"name": "x", "datatype": "FP32", "shape": [-1, 784]},
   ]
   assert [o["name"] for o in model.get_output_types()] == ["class_id", "logits", "probabilities"]
 

@@ -51,19 +51,19 @@ def png(picture: Image.Image) -> bytes:
 
 
 @pytest.mark.parametrize(
-    "data, message",
-    [
-        (png(Image.new("RGB", (280, 280), "white")), "the drawing: the picture is blank"),
-        (png(Image.new("L", (4, 4))), "the drawing: 4x4 pixels is too small"),
-        (
-            b"not a png",
-            r"the drawing: not a readable image \(UnidentifiedImageError\); give a PNG",
-        ),
-        (
-            png(Image.new("1", (5000, 5000))),
-            "the drawing: the picture is 5000x5000 pixels; give at most",
-        ),
-    ],
+  "data, message",
+  [
+    (png(Image.new("RGB", (280, 280), "white")), "the drawing: the picture is blank"),
+    (png(Image.new("L", (4, 4))), "the drawing: 4x4 pixels is too small"),
+    (
+      b"not a png",
+      r"the drawing: not a readable image \(UnidentifiedImageError\); give a PNG",
+    ),
+    (
+      png(Image.new("1", (5000, 5000))),
+      "the drawing: the picture is 5000x5000 pixels; give at most",
+    ),
+  ],
 )
 def test_bad_drawings_get_one_reason(data, message):
   with pytest.raises(BadRequest, match=message):
@@ -81,9 +81,9 @@ def test_the_page_uses_only_its_own_files():
     assert not re.search(r"https?://|//[a-z0-9.-]+\.[a-z]{2,}/|@import|url\(", text), name
   script = (page.STATIC_DIR / "app.js").read_text()
   assert set(re.findall(r'(?:fetch|postJson)\("([^"]*)"', script)) == {
-      "/v1/models",
-      "/v1/models/",
-      "/demo/prepare",
+    "/v1/models",
+    "/v1/models/",
+    "/demo/prepare",
   }
 
 

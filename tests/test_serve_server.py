@@ -21,12 +21,12 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2, grpc_predict_v2_pb2_grpc
 from PIL import Image, ImageDraw
 from serve_clients import readme_grpc_client, readme_rest_client
 from tensorflow_serving.apis import (
-    get_model_metadata_pb2,
-    get_model_status_pb2,
-    model_pb2,
-    model_service_pb2_grpc,
-    predict_pb2,
-    prediction_service_pb2_grpc,
+  get_model_metadata_pb2,
+  get_model_status_pb2,
+  model_pb2,
+  model_service_pb2_grpc,
+  predict_pb2,
+  prediction_service_pb2_grpc,
 )
 
 from benchmarks.serve_load import ServerProcess, http_json, wait_for_version
@@ -44,7 +44,7 @@ MAX_BATCH, MAX_BYTES = 50, 200_000
 def base(tmp_path_factory, trained_model, synthetic_datasets):
   base = tmp_path_factory.mktemp("server") / "saved_model"
   saved_model.export_saved_model(
-      trained_model, base, warmup_images=synthetic_datasets.test.images[:3]
+    trained_model, base, warmup_images=synthetic_datasets.test.images[:3]
   )
   return base
 
@@ -69,7 +69,7 @@ def client(base):
   repository = ModelRepository()
   repository.update(serve_model.KmnistModel("kmnist", manager, MAX_BATCH))
   app = app_lib.create_app(
-      DataPlane(model_registry=repository), server_lib.FollowBaseRepository(repository), MAX_BYTES
+    DataPlane(model_registry=repository), server_lib.FollowBaseRepository(repository), MAX_BYTES
   )
   with TestClient(app) as client:
     yield client
@@ -85,23 +85,23 @@ def test_page_and_its_files(client):
 
 def test_tf_serving_status_and_metadata_routes(client):
   status = {
-      "model_version_status": [
-          {
-              "version": "1",
-              "state": "AVAILABLE",
-              "status": {"error_code": "OK", "error_message": ""},
-          }
-      ]
+    "model_version_status": [
+      {
+        "version": "1",
+        "state": "AVAILABLE",
+        "status": {"error_code": "OK", "error_message": ""},
+      }
+    ]
   }
   assert client.get("/v1/models/kmnist").json() == status
   assert client.get("/v1/models/kmnist/versions/1").json() == status
   metadata = client.get("/v1/models/kmnist/versions/1/metadata").json()
   assert metadata["model_spec"]["version"] == "1"
   for url, code, message in [
-      ("/v1/models/kmnist/versions/7", 404, "Could not find version 7 of model kmnist"),
-      ("/v1/models/kmnist/versions/7/metadata", 404, r"Specific(kmnist, 7)"),
-      ("/v1/models/other", 404, "Model with name other does not exist."),
-      ("/v1/nothing", 404, "GET /v1/nothing: Not Found"),
+    ("/v1/models/kmnist/versions/7", 404, "Could not find version 7 of model kmnist"),
+    ("/v1/models/kmnist/versions/7/metadata", 404, r"Specific(kmnist, 7)"),
+    ("/v1/models/other", 404, "Model with name other does not exist."),
+    ("/v1/nothing", 404, "GET /v1/nothing: Not Found"),
   ]:
     reply = client.get(url)
     assert (reply.status_code, list(reply.json())) == (code, ["error"]), url
@@ -113,8 +113,8 @@ def test_version_pinned_predict(client, digits, expected_classes):
   reply = client.post("/v1/models/kmnist/versions/1:predict", json=body)
   assert [p["class_id"] for p in reply.json()["predictions"]] == expected_classes[:3].tolist()
   for url, message in [
-      ("/v1/models/kmnist/versions/2:predict", "Specific(kmnist, 2)"),
-      ("/v1/models/kmnist/labels/stable:predict", "no version labels"),
+    ("/v1/models/kmnist/versions/2:predict", "Specific(kmnist, 2)"),
+    ("/v1/models/kmnist/labels/stable:predict", "no version labels"),
   ]:
     reply = client.post(url, json=body)
     assert reply.status_code == 404 and message in reply.json()["error"], url
@@ -125,7 +125,7 @@ def test_request_size_limit(client):
   reply = client.post("/v1/models/kmnist:predict", content=big)
   assert reply.status_code == 413
   assert reply.json()["error"].startswith(
-      f"request body of {len(big):,} bytes is over this server's limit of {MAX_BYTES:,}"
+    f"request body of {len(big):,} bytes is over this server's limit of {MAX_BYTES:,}"
   )
   chunks = (big[i : i + 65536] for i in range(0, len(big), 65536))  # no Content-Length: chunked
   reply = client.post("/v1/models/kmnist:predict", content=chunks)
@@ -134,15 +134,15 @@ def test_request_size_limit(client):
 
 def test_errors_are_one_json_line(client):
   bad_json = client.post(
-      "/v1/models/kmnist:predict", content=b"{oops", headers={"Content-Type": "application/json"}
+    "/v1/models/kmnist:predict", content=b"{oops", headers={"Content-Type": "application/json"}
   )
   assert bad_json.status_code == 400
   assert bad_json.json()["error"].startswith("request body is not valid JSON (")
   v2 = client.post("/v2/models/kmnist/infer", json={"inputs": [{"name": "image"}]})
   assert v2.status_code == 400
   assert v2.json()["error"] == (
-      "not a valid Open Inference request (inputs.0.shape: Field required; inputs.0.datatype: "
-      "Field required; inputs.0.data: Field required)"
+    "not a valid Open Inference request (inputs.0.shape: Field required; inputs.0.datatype: "
+    "Field required; inputs.0.data: Field required)"
   )
 
 
@@ -166,14 +166,14 @@ def test_prepare_route(client):
 
 def test_metrics(client, digits):
   assert (
-      client.post("/v1/models/kmnist:predict", json={"instances": digits[:1].tolist()}).status_code
-      == 200
+    client.post("/v1/models/kmnist:predict", json={"instances": digits[:1].tolist()}).status_code
+    == 200
   )
   metrics = client.get("/metrics").text
   for name in (
-      "request_preprocess_seconds",
-      "request_predict_seconds",
-      "request_postprocess_seconds",
+    "request_preprocess_seconds",
+    "request_predict_seconds",
+    "request_postprocess_seconds",
   ):
     assert f'{name}_count{{model_name="kmnist"}}' in metrics
 
@@ -186,10 +186,10 @@ def server(base, tmp_path_factory):
   local = tmp_path_factory.mktemp("served") / "saved_model"
   shutil.copytree(base, local)
   with ServerProcess(
-      local,
-      "--poll_seconds=0.2",
-      f"--max_batch_size={MAX_BATCH}",
-      f"--max_request_bytes={MAX_BYTES}",
+    local,
+    "--poll_seconds=0.2",
+    f"--max_batch_size={MAX_BATCH}",
+    f"--max_request_bytes={MAX_BYTES}",
   ) as process:
     process.base = local
     yield process
@@ -202,17 +202,17 @@ def test_readme_clients_work_unchanged(server, digits, expected_classes):
 
 def test_open_inference_rest_and_grpc(server, digits, expected_classes):
   status, reply = http_json(
-      f"{server.url}/v2/models/kmnist/infer",
-      {
-          "inputs": [
-              {
-                  "name": "image",
-                  "shape": [20, 28, 28],
-                  "datatype": "UINT8",
-                  "data": digits.ravel().tolist(),
-              }
-          ]
-      },
+    f"{server.url}/v2/models/kmnist/infer",
+    {
+      "inputs": [
+        {
+          "name": "image",
+          "shape": [20, 28, 28],
+          "datatype": "UINT8",
+          "data": digits.ravel().tolist(),
+        }
+      ]
+    },
   )
   assert status == 200 and reply["model_version"] == "1"
   (class_id,) = [o for o in reply["outputs"] if o["name"] == "class_id"]
@@ -232,25 +232,25 @@ def test_open_inference_rest_and_grpc(server, digits, expected_classes):
 def test_tf_serving_grpc_status_metadata_and_errors(server):
   with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
     status = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(
-        get_model_status_pb2.GetModelStatusRequest(model_spec=model_pb2.ModelSpec(name="kmnist")),
-        timeout=10,
+      get_model_status_pb2.GetModelStatusRequest(model_spec=model_pb2.ModelSpec(name="kmnist")),
+      timeout=10,
     )
     (version,) = status.model_version_status
     assert version.version == 1
     assert version.state == get_model_status_pb2.ModelVersionStatus.AVAILABLE
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
     metadata = stub.GetModelMetadata(
-        get_model_metadata_pb2.GetModelMetadataRequest(
-            model_spec=model_pb2.ModelSpec(name="kmnist"), metadata_field=["signature_def"]
-        )
+      get_model_metadata_pb2.GetModelMetadataRequest(
+        model_spec=model_pb2.ModelSpec(name="kmnist"), metadata_field=["signature_def"]
+      )
     )
     defs = get_model_metadata_pb2.SignatureDefMap()
     metadata.metadata["signature_def"].Unpack(defs)
     assert set(defs.signature_def) == {"serving_default", "serving_float"}
     for name, array, code in [
-        ("other", np.zeros((1, 28, 28), np.uint8), "NOT_FOUND"),
-        ("kmnist", np.zeros((1, 28, 28), np.int32), "INVALID_ARGUMENT"),
-        ("kmnist", np.zeros((MAX_BATCH + 1, 28, 28), np.uint8), "INVALID_ARGUMENT"),
+      ("other", np.zeros((1, 28, 28), np.uint8), "NOT_FOUND"),
+      ("kmnist", np.zeros((1, 28, 28), np.int32), "INVALID_ARGUMENT"),
+      ("kmnist", np.zeros((MAX_BATCH + 1, 28, 28), np.uint8), "INVALID_ARGUMENT"),
     ]:
       request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=name))
       request.inputs["image"].CopyFrom(tf.make_tensor_proto(array))
@@ -263,76 +263,72 @@ def bad_requests(digits):
   """(what is wrong, path, body, status, words the error must contain)."""
   one = digits[:1].tolist()
   return [
-      ("malformed JSON", ":predict", b'{"instances": [', 400, "not valid JSON"),
-      ("wrong shape", ":predict", {"instances": [[[0] * 27] * 28]}, 400, "shape [1, 28, 27]"),
-      ("wrong dtype", ":predict", {"instances": [[[0.5] * 28] * 28]}, 400, "must hold integers"),
-      ("pixels out of range", ":predict", {"instances": [[[256] * 28] * 28]}, 400, "out of range"),
-      (
-          "float pixels out of range",
-          ":predict",
-          {"signature_name": "serving_float", "instances": [[2.0] * 784]},
-          400,
-          "out of range",
-      ),
-      (
-          "unknown signature",
-          ":predict",
-          {"signature_name": "classify", "instances": one},
-          400,
-          "'classify' is not a signature",
-      ),
-      (
-          "unknown model",
-          "other:predict",
-          {"instances": one},
-          404,
-          "Model with name other does not exist",
-      ),
-      (
-          "batch over the limit",
-          ":predict",
-          {"instances": [one[0]] * (MAX_BATCH + 1)},
-          400,
-          f"limit of {MAX_BATCH}",
-      ),
-      (
-          "body over the limit",
-          ":predict",
-          b"[" + b" " * MAX_BYTES + b"]",
-          413,
-          f"limit of {MAX_BYTES:,}",
-      ),
-      ("no instances", ":predict", {"instance": one}, 400, 'neither "instances"'),
-      (
-          "V2 wrong datatype",
-          "/v2",
-          {
-              "inputs": [
-                  {"name": "image", "shape": [1, 784], "datatype": "FP32", "data": [0.0] * 784}
-              ]
-          },
-          400,
-          "has datatype FP32",
-      ),
-      (
-          "V2 without a JSON type",
-          "/v2 form",
-          {"inputs": []},
-          400,
-          "must be sent with Content-Type: application/json (this one: "
-          "application/x-www-form-urlencoded)",
-      ),
+    ("malformed JSON", ":predict", b'{"instances": [', 400, "not valid JSON"),
+    ("wrong shape", ":predict", {"instances": [[[0] * 27] * 28]}, 400, "shape [1, 28, 27]"),
+    ("wrong dtype", ":predict", {"instances": [[[0.5] * 28] * 28]}, 400, "must hold integers"),
+    ("pixels out of range", ":predict", {"instances": [[[256] * 28] * 28]}, 400, "out of range"),
+    (
+      "float pixels out of range",
+      ":predict",
+      {"signature_name": "serving_float", "instances": [[2.0] * 784]},
+      400,
+      "out of range",
+    ),
+    (
+      "unknown signature",
+      ":predict",
+      {"signature_name": "classify", "instances": one},
+      400,
+      "'classify' is not a signature",
+    ),
+    (
+      "unknown model",
+      "other:predict",
+      {"instances": one},
+      404,
+      "Model with name other does not exist",
+    ),
+    (
+      "batch over the limit",
+      ":predict",
+      {"instances": [one[0]] * (MAX_BATCH + 1)},
+      400,
+      f"limit of {MAX_BATCH}",
+    ),
+    (
+      "body over the limit",
+      ":predict",
+      b"[" + b" " * MAX_BYTES + b"]",
+      413,
+      f"limit of {MAX_BYTES:,}",
+    ),
+    ("no instances", ":predict", {"instance": one}, 400, 'neither "instances"'),
+    (
+      "V2 wrong datatype",
+      "/v2",
+      {"inputs": [{"name": "image", "shape": [1, 784], "datatype": "FP32", "data": [0.0] * 784}]},
+      400,
+      "has datatype FP32",
+    ),
+    (
+      "V2 without a JSON type",
+      "/v2 form",
+      {"inputs": []},
+      400,
+      "must be sent with Content-Type: application/json (this one: "
+      "application/x-www-form-urlencoded)",
+    ),
   ]
 
 
 def test_every_bad_request_gets_its_4xx_and_the_server_answers_the_next(
-    server, digits, expected_classes
+  server, digits, expected_classes
 ):
   for what, path, body, code, words in bad_requests(digits):
     url = (
-        f"{server.url}/v2/models/kmnist/infer"
-        if path.startswith("/v2")
-        else f"{server.url}/v1/models/{path if path != ':predict' else 'kmnist:predict'}"
+      f"{server.url}/v2/models/kmnist/infer"
+      if path.startswith("/v2")
+      else f"{server.url}/v1/models/{path if path != ':predict' else 'kmnist:predict'}"
     )
     if path == "/v2 form":  # what urllib sends by default
       try:
@@ -371,7 +367,7 @@ def test_a_new_version_is_served_while_requests_run(server, digits, expected_cla
     while not stop.is_set():
       try:
         status, reply = http_json(
-            f"{server.url}/v1/models/kmnist:predict", {"instances": digits[:5].tolist()}
+          f"{server.url}/v1/models/kmnist:predict", {"instances": digits[:5].tolist()}
         )
         if status != 200:
           failures.append(reply)
@@ -399,8 +395,8 @@ def test_a_new_version_is_served_while_requests_run(server, digits, expected_cla
   assert set(map(tuple, answers)) == {tuple(expected_classes[:5]), (0,) * 5}  # never a mixture
   status, reply = http_json(f"{server.url}/v1/models/kmnist")
   assert [(s["version"], s["state"]) for s in reply["model_version_status"]] == [
-      ("2", "AVAILABLE"),
-      ("1", "END"),
+    ("2", "AVAILABLE"),
+    ("1", "END"),
   ]
   assert "serving version 2" in server.log() and "version 1 released" in server.log()
 

@@ -17,16 +17,16 @@ from kmnist.serve.servable import BadRequest
 @pytest.fixture(scope="module")
 def servable(tmp_path_factory, synthetic_datasets, trained_model):
   version_dir = saved_model.export_saved_model(
-      trained_model,
-      tmp_path_factory.mktemp("g") / "b",
-      warmup_images=synthetic_datasets.test.images[:5],
+    trained_model,
+    tmp_path_factory.mktemp("g") / "b",
+    warmup_images=synthetic_datasets.test.images[:5],
   )
   return servable_lib.Servable.load(version_dir, 1)
 
 
 def predict_request(array, signature="", alias="image", version=None):
   request = predict_pb2.PredictRequest(
-      model_spec=model_pb2.ModelSpec(name="kmnist", signature_name=signature)
+    model_spec=model_pb2.ModelSpec(name="kmnist", signature_name=signature)
   )
   if version is not None:
     request.model_spec.version.value = version
@@ -42,8 +42,8 @@ def test_request_array_and_response(servable, synthetic_datasets, trained_model)
   response = tf_serving_grpc.predict_response("kmnist", servable, signature, outputs, ["class_id"])
   assert list(response.outputs) == ["class_id"] and response.model_spec.version.value == 1
   np.testing.assert_array_equal(
-      tf.make_ndarray(response.outputs["class_id"]),
-      trained_model.predict(images / 255.0, verbose=0).argmax(-1),
+    tf.make_ndarray(response.outputs["class_id"]),
+    trained_model.predict(images / 255.0, verbose=0).argmax(-1),
   )
   full = tf_serving_grpc.predict_response("kmnist", servable, signature, outputs)
   assert set(full.outputs) == {"class_id", "probabilities", "logits"}
@@ -52,20 +52,20 @@ def test_request_array_and_response(servable, synthetic_datasets, trained_model)
 
 
 @pytest.mark.parametrize(
-    "request_args, message",
-    [
-        (
-            (np.zeros((1, 28, 28), np.uint8), "", "x"),
-            r"inputs \['x'\] do not match serving_default",
-        ),
-        (
-            (np.zeros((1, 28, 28), np.float32),),
-            "input 'image' is float32, but serving_default takes uint8",
-        ),
-        ((np.zeros((1, 784), np.uint8), "serving_float", "x"), "is uint8, but serving_float takes"),
-        ((np.zeros((1, 28, 27), np.uint8),), r"shape \[1, 28, 27\], expected \[N, 28, 28\]"),
-        ((np.zeros((1, 28, 28), np.uint8), "serving_classify"), "is not a signature"),
-    ],
+  "request_args, message",
+  [
+    (
+      (np.zeros((1, 28, 28), np.uint8), "", "x"),
+      r"inputs \['x'\] do not match serving_default",
+    ),
+    (
+      (np.zeros((1, 28, 28), np.float32),),
+      "input 'image' is float32, but serving_default takes uint8",
+    ),
+    ((np.zeros((1, 784), np.uint8), "serving_float", "x"), "is uint8, but serving_float takes"),
+    ((np.zeros((1, 28, 27), np.uint8),), r"shape \[1, 28, 27\], expected \[N, 28, 28\]"),
+    ((np.zeros((1, 28, 28), np.uint8), "serving_classify"), "is not a signature"),
+  ],
 )
 def test_request_array_refusals(servable, request_args, message):
   with pytest.raises(BadRequest, match=message):
@@ -74,7 +74,7 @@ def test_request_array_refusals(servable, request_args, message):
 
 def test_version_must_be_the_served_one(servable):
   tf_serving_grpc.check_version(
-      predict_request(np.zeros((1, 28, 28)), version=1).model_spec, servable
+    predict_request(np.zeros((1, 28, 28)), version=1).model_spec, servable
   )
   tf_serving_grpc.check_version(predict_request(np.zeros((1, 28, 28))).model_spec, servable)
   with pytest.raises(tf_serving_grpc.VersionNotFoundError, match=r"Specific\(kmnist, 2\)"):

@@ -18,7 +18,6 @@ def no_full_collections(monkeypatch):
 
 
 class Loaded:
-
   def __init__(self, directory, version):
     self.path, self.version = directory, version
 
@@ -81,7 +80,7 @@ def test_serves_the_highest_version_and_follows_new_ones(tmp_path):
   assert states(manager) == {3: "AVAILABLE", 2: "END"}
   status = manager.status(3)
   assert status == [
-      {"version": "3", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+    {"version": "3", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
   ]
 
 
@@ -176,7 +175,7 @@ def test_status_keeps_a_bounded_history(tmp_path):
     manager.poll_once()
   assert len(manager.status()) == versions.KEEP_ENDED + 1
   assert manager.status()[0] == {
-      "version": "29",
-      "state": "AVAILABLE",
-      "status": {"error_code": "OK", "error_message": ""},
+    "version": "29",
+    "state": "AVAILABLE",
+    "status": {"error_code": "OK", "error_message": ""},
   }

@@ -17,11 +17,11 @@ from kmnist.export import saved_model
 from kmnist.visualize import figures
 
 from png_checks import (
-    assert_real_picture,
-    assert_red_negative_blue_positive,
-    cell_colours,
-    random_logits,
-    read_rgb,
+  assert_real_picture,
+  assert_red_negative_blue_positive,
+  cell_colours,
+  random_logits,
+  read_rgb,
 )
 
 
@@ -31,7 +31,7 @@ def test_confusion_and_mistakes_pngs(tmp_path, synthetic_datasets):
   paths = visualize.write_pictures(tmp_path, "softmax", np.zeros((784, 10)), test, logits)
   assert sorted(paths) == sorted(visualize.PICTURES)
   assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-      visualize.PICTURES
+    visualize.PICTURES
   )  # No temporary files left.
   assert_real_picture(paths["confusion_matrix.png"], figures.CONFUSION_SIZE)
   assert_real_picture(paths["mistakes.png"], figures.MISTAKES_SIZE)
@@ -41,17 +41,17 @@ def test_pictures_render_headless_and_leave_pyplot_alone(tmp_path):
   # No display, and no pyplot: pyplot would pick (and may switch) the process-wide backend and keep
   # every figure. (Keras imports pyplot itself, so the test is that kmnist leaves it untouched.)
   script = (
-      "import sys, numpy as np\nfrom kmnist import visualize\nfrom kmnist.data import Split\n"
-      "import matplotlib, matplotlib.pyplot as plt\nbackend = matplotlib.get_backend()\n"
-      "test = Split(images=np.zeros((20, 28, 28), np.uint8), labels=np.arange(20) % 10)\n"
-      f"visualize.write_pictures({str(tmp_path)!r}, 'softmax', np.ones((784, 10)), test,"
-      " np.zeros((20, 10)))\n"
-      "assert plt.get_fignums() == [] and matplotlib.get_backend() == backend\n"
+    "import sys, numpy as np\nfrom kmnist import visualize\nfrom kmnist.data import Split\n"
+    "import matplotlib, matplotlib.pyplot as plt\nbackend = matplotlib.get_backend()\n"
+    "test = Split(images=np.zeros((20, 28, 28), np.uint8), labels=np.arange(20) % 10)\n"
+    f"visualize.write_pictures({str(tmp_path)!r}, 'softmax', np.ones((784, 10)), test,"
+    " np.zeros((20, 10)))\n"
+    "assert plt.get_fignums() == [] and matplotlib.get_backend() == backend\n"
   )
   hidden = ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")
   env = {k: v for k, v in os.environ.items() if k not in hidden}
   result = subprocess.run(
-      [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
   )
   assert result.returncode == 0, result.stderr[-2000:]
   assert sorted(p.name for p in tmp_path.iterdir()) == sorted(visualize.PICTURES)
@@ -82,10 +82,10 @@ def test_real_weights_png_shows_the_exported_weights(real_run):
   assert_real_picture(path, figures.WEIGHTS_SIZE)
   cells = cell_colours(figures.weights_figure(kernel), read_rgb(path))
   checked = sum(
-      assert_red_negative_blue_positive(
-          colours, kernel[:, int(digit)].reshape(28, 28), np.abs(kernel).max()
-      )
-      for digit, colours in cells.items()
+    assert_red_negative_blue_positive(
+      colours, kernel[:, int(digit)].reshape(28, 28), np.abs(kernel).max()
+    )
+    for digit, colours in cells.items()
   )
   assert len(cells) == 10 and checked > 1000
 
@@ -93,12 +93,12 @@ def test_real_weights_png_shows_the_exported_weights(real_run):
 @pytest.fixture(scope="module")
 def export(tmp_path_factory, trained_model):
   return saved_model.export_saved_model(
-      trained_model, tmp_path_factory.mktemp("exported") / "saved_model"
+    trained_model, tmp_path_factory.mktemp("exported") / "saved_model"
   )
 
 
 def test_draws_an_export_into_its_own_directory(
-    tmp_path, export, trained_model, synthetic_datasets
+  tmp_path, export, trained_model, synthetic_datasets
 ):
   test = synthetic_datasets.test
   pictures = visualize.draw_export(tmp_path / "pics", export, test, run_metrics={})
@@ -108,19 +108,19 @@ def test_draws_an_export_into_its_own_directory(
   assert written["saved_model_dir"] == str(export)
   assert written["test_accuracy"] == pytest.approx(np.mean(predictions == test.labels))
   assert (
-      written["confusion_matrix"]
-      == metrics.class_report(test.labels, predictions)["confusion_matrix"]
+    written["confusion_matrix"]
+    == metrics.class_report(test.labels, predictions)["confusion_matrix"]
   )
   # The picture shows the weights the Keras model was trained to.
   kernel, _ = trained_model.get_layer("logits").get_weights()
   cells = cell_colours(figures.weights_figure(kernel), read_rgb(pictures["weights.png"]))
   limit = np.abs(kernel).max()
   assert (
-      sum(
-          assert_red_negative_blue_positive(colours, kernel[:, int(digit)].reshape(28, 28), limit)
-          for digit, colours in cells.items()
-      )
-      > 100
+    sum(
+      assert_red_negative_blue_positive(colours, kernel[:, int(digit)].reshape(28, 28), limit)
+      for digit, colours in cells.items()
+    )
+    > 100
   )
 
 
@@ -146,7 +146,7 @@ def test_a_savedmodel_that_is_not_a_softmax_regression_is_refused(tmp_path):
   module.weights = tf.Variable(tf.zeros([3, 3]))
   tf.saved_model.save(module, str(tmp_path / "other"))
   with pytest.raises(
-      KmnistError, match="is not a kmnist model: found none of a softmax regression's 784x10 kernel"
+    KmnistError, match="is not a kmnist model: found none of a softmax regression's 784x10 kernel"
   ):
     visualize.read_pixel_kernel(tmp_path / "other")
 
@@ -178,14 +178,14 @@ def test_every_model_is_drawn_from_its_export(tmp_path, trained_models, syntheti
   cells = cell_colours(visualize.weights_figure(name, kernel), read_rgb(pictures["weights.png"]))
   assert len(cells) == 32  # the 32 strongest hidden units, or the 32 filters
   limit = (
-      np.abs(kernel).max()
-      if name == "cnn"
-      else np.abs(kernel[:, [int(t.split()[-1]) for t in cells]]).max()
+    np.abs(kernel).max()
+    if name == "cnn"
+    else np.abs(kernel[:, [int(t.split()[-1]) for t in cells]]).max()
   )
   assert (
-      sum(
-          assert_red_negative_blue_positive(colours, unit_weights(name, kernel, title), limit)
-          for title, colours in cells.items()
-      )
-      > 100
+    sum(
+      assert_red_negative_blue_positive(colours, unit_weights(name, kernel, title), limit)
+      for title, colours in cells.items()
+    )
+    > 100
   )

@@ -8,12 +8,12 @@ from kmnist import metrics
 from kmnist.visualize import figures
 
 from png_checks import (
-    assert_real_picture,
-    assert_red_negative_blue_positive,
-    cell_colours,
-    png_size,
-    random_logits,
-    read_rgb,
+  assert_real_picture,
+  assert_red_negative_blue_positive,
+  cell_colours,
+  png_size,
+  random_logits,
+  read_rgb,
 )
 
 
@@ -65,7 +65,7 @@ def test_mistakes_png_without_mistakes(tmp_path, synthetic_datasets):
   fig = figures.mistakes_figure(test.images, test.labels, perfect)
   assert "no misclassified test digits" in [t.get_text() for t in fig.axes[0].texts]
   assert read_rgb(figures.save_png(fig, tmp_path / "mistakes.png")).shape[:2] == png_size(
-      figures.MISTAKES_SIZE
+    figures.MISTAKES_SIZE
   )
 
 

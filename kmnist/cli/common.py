@@ -14,16 +14,16 @@ from kmnist.errors import KmnistError
 def define_data_flags(fv: flags.FlagValues) -> None:
   """--data_dir and --manual_dir, for every command that reads MNIST."""
   flags.DEFINE_string(
-      "data_dir",
-      DEFAULT_DATA_DIR,
-      "TFDS data directory (prepared `mnist` is kept here).",
-      flag_values=fv,
+    "data_dir",
+    DEFAULT_DATA_DIR,
+    "TFDS data directory (prepared `mnist` is kept here).",
+    flag_values=fv,
   )
   flags.DEFINE_string(
-      "manual_dir",
-      None,
-      "Directory with the four original MNIST .gz files; default: the copies shipped with kmnist.",
-      flag_values=fv,
+    "manual_dir",
+    None,
+    "Directory with the four original MNIST .gz files; default: the copies shipped with kmnist.",
+    flag_values=fv,
   )
 
 
@@ -46,9 +46,9 @@ def run_command(name: str, define_flags, main) -> None:
       return 2
     except KeyboardInterrupt:
       print(
-          f"{name}: interrupted; what was written is whole, and the same command goes on from "
-          "there (kmnist-train from its last checkpoint)",
-          file=sys.stderr,
+        f"{name}: interrupted; what was written is whole, and the same command goes on from "
+        "there (kmnist-train from its last checkpoint)",
+        file=sys.stderr,
       )
       return 130  # the shell's code for Ctrl-C
     except Exception as e:

@@ -18,20 +18,20 @@ from kmnist.cli import common
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   flags.DEFINE_string(
-      "model",
-      None,
-      "A SavedModel version directory, a TF Serving base directory (its highest version is used), "
-      "or a .tflite file; default: the reference export shipped with kmnist.",
-      flag_values=fv,
+    "model",
+    None,
+    "A SavedModel version directory, a TF Serving base directory (its highest version is used), "
+    "or a .tflite file; default: the reference export shipped with kmnist.",
+    flag_values=fv,
   )
   flags.DEFINE_boolean("json", False, "Print one JSON document instead of text.", flag_values=fv)
   flags.DEFINE_integer(
-      "top_k",
-      3,
-      "How many of the most probable digits to show.",
-      lower_bound=1,
-      upper_bound=10,
-      flag_values=fv,
+    "top_k",
+    3,
+    "How many of the most probable digits to show.",
+    lower_bound=1,
+    upper_bound=10,
+    flag_values=fv,
   )
 
 

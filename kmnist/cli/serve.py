@@ -44,67 +44,66 @@ def default_model() -> Path:
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   flags.DEFINE_string(
-      "model",
-      None,
-      "TF Serving model base path (integer version directories: the highest is "
-      "served, new ones are followed) or one version directory. Default: exported/saved_model if "
-      "it holds a version, else the reference export shipped in the package.",
-      flag_values=fv,
+    "model",
+    None,
+    "TF Serving model base path (integer version directories: the highest is "
+    "served, new ones are followed) or one version directory. Default: exported/saved_model if "
+    "it holds a version, else the reference export shipped in the package.",
+    flag_values=fv,
   )
   flags.DEFINE_string(
-      "model_name",
-      MODEL_NAME,
-      "The model's name in URLs and requests (TF Serving's --model_name).",
-      flag_values=fv,
+    "model_name",
+    MODEL_NAME,
+    "The model's name in URLs and requests (TF Serving's --model_name).",
+    flag_values=fv,
   )
   flags.DEFINE_string(
-      "host",
-      "127.0.0.1",
-      "Address to listen on; 0.0.0.0 (or ::) for every interface.",
-      flag_values=fv,
+    "host",
+    "127.0.0.1",
+    "Address to listen on; 0.0.0.0 (or ::) for every interface.",
+    flag_values=fv,
   )
   flags.DEFINE_integer(
-      "http_port", 8501, "REST port (TF Serving's --rest_api_port).", flag_values=fv
+    "http_port", 8501, "REST port (TF Serving's --rest_api_port).", flag_values=fv
   )
   flags.DEFINE_integer(
-      "grpc_port", 8500, "gRPC port (TF Serving's --port); 0 turns gRPC off.", flag_values=fv
+    "grpc_port", 8500, "gRPC port (TF Serving's --port); 0 turns gRPC off.", flag_values=fv
   )
   flags.DEFINE_float(
-      "poll_seconds",
-      1.0,
-      "Seconds between looks at the base path for new "
-      "versions (TF Serving's --file_system_poll_wait_seconds); 0: never look.",
-      flag_values=fv,
+    "poll_seconds",
+    1.0,
+    "Seconds between looks at the base path for new "
+    "versions (TF Serving's --file_system_poll_wait_seconds); 0: never look.",
+    flag_values=fv,
   )
   flags.DEFINE_integer(
-      "max_batch_size",
-      1000,
-      "Most examples in one request; more is refused with 400.",
-      flag_values=fv,
+    "max_batch_size",
+    1000,
+    "Most examples in one request; more is refused with 400.",
+    flag_values=fv,
   )
   flags.DEFINE_integer(
-      "max_request_bytes",
-      16 * 1024 * 1024,
-      "Largest request body (REST) or "
-      "message (gRPC); more is refused with 413 / RESOURCE_EXHAUSTED.",
-      flag_values=fv,
+    "max_request_bytes",
+    16 * 1024 * 1024,
+    "Largest request body (REST) or message (gRPC); more is refused with 413 / RESOURCE_EXHAUSTED.",
+    flag_values=fv,
   )
   flags.DEFINE_boolean("access_log", False, "Log one line per HTTP request.", flag_values=fv)
   # TF Serving's flag names. One thread each: the model is 7,840 multiply-adds per image, so
   # handing a call to a thread pool costs more than the call (measured: 430 -> 230 us per call).
   flags.DEFINE_integer(
-      "tensorflow_intra_op_parallelism",
-      1,
-      "Threads TensorFlow may use inside one op (0: TensorFlow's choice).",
-      lower_bound=0,
-      flag_values=fv,
+    "tensorflow_intra_op_parallelism",
+    1,
+    "Threads TensorFlow may use inside one op (0: TensorFlow's choice).",
+    lower_bound=0,
+    flag_values=fv,
   )
   flags.DEFINE_integer(
-      "tensorflow_inter_op_parallelism",
-      1,
-      "Ops TensorFlow may run at once (0: TensorFlow's choice).",
-      lower_bound=0,
-      flag_values=fv,
+    "tensorflow_inter_op_parallelism",
+    1,
+    "Ops TensorFlow may run at once (0: TensorFlow's choice).",
+    lower_bound=0,
+    flag_values=fv,
   )
 
 
@@ -114,8 +113,8 @@ def check_flags(fv) -> Path:
     port, lowest = fv[name].value, 0 if name == "grpc_port" else 1
     if not lowest <= port <= 65535:
       raise KmnistError(
-          f"--{name}={port} is not a port; give one from {lowest} to 65535"
-          + (" (0: no gRPC)" if lowest == 0 else "")
+        f"--{name}={port} is not a port; give one from {lowest} to 65535"
+        + (" (0: no gRPC)" if lowest == 0 else "")
       )
   if fv.http_port == fv.grpc_port:
     raise KmnistError(f"--http_port and --grpc_port are both {fv.http_port}; give two ports")
@@ -125,11 +124,11 @@ def check_flags(fv) -> Path:
     raise KmnistError(f"--max_batch_size={fv.max_batch_size} must be a positive integer")
   if fv.max_request_bytes < 4096:
     raise KmnistError(
-        f"--max_request_bytes={fv.max_request_bytes} is too small for one digit; give at least 4096"
+      f"--max_request_bytes={fv.max_request_bytes} is too small for one digit; give at least 4096"
     )
   if not fv.model_name or any(c in fv.model_name for c in "/:?#% "):
     raise KmnistError(
-        f"--model_name={fv.model_name!r} cannot be used in a URL; give a plain name like kmnist"
+      f"--model_name={fv.model_name!r} cannot be used in a URL; give a plain name like kmnist"
     )
   model = Path(fv.model) if fv.model is not None else default_model()
   versions.resolve(model)
@@ -145,8 +144,8 @@ def check_port_free(host: str, port: int, flag: str) -> None:
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
   except socket.gaierror as e:
     raise KmnistError(
-        f"--host={host} is not an address of this machine ({e.strerror}); give "
-        f"e.g. 127.0.0.1 or 0.0.0.0"
+      f"--host={host} is not an address of this machine ({e.strerror}); give "
+      f"e.g. 127.0.0.1 or 0.0.0.0"
     ) from None
   family, kind, proto, _, address = infos[0]
   with socket.socket(family, kind, proto) as probe:
@@ -156,16 +155,16 @@ def check_port_free(host: str, port: int, flag: str) -> None:
     except OSError as e:
       if e.errno == errno.EADDRINUSE:
         raise KmnistError(
-            f"--{flag}={port}: port {port} on {host} is in use (another "
-            f"kmnist-serve or TF Serving?); stop it or pass another --{flag}"
+          f"--{flag}={port}: port {port} on {host} is in use (another "
+          f"kmnist-serve or TF Serving?); stop it or pass another --{flag}"
         ) from None
       if e.errno == errno.EADDRNOTAVAIL:
         raise KmnistError(
-            f"--host={host} is not an address of this machine; give e.g. 127.0.0.1 or 0.0.0.0"
+          f"--host={host} is not an address of this machine; give e.g. 127.0.0.1 or 0.0.0.0"
         ) from None
       if e.errno == errno.EACCES:
         raise KmnistError(
-            f"--{flag}={port}: ports below 1024 need root; pass a higher port"
+          f"--{flag}={port}: ports below 1024 need root; pass a higher port"
         ) from None
       raise KmnistError(f"--{flag}={port} cannot be listened on ({e.strerror})") from None
 
@@ -210,26 +209,26 @@ def main(argv):
   manager.load_initial()
   model = model_lib.KmnistModel(fv.model_name, manager, fv.max_batch_size)
   server = server_lib.KmnistModelServer(
-      fv.host, fv.http_port, fv.grpc_port, fv.max_request_bytes, fv.access_log
+    fv.host, fv.http_port, fv.grpc_port, fv.max_request_bytes, fv.access_log
   )
   manager.start()
   url = f"http://{f'[{fv.host}]' if ':' in fv.host else fv.host}:{fv.http_port}"
   follows = (
-      f"following {manager.path} every {fv.poll_seconds:g} s"
-      if manager.poll_seconds
-      else "this version only"
+    f"following {manager.path} every {fv.poll_seconds:g} s"
+    if manager.poll_seconds
+    else "this version only"
   )
   grpc = f"{fv.host}:{fv.grpc_port}" if fv.grpc_port else "off"
   logging.getLogger("kmnist.serve").info(
-      "model %s (%s): page %s/, TF Serving REST %s/v1/models/%s:predict, Open Inference %s/v2, "
-      "gRPC %s",
-      fv.model_name,
-      follows,
-      url,
-      url,
-      fv.model_name,
-      url,
-      grpc,
+    "model %s (%s): page %s/, TF Serving REST %s/v1/models/%s:predict, Open Inference %s/v2, "
+    "gRPC %s",
+    fv.model_name,
+    follows,
+    url,
+    url,
+    fv.model_name,
+    url,
+    grpc,
   )
   server.start([model])
   return 0

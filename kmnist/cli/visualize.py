@@ -25,20 +25,20 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   """All of kmnist-visualize's flags; defaults as kmnist-train's, so a plain call draws the last
   default run."""
   flags.DEFINE_string(
-      "export",
-      None,
-      "SavedModel version directory to draw, e.g. exported/saved_model/1; default: the export "
-      "named "
-      "in <model_dir>/metrics.json.",
-      flag_values=fv,
+    "export",
+    None,
+    "SavedModel version directory to draw, e.g. exported/saved_model/1; default: the export "
+    "named "
+    "in <model_dir>/metrics.json.",
+    flag_values=fv,
   )
   flags.DEFINE_string(
-      "model_dir",
-      TrainConfig().model_dir,
-      "Run directory: the pictures go here, the confusion matrix and per-digit precision and "
-      "recall "
-      "into its metrics.json.",
-      flag_values=fv,
+    "model_dir",
+    TrainConfig().model_dir,
+    "Run directory: the pictures go here, the confusion matrix and per-digit precision and "
+    "recall "
+    "into its metrics.json.",
+    flag_values=fv,
   )
   common.define_data_flags(fv)
 
@@ -51,7 +51,7 @@ def read_run_metrics(metrics_path: Path) -> dict:
     return json.loads(metrics_path.read_text())
   except json.JSONDecodeError as e:
     raise KmnistError(
-        f"{metrics_path} is not valid JSON ({e}); delete it, or pick another --model_dir"
+      f"{metrics_path} is not valid JSON ({e}); delete it, or pick another --model_dir"
     ) from None
 
 
@@ -61,19 +61,19 @@ def resolve_export(export, run_metrics: dict, metrics_path: Path) -> Path:
   named = run_metrics.get("saved_model_dir")
   if export is None and named is None:
     raise KmnistError(
-        f"{metrics_path} does not exist or names no export; train first (kmnist-train), or pass "
-        f"--export=<SavedModel version directory>, e.g. --export=exported/saved_model/1"
+      f"{metrics_path} does not exist or names no export; train first (kmnist-train), or pass "
+      f"--export=<SavedModel version directory>, e.g. --export=exported/saved_model/1"
     )
   export = Path(export if export is not None else named)
   if not (export / "saved_model.pb").is_file():
     raise KmnistError(
-        f"{export} is not a SavedModel version directory (no saved_model.pb in it); pass "
-        f"--export=<version directory>, e.g. --export=exported/saved_model/1"
+      f"{export} is not a SavedModel version directory (no saved_model.pb in it); pass "
+      f"--export=<version directory>, e.g. --export=exported/saved_model/1"
     )
   if named is not None and not (Path(named).exists() and os.path.samefile(named, export)):
     raise KmnistError(
-        f"{metrics_path} belongs to the export {named}, not {export}; pass "
-        f"--model_dir=<another directory> for this export's pictures"
+      f"{metrics_path} belongs to the export {named}, not {export}; pass "
+      f"--model_dir=<another directory> for this export's pictures"
     )
   return export
 

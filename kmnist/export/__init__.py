@@ -44,13 +44,13 @@ def one_digit_per_class(split: Split) -> np.ndarray:
 
 
 def export_and_verify(
-    model,
-    datasets: Datasets,
-    export_dir,
-    version: int | None = None,
-    tflite_variants=TFLITE_VARIANTS,
-    chief: bool = True,
-    reference_logits: np.ndarray | None = None,
+  model,
+  datasets: Datasets,
+  export_dir,
+  version: int | None = None,
+  tflite_variants=TFLITE_VARIANTS,
+  chief: bool = True,
+  reference_logits: np.ndarray | None = None,
 ) -> Exports | None:
   """Writes the SavedModel and the TFLite models, scored on the test images (int8 calibrated on the
   training images). Raises KmnistError if any export fails, after keeping what passed (see the
@@ -64,18 +64,18 @@ def export_and_verify(
   # The Keras model's own test logits, the yardstick of every export (computed here unless the
   # caller has them).
   reference = (
-      models.predict_logits(model, test.images) if reference_logits is None else reference_logits
+    models.predict_logits(model, test.images) if reference_logits is None else reference_logits
   )
   sm_base, tfl_base = Path(export_dir) / "saved_model", Path(export_dir) / "tflite"
   version = files.free_version([sm_base, tfl_base], version)  # one number names the pair
   sm_dir = saved_model.export_saved_model(
-      model, sm_base, version, warmup_images=one_digit_per_class(test)
+    model, sm_base, version, warmup_images=one_digit_per_class(test)
   )
   if not chief:
     return None
   try:
     check_outputs(
-        "saved_model", saved_model.predict_saved_model(sm_dir, test.images), reference, test.labels
+      "saved_model", saved_model.predict_saved_model(sm_dir, test.images), reference, test.labels
     )
   except BaseException:
     shutil.rmtree(sm_dir, ignore_errors=True)  # An export that failed its check must not be served.
@@ -87,7 +87,7 @@ def export_and_verify(
     with files.atomic_directory(tfl_dir) as tmp:
       for variant in tflite_variants:
         tflite_report["variants"].append(
-            export_variant(variant, tmp, model, sm_dir, datasets, reference)
+          export_variant(variant, tmp, model, sm_dir, datasets, reference)
         )
       (tmp / LABELS_FILENAME).write_text("".join(f"{label}\n" for label in range(NUM_CLASSES)))
       report.write(tmp, tflite_report)
@@ -100,17 +100,17 @@ def export_and_verify(
   if failed:
     kept = ", ".join(row["file"] for row in rows if "file" in row) or "no model"
     raise KmnistError(
-        "TFLite export failed: "
-        + "; ".join(f"{row['variant']}: {row['error']}" for row in failed)
-        + f". Kept the SavedModel {sm_dir} and {kept} in {tfl_dir} (see {report.MARKDOWN_NAME} "
-        "there)"
+      "TFLite export failed: "
+      + "; ".join(f"{row['variant']}: {row['error']}" for row in failed)
+      + f". Kept the SavedModel {sm_dir} and {kept} in {tfl_dir} (see {report.MARKDOWN_NAME} "
+      "there)"
     )
   paths = {row["variant"]: tfl_dir / row["file"] for row in rows}
   return Exports(saved_model_dir=sm_dir, tflite_paths=paths, tflite_report=tflite_report)
 
 
 def export_variant(
-    variant: str, directory: Path, model, sm_dir, datasets: Datasets, reference
+  variant: str, directory: Path, model, sm_dir, datasets: Datasets, reference
 ) -> dict:
   """Converts, checks and writes one TFLite variant into `directory`. Returns its report row: the
   figures, or the error (and no file) if it failed."""
@@ -123,7 +123,7 @@ def export_variant(
   except disk.DiskError:
     raise  # the disk's fault, not the variant's: the whole export stops
   except (
-      Exception
+    Exception
   ) as e:  # This variant only; Ctrl-C (not an Exception) still stops the whole export.
     return {"variant": variant, "error": one_line(e)}
   (directory / tflite.model_filename(variant)).write_bytes(model_bytes)

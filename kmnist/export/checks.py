@@ -27,7 +27,7 @@ MAX_ACCURACY_DROP = {"saved_model": 0.0, "float": 1e-4, "dynamic": 1e-3, "int8":
 
 
 def check_outputs(
-    name: str, outputs: dict, reference_logits: np.ndarray, labels: np.ndarray
+  name: str, outputs: dict, reference_logits: np.ndarray, labels: np.ndarray
 ) -> dict:
   """Scores an export's outputs against the Keras logits and the labels.
 
@@ -42,15 +42,13 @@ def check_outputs(
   min_accuracy = metrics.accuracy(reference_logits, labels) - MAX_ACCURACY_DROP[name]
   # Written so that NaN fails every comparison; 1e-9 absorbs the rounding of the subtraction above.
   if not (
-      agreement >= MIN_AGREEMENT[name]
-      and max_diff <= max_allowed
-      and accuracy >= min_accuracy - 1e-9
+    agreement >= MIN_AGREEMENT[name] and max_diff <= max_allowed and accuracy >= min_accuracy - 1e-9
   ):
     raise KmnistError(
-        f"the {name} export does not reproduce the Keras model (argmax agreement {agreement:.2%}, "
-        f"needs {MIN_AGREEMENT[name]:.2%}; max |logit difference| {max_diff:.3g}, allows "
-        f"{max_allowed:.3g}; test accuracy "
-        f"{accuracy:.4f}, needs {min_accuracy:.4f}); it was not kept. This is a bug in kmnist: "
-        "please report it"
+      f"the {name} export does not reproduce the Keras model (argmax agreement {agreement:.2%}, "
+      f"needs {MIN_AGREEMENT[name]:.2%}; max |logit difference| {max_diff:.3g}, allows "
+      f"{max_allowed:.3g}; test accuracy "
+      f"{accuracy:.4f}, needs {min_accuracy:.4f}); it was not kept. This is a bug in kmnist: "
+      "please report it"
     )
   return {"test_accuracy": accuracy, "argmax_agreement": agreement, "max_abs_logit_diff": max_diff}

@@ -16,11 +16,11 @@ from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 from kmnist import files
 from kmnist.data import IMAGE_SHAPE
 from kmnist.export.signatures import (
-    FLAT_SPEC,
-    FLOAT_SIGNATURE,
-    IMAGE_SPEC,
-    SERVING_SIGNATURE,
-    outputs_from_logits,
+  FLAT_SPEC,
+  FLOAT_SIGNATURE,
+  IMAGE_SPEC,
+  SERVING_SIGNATURE,
+  outputs_from_logits,
 )
 
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
@@ -45,10 +45,10 @@ def build_archive(model: keras.Model) -> keras.export.ExportArchive:
 
 
 def export_saved_model(
-    model: keras.Model,
-    export_base,
-    version: int | None = None,
-    warmup_images: np.ndarray | None = None,
+  model: keras.Model,
+  export_base,
+  version: int | None = None,
+  warmup_images: np.ndarray | None = None,
 ) -> Path:
   """Writes the SavedModel to `<export_base>/<version>/` (default: the next free); never overwrites.
 
@@ -67,13 +67,13 @@ def load_signature(saved_model_dir, signature: str = SERVING_SIGNATURE):
 
 
 def predict_saved_model(
-    saved_model_dir, images_uint8: np.ndarray, batch_size: int = 10_000
+  saved_model_dir, images_uint8: np.ndarray, batch_size: int = 10_000
 ) -> dict:
   """Runs `serving_default` as a client would (uint8 pixels in), returning numpy outputs."""
   serve = load_signature(saved_model_dir)
   chunks = [
-      serve(image=tf.constant(images_uint8[i : i + batch_size]))
-      for i in range(0, len(images_uint8), batch_size)
+    serve(image=tf.constant(images_uint8[i : i + batch_size]))
+    for i in range(0, len(images_uint8), batch_size)
   ]
   return {k: np.concatenate([c[k].numpy() for c in chunks]) for k in chunks[0]}
 
@@ -85,20 +85,20 @@ def warmup_requests(images_uint8: np.ndarray) -> list:
   requests = []
   for batch in batches:
     request = predict_pb2.PredictRequest(
-        model_spec=model_pb2.ModelSpec(name=MODEL_NAME, signature_name=SERVING_SIGNATURE)
+      model_spec=model_pb2.ModelSpec(name=MODEL_NAME, signature_name=SERVING_SIGNATURE)
     )
     request.inputs["image"].CopyFrom(tf.make_tensor_proto(batch))
     requests.append(request)
   float_request = predict_pb2.PredictRequest(
-      model_spec=model_pb2.ModelSpec(name=MODEL_NAME, signature_name=FLOAT_SIGNATURE)
+    model_spec=model_pb2.ModelSpec(name=MODEL_NAME, signature_name=FLOAT_SIGNATURE)
   )
   float_request.inputs["x"].CopyFrom(
-      tf.make_tensor_proto(images_uint8.reshape(len(images_uint8), -1).astype(np.float32) / 255.0)
+    tf.make_tensor_proto(images_uint8.reshape(len(images_uint8), -1).astype(np.float32) / 255.0)
   )
   requests.append(float_request)
   return [
-      prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=r))
-      for r in requests
+    prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=r))
+    for r in requests
   ]
 
 
@@ -114,6 +114,6 @@ def write_warmup_requests(saved_model_dir, images_uint8: np.ndarray) -> Path:
 def read_warmup_requests(saved_model_dir) -> list:
   path = Path(saved_model_dir) / WARMUP_FILE
   return [
-      prediction_log_pb2.PredictionLog.FromString(record.numpy())
-      for record in tf.data.TFRecordDataset(str(path))
+    prediction_log_pb2.PredictionLog.FromString(record.numpy())
+    for record in tf.data.TFRecordDataset(str(path))
   ]

@@ -21,7 +21,7 @@ FLAT_SPEC = tf.TensorSpec((None, IMAGE_SHAPE[0] * IMAGE_SHAPE[1]), tf.float32, n
 def outputs_from_logits(logits) -> dict:
   """The named outputs every signature returns."""
   return {
-      "class_id": tf.argmax(logits, axis=-1),
-      "probabilities": tf.nn.softmax(logits, axis=-1),
-      "logits": logits,
+    "class_id": tf.argmax(logits, axis=-1),
+    "probabilities": tf.nn.softmax(logits, axis=-1),
+    "logits": logits,
   }

@@ -51,7 +51,7 @@ def convert(variant: str, saved_model_dir, model: keras.Model, train_images: np.
   if variant == "int8":
     return convert_int8(model, train_images)
   converter = tf.lite.TFLiteConverter.from_saved_model(
-      str(saved_model_dir), signature_keys=[SERVING_SIGNATURE]
+    str(saved_model_dir), signature_keys=[SERVING_SIGNATURE]
   )
   if variant == "dynamic":
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -63,7 +63,7 @@ def convert_int8(model: keras.Model, train_images: np.ndarray) -> bytes:
   with tempfile.TemporaryDirectory(prefix="kmnist_int8_source_") as source_dir:
     unit_range_archive(model).write_out(source_dir, verbose=False)
     converter = tf.lite.TFLiteConverter.from_saved_model(
-        source_dir, signature_keys=[SERVING_SIGNATURE]
+      source_dir, signature_keys=[SERVING_SIGNATURE]
     )
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: calibration_batches(train_images)
@@ -75,8 +75,8 @@ def convert_int8(model: keras.Model, train_images: np.ndarray) -> bytes:
   scale, zero_point = input_details(model_bytes)["quantization"]
   if not (np.isclose(scale, INPUT_SCALE, rtol=1e-6) and zero_point == INPUT_ZERO_POINT):
     raise RuntimeError(
-        f"the int8 model's input quantization is (scale {scale}, zero point {zero_point}), "
-        f"not (1/255, 0): it would not take raw pixels"
+      f"the int8 model's input quantization is (scale {scale}, zero point {zero_point}), "
+      f"not (1/255, 0): it would not take raw pixels"
     )
   return model_bytes
 
@@ -126,9 +126,9 @@ def strip_intermediate_names(model_bytes: bytes) -> bytes:
   """
   model = flatbuffer_utils.convert_bytearray_to_object(bytearray(model_bytes))
   named = {
-      io.tensorIndex
-      for signature in model.signatureDefs or []
-      for io in [*signature.inputs, *signature.outputs]
+    io.tensorIndex
+    for signature in model.signatureDefs or []
+    for io in [*signature.inputs, *signature.outputs]
   }
   for subgraph in model.subgraphs:
     for index, tensor in enumerate(subgraph.tensors):
@@ -165,8 +165,8 @@ def predict_tflite(model, images_uint8: np.ndarray) -> dict:
   runner = interpreter(model).get_signature_runner(SERVING_SIGNATURE)
   outputs = runner(image=np.asarray(images_uint8, np.uint8))
   return {
-      name: dequantize(outputs[name], details)
-      for name, details in runner.get_output_details().items()
+    name: dequantize(outputs[name], details)
+    for name, details in runner.get_output_details().items()
   }
 
 

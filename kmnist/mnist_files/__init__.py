@@ -10,10 +10,10 @@ from pathlib import Path
 from kmnist.errors import KmnistError
 
 MNIST_FILES = (
-    "train-images-idx3-ubyte.gz",
-    "train-labels-idx1-ubyte.gz",
-    "t10k-images-idx3-ubyte.gz",
-    "t10k-labels-idx1-ubyte.gz",
+  "train-images-idx3-ubyte.gz",
+  "train-labels-idx1-ubyte.gz",
+  "t10k-images-idx3-ubyte.gz",
+  "t10k-labels-idx1-ubyte.gz",
 )
 # The files ship inside the package, so a fresh install trains with no network.
 VENDORED_DIR = Path(__file__).resolve().parent
@@ -40,15 +40,15 @@ def check_manual_dir(manual_dir) -> Path:
     path = manual_dir / name
     if not path.is_file():
       raise KmnistError(
-          f"MNIST file {path} is missing; put the four original MNIST .gz files "
-          f"({', '.join(MNIST_FILES)}) "
-          f"in --manual_dir, or leave --manual_dir unset to use the copies shipped with kmnist"
+        f"MNIST file {path} is missing; put the four original MNIST .gz files "
+        f"({', '.join(MNIST_FILES)}) "
+        f"in --manual_dir, or leave --manual_dir unset to use the copies shipped with kmnist"
       )
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != sums[name]:
       raise KmnistError(
-          f"MNIST file {path} is corrupted or truncated (sha256 {digest[:12]}..., expected "
-          f"{sums[name][:12]}...); "
-          f"replace it with the original file, or reinstall kmnist to restore the shipped copy"
+        f"MNIST file {path} is corrupted or truncated (sha256 {digest[:12]}..., expected "
+        f"{sums[name][:12]}...); "
+        f"replace it with the original file, or reinstall kmnist to restore the shipped copy"
       )
   return manual_dir

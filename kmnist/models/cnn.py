@@ -22,7 +22,7 @@ NORM_MOMENTUM = 0.9
 
 def norm_relu(x, name: str):
   x = keras.layers.BatchNormalization(
-      momentum=NORM_MOMENTUM, synchronized=True, name=f"{name}_norm"
+    momentum=NORM_MOMENTUM, synchronized=True, name=f"{name}_norm"
   )(x)
   return keras.layers.ReLU(name=f"{name}_relu")(x)
 
@@ -30,7 +30,7 @@ def norm_relu(x, name: str):
 def conv(x, filters: int, name: str):
   # No bias: batch norm's offset replaces it.
   return keras.layers.Conv2D(filters, 3, use_bias=False, kernel_initializer="he_normal", name=name)(
-      x
+    x
   )
 
 

@@ -16,9 +16,9 @@ def build() -> keras.Model:
   layers = [keras.Input(IMAGE_SHAPE, name="image"), keras.layers.Flatten(name="flatten")]
   for i, units in enumerate(HIDDEN_UNITS, 1):
     layers.append(
-        keras.layers.Dense(
-            units, activation="relu", kernel_initializer="he_normal", name=f"hidden{i}"
-        )
+      keras.layers.Dense(
+        units, activation="relu", kernel_initializer="he_normal", name=f"hidden{i}"
+      )
     )
   layers.append(keras.layers.Dense(NUM_CLASSES, name="logits"))
   return keras.Sequential(layers, name="mlp")

@@ -13,12 +13,12 @@ from kmnist.data import IMAGE_SHAPE, NUM_CLASSES
 def build() -> keras.Model:
   """Flatten -> Dense(10): 28x28 float image in [0, 1] -> 10 logits."""
   return keras.Sequential(
-      [
-          keras.Input(IMAGE_SHAPE, name="image"),
-          keras.layers.Flatten(name="flatten"),
-          keras.layers.Dense(
-              NUM_CLASSES, kernel_initializer="zeros", bias_initializer="zeros", name="logits"
-          ),
-      ],
-      name="softmax_regression",
+    [
+      keras.Input(IMAGE_SHAPE, name="image"),
+      keras.layers.Flatten(name="flatten"),
+      keras.layers.Dense(
+        NUM_CLASSES, kernel_initializer="zeros", bias_initializer="zeros", name="logits"
+      ),
+    ],
+    name="softmax_regression",
   )

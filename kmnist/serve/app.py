@@ -33,7 +33,7 @@ DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
 # kserve 0.21's V1 endpoints answer with FastAPI's ORJSONResponse, deprecated by FastAPI 0.165;
 # not ours to act on.
 warnings.filterwarnings(
-    "ignore", message="ORJSONResponse is deprecated", category=FastAPIDeprecationWarning
+  "ignore", message="ORJSONResponse is deprecated", category=FastAPIDeprecationWarning
 )
 
 
@@ -78,9 +78,9 @@ class BodyLimit:
 
   def message(self, size: int, at_least: bool = False) -> str:
     return (
-        f"request body of {'more than ' if at_least else ''}{size:,} bytes is over this "
-        f"server's limit of {self.max_bytes:,} (kmnist-serve --max_request_bytes); send fewer "
-        f"images per request"
+      f"request body of {'more than ' if at_least else ''}{size:,} bytes is over this "
+      f"server's limit of {self.max_bytes:,} (kmnist-serve --max_request_bytes); send fewer "
+      f"images per request"
     )
 
 
@@ -97,14 +97,14 @@ def _reworded(message: str, request: Request) -> str:
   """kserve's own wording of two common mistakes, made to name the fix."""
   if message.startswith("Unrecognized request format: "):  # its JSON parse of a JSON body
     return (
-        f"request body is not valid JSON ({message.split(': ', 1)[1]}); send a JSON object "
-        f'such as {{"instances": [...]}}'
+      f"request body is not valid JSON ({message.split(': ', 1)[1]}); send a JSON object "
+      f'such as {{"instances": [...]}}'
     )
   if message.startswith("received byte inputs, but the"):  # a V2 body sent without a JSON type
     content_type = request.headers.get("content-type", "none")
     return (
-        f"an Open Inference request must be sent with Content-Type: application/json (this "
-        f"one: {content_type}), or as binary data with the inference-header-content-length header"
+      f"an Open Inference request must be sent with Content-Type: application/json (this "
+      f"one: {content_type}), or as binary data with the inference-header-content-length header"
     )
   return message
 
@@ -119,17 +119,17 @@ async def _validation_error(request: Request, exc: RequestValidationError):
   errors = [e for e in exc.errors() if e.get("loc", ())[-1:] != ("bytes",)] or exc.errors()
   # "body.InferenceRequest.inputs.0.data" -> "inputs.0.data": where in the request it is wrong.
   where = [
-      ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "InferenceRequest"))
-      for e in errors[:3]
+    ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "InferenceRequest"))
+    for e in errors[:3]
   ]
   problems = "; ".join(
-      f"{w or 'body'}: {e.get('msg', '')}" for w, e in zip(where, errors, strict=False)
+    f"{w or 'body'}: {e.get('msg', '')}" for w, e in zip(where, errors, strict=False)
   )
   return await _error(400)(request, Exception(f"not a valid Open Inference request ({problems})"))
 
 
 def create_app(
-    dataplane, repository_extension, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+  dataplane, repository_extension, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
 ) -> FastAPI:
   """The REST app: kmnist's routes first, then kserve's V1 and V2 endpoints and /metrics."""
   app = FastAPI(title="kmnist-serve", docs_url=None, redoc_url=None, default_response_class=ORJSON)
@@ -141,8 +141,8 @@ def create_app(
     servable = versions(model_name).current
     if version is not None and version != servable.version:
       raise tf_serving_grpc.VersionNotFoundError(
-          f"Servable not found for request: Specific({model_name}, {version}); this server "
-          f"serves version {servable.version}"
+        f"Servable not found for request: Specific({model_name}, {version}); this server "
+        f"serves version {servable.version}"
       )
     return servable
 
@@ -166,7 +166,7 @@ def create_app(
     statuses = versions(model_name).status(version)
     if not statuses:
       raise tf_serving_grpc.VersionNotFoundError(
-          f"Could not find version {version} of model {model_name}"
+        f"Could not find version {version} of model {model_name}"
       )
     return tf_serving_rest.model_status(statuses)
 
@@ -191,8 +191,8 @@ def create_app(
   @router.post("/v1/models/{model_name}/labels/{label}:predict")
   async def label_predict(model_name: str, label: str):
     raise tf_serving_grpc.VersionNotFoundError(
-        f"version label '{label}' of model {model_name} is not "
-        f"known: kmnist-serve has no version labels"
+      f"version label '{label}' of model {model_name} is not "
+      f"known: kmnist-serve has no version labels"
     )
 
   @router.post("/demo/prepare")
@@ -209,19 +209,19 @@ def create_app(
   register_v2_endpoints(app, dataplane, repository_extension)
 
   handlers = [
-      (kserve_errors.InvalidInput, _error(400)),
-      (RequestValidationError, _validation_error),
-      (BodyTooLargeError, _error(413)),
-      (kserve_errors.ModelNotFound, _error(404)),
-      (tf_serving_grpc.VersionNotFoundError, _error(404)),
-      (HTTPException, _http_error),
-      (kserve_errors.ModelNotReady, kserve_errors.model_not_ready_handler),
-      (kserve_errors.InferenceError, kserve_errors.inference_error_handler),
-      (NotImplementedError, kserve_errors.not_implemented_error_handler),
-      (kserve_errors.UnsupportedProtocol, kserve_errors.unsupported_protocol_error_handler),
-      (kserve_errors.ServerNotLive, kserve_errors.server_not_live_handler),
-      (kserve_errors.ServerNotReady, kserve_errors.server_not_ready_handler),
-      (Exception, kserve_errors.generic_exception_handler),
+    (kserve_errors.InvalidInput, _error(400)),
+    (RequestValidationError, _validation_error),
+    (BodyTooLargeError, _error(413)),
+    (kserve_errors.ModelNotFound, _error(404)),
+    (tf_serving_grpc.VersionNotFoundError, _error(404)),
+    (HTTPException, _http_error),
+    (kserve_errors.ModelNotReady, kserve_errors.model_not_ready_handler),
+    (kserve_errors.InferenceError, kserve_errors.inference_error_handler),
+    (NotImplementedError, kserve_errors.not_implemented_error_handler),
+    (kserve_errors.UnsupportedProtocol, kserve_errors.unsupported_protocol_error_handler),
+    (kserve_errors.ServerNotLive, kserve_errors.server_not_live_handler),
+    (kserve_errors.ServerNotReady, kserve_errors.server_not_ready_handler),
+    (Exception, kserve_errors.generic_exception_handler),
   ]
   for exception, handler in handlers:
     app.add_exception_handler(exception, handler)

@@ -24,9 +24,9 @@ DEFAULT_MAX_BATCH_SIZE = 1000
 # Set by the REST route /v1/models/<name>/versions/<v>:predict: the version the client asked for.
 PINNED_VERSION_HEADER = "kmnist-model-version"
 V2_DATATYPES = {
-    np.dtype(np.uint8): "UINT8",
-    np.dtype(np.float32): "FP32",
-    np.dtype(np.int64): "INT64",
+  np.dtype(np.uint8): "UINT8",
+  np.dtype(np.float32): "FP32",
+  np.dtype(np.int64): "INT64",
 }
 
 
@@ -70,8 +70,8 @@ class KmnistModel(kserve.Model):
   def get_input_types(self) -> list[dict]:
     """Open Inference model metadata: one input per signature (a request sends one of them)."""
     return [
-        {"name": s.input_name, "datatype": V2_DATATYPES[s.dtype], "shape": [-1, *s.shape]}
-        for s in self._signatures()
+      {"name": s.input_name, "datatype": V2_DATATYPES[s.dtype], "shape": [-1, *s.shape]}
+      for s in self._signatures()
     ]
 
   def get_output_types(self) -> list[dict]:
@@ -79,9 +79,9 @@ class KmnistModel(kserve.Model):
     for signature in self._signatures():
       for name, spec in signature.function.structured_outputs.items():
         outputs[name] = {
-            "name": name,
-            "datatype": V2_DATATYPES[np.dtype(spec.dtype.as_numpy_dtype)],
-            "shape": [-1 if d is None else d for d in spec.shape],
+          "name": name,
+          "datatype": V2_DATATYPES[np.dtype(spec.dtype.as_numpy_dtype)],
+          "shape": [-1 if d is None else d for d in spec.shape],
         }
     return [outputs[name] for name in sorted(outputs)]
 
@@ -93,8 +93,8 @@ class KmnistModel(kserve.Model):
     pinned = (headers or {}).get(PINNED_VERSION_HEADER)
     if pinned is not None and pinned != str(servable.version):
       raise tf_serving_grpc.VersionNotFoundError(
-          f"Servable not found for request: Specific({self.name}, {pinned}); this server serves "
-          f"version {servable.version}"
+        f"Servable not found for request: Specific({self.name}, {pinned}); this server serves "
+        f"version {servable.version}"
       )
     if isinstance(payload, InferRequest):
       signature, array = self._v2_input(payload, servable)
@@ -117,11 +117,11 @@ class KmnistModel(kserve.Model):
       return tf_serving_rest.predict_response(result.outputs, prepared.original)
     if prepared.protocol == "tf_serving_grpc":
       return tf_serving_grpc.predict_response(
-          self.name,
-          prepared.servable,
-          prepared.signature,
-          result.outputs,
-          list(prepared.original.output_filter),
+        self.name,
+        prepared.servable,
+        prepared.signature,
+        result.outputs,
+        list(prepared.original.output_filter),
       )
     return self._v2_response(prepared, result.outputs)
 
@@ -139,9 +139,9 @@ class KmnistModel(kserve.Model):
       explanation["evidence"] = None if evidence is None else evidence[i].reshape(28, 28).tolist()
       explanation["bias"] = None if servable.bias is None else float(servable.bias[digit])
     return {
-        "model_version": str(servable.version),
-        "model": servable.model_name,
-        "explanations": explanations,
+      "model_version": str(servable.version),
+      "model": servable.model_name,
+      "explanations": explanations,
     }
 
   def _v2_input(self, request: InferRequest, servable: Servable) -> tuple[Signature, np.ndarray]:
@@ -154,8 +154,8 @@ class KmnistModel(kserve.Model):
     where = f"input '{infer_input.name}'"
     if infer_input.datatype != datatype:
       raise BadRequest(
-          f"{where} has datatype {infer_input.datatype}, but {signature.name} takes "
-          f"{datatype}: {signature.describe()}"
+        f"{where} has datatype {infer_input.datatype}, but {signature.name} takes "
+        f"{datatype}: {signature.describe()}"
       )
     shape = list(infer_input.shape)
     try:
@@ -164,12 +164,12 @@ class KmnistModel(kserve.Model):
       values = infer_input.as_numpy() if raw else np.asarray(infer_input.data)
     except (ValueError, OverflowError) as e:
       raise BadRequest(
-          f"{where}: its data is not an array of numbers of shape {shape} ({e})"
+        f"{where}: its data is not an array of numbers of shape {shape} ({e})"
       ) from None
     needed = int(np.prod(shape))
     if values.size != needed:
       raise BadRequest(
-          f"{where}: its data has {values.size} values, but its shape {shape} needs {needed}"
+        f"{where}: its data has {values.size} values, but its shape {shape} needs {needed}"
       )
     return signature, check_array(signature, values.reshape(shape), self.max_batch_size, where)
 
@@ -179,21 +179,21 @@ class KmnistModel(kserve.Model):
     unknown = sorted(set(wanted) - set(outputs))
     if unknown:
       raise BadRequest(
-          f"requested outputs {unknown} are not outputs of "
-          f"{prepared.signature.name}; it returns {sorted(outputs)}"
+        f"requested outputs {unknown} are not outputs of "
+        f"{prepared.signature.name}; it returns {sorted(outputs)}"
       )
     infer_outputs = []
     for name in wanted:
       value = outputs[name]
       infer_output = InferOutput(
-          name=name, shape=list(value.shape), datatype=V2_DATATYPES[value.dtype]
+        name=name, shape=list(value.shape), datatype=V2_DATATYPES[value.dtype]
       )
       infer_output.set_data_from_numpy(value, binary_data=request.from_grpc)
       infer_outputs.append(infer_output)
     return InferResponse(
-        response_id=request.id or "",
-        model_name=self.name,
-        infer_outputs=infer_outputs,
-        model_version=str(prepared.servable.version),
-        from_grpc=request.from_grpc,
+      response_id=request.id or "",
+      model_name=self.name,
+      infer_outputs=infer_outputs,
+      model_version=str(prepared.servable.version),
+      from_grpc=request.from_grpc,
     )

@@ -49,18 +49,18 @@ def read_signatures(loaded) -> dict[str, Signature]:
       continue
     ((input_name, spec),) = kwargs.items()
     signatures[name] = Signature(
-        name=name,
-        input_name=input_name,
-        dtype=np.dtype(spec.dtype.as_numpy_dtype),
-        shape=tuple(spec.shape[1:]),
-        outputs=tuple(sorted(function.structured_outputs)),
-        function=function,
+      name=name,
+      input_name=input_name,
+      dtype=np.dtype(spec.dtype.as_numpy_dtype),
+      shape=tuple(spec.shape[1:]),
+      outputs=tuple(sorted(function.structured_outputs)),
+      function=function,
     )
   return signatures
 
 
 def check_array(
-    signature: Signature, array, max_batch_size: int, where: str = "input"
+  signature: Signature, array, max_batch_size: int, where: str = "input"
 ) -> np.ndarray:
   """`array` (anything np.asarray takes) as the signature's input, or BadRequest saying why not.
 
@@ -71,55 +71,55 @@ def check_array(
     array = np.asarray(array)
   except (ValueError, OverflowError) as e:  # ragged nesting, or an integer too big for numpy
     raise BadRequest(
-        f"{where} is not a rectangular array of numbers ({one_line(e)}); {signature.describe()}"
+      f"{where} is not a rectangular array of numbers ({one_line(e)}); {signature.describe()}"
     ) from None
   if array.ndim != len(signature.shape) + 1 or tuple(array.shape[1:]) != signature.shape:
     raise BadRequest(
-        f"{where} has shape {list(array.shape)}, expected {signature.batch_shape()}: "
-        f"{signature.describe()}"
+      f"{where} has shape {list(array.shape)}, expected {signature.batch_shape()}: "
+      f"{signature.describe()}"
     )
   if len(array) == 0:
     raise BadRequest(f"{where} holds no examples (shape {list(array.shape)}); send at least one")
   if len(array) > max_batch_size:
     raise BadRequest(
-        f"batch of {len(array)} examples is over this server's limit of "
-        f"{max_batch_size} per request (kmnist-serve --max_batch_size); split it"
+      f"batch of {len(array)} examples is over this server's limit of "
+      f"{max_batch_size} per request (kmnist-serve --max_batch_size); split it"
     )
   if signature.dtype == np.uint8:
     if array.dtype.kind not in "iu":
       raise BadRequest(
-          f"{where} must hold integers 0-255 for {signature.name} (uint8), got "
-          f"{_kind(array)}; for float pixels in [0, 1] use signature_name 'serving_float'"
+        f"{where} must hold integers 0-255 for {signature.name} (uint8), got "
+        f"{_kind(array)}; for float pixels in [0, 1] use signature_name 'serving_float'"
       )
     if array.min() < 0 or array.max() > 255:
       raise BadRequest(
-          f"{where} has a pixel value out of range ({_extreme(array, 0, 255)}); "
-          f"uint8 pixels must be 0-255"
+        f"{where} has a pixel value out of range ({_extreme(array, 0, 255)}); "
+        f"uint8 pixels must be 0-255"
       )
   elif np.issubdtype(signature.dtype, np.floating):
     if array.dtype.kind not in "iuf":
       raise BadRequest(
-          f"{where} must hold numbers for {signature.name} ({signature.dtype}), got {_kind(array)}"
+        f"{where} must hold numbers for {signature.name} ({signature.dtype}), got {_kind(array)}"
       )
     if not np.isfinite(array).all():
       raise BadRequest(
-          f"{where} holds a value that is not a finite number; float pixels must be in [0, 1]"
+        f"{where} holds a value that is not a finite number; float pixels must be in [0, 1]"
       )
     if array.min() < 0 or array.max() > 1:
       raise BadRequest(
-          f"{where} has a pixel value out of range ({_extreme(array, 0, 1)}); float "
-          f"pixels must be in [0, 1] (divide 0-255 pixels by 255)"
+        f"{where} has a pixel value out of range ({_extreme(array, 0, 1)}); float "
+        f"pixels must be in [0, 1] (divide 0-255 pixels by 255)"
       )
   return array.astype(signature.dtype, copy=False)
 
 
 def _kind(array: np.ndarray) -> str:
   kinds = {
-      "b": "booleans",
-      "f": "non-integer numbers",
-      "U": "strings",
-      "S": "strings",
-      "O": "mixed or oversized values",
+    "b": "booleans",
+    "f": "non-integer numbers",
+    "U": "strings",
+    "S": "strings",
+    "O": "mixed or oversized values",
   }
   return kinds.get(array.dtype.kind, str(array.dtype))
 
@@ -144,8 +144,8 @@ class Servable:
     self.bias = bias
     if SERVING_SIGNATURE not in self.signatures:
       raise KmnistError(
-          f"{path} has no one-input '{SERVING_SIGNATURE}' signature (it has "
-          f"{sorted(loaded.signatures)}); serve a SavedModel written by kmnist-train"
+        f"{path} has no one-input '{SERVING_SIGNATURE}' signature (it has "
+        f"{sorted(loaded.signatures)}); serve a SavedModel written by kmnist-train"
       )
 
   @classmethod
@@ -168,8 +168,8 @@ class Servable:
     name = name or SERVING_SIGNATURE
     if name not in self.signatures:
       raise BadRequest(
-          f"signature_name '{name}' is not a signature of this model; it has "
-          f"{', '.join(repr(s) for s in sorted(self.signatures))}"
+        f"signature_name '{name}' is not a signature of this model; it has "
+        f"{', '.join(repr(s) for s in sorted(self.signatures))}"
       )
     return self.signatures[name]
 

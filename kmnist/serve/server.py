@@ -43,8 +43,8 @@ class FollowBaseRepository(ModelRepositoryExtension):
 
   async def unload(self, model_name: str) -> None:
     raise NotImplementedError(
-        f"kmnist-serve does not unload {model_name} on request: it serves "
-        f"the newest version under its --model base; add or remove versions there"
+      f"kmnist-serve does not unload {model_name} on request: it serves "
+      f"the newest version under its --model base; add or remove versions there"
     )
 
 
@@ -59,7 +59,7 @@ class KmnistRESTServer(RESTServer):
 
   def create_application(self):
     self.config.app = create_app(
-        self.dataplane, self.model_repository_extension, self.max_request_bytes
+      self.dataplane, self.model_repository_extension, self.max_request_bytes
     )
 
 
@@ -67,9 +67,9 @@ class OneLineErrors(ExceptionToStatusInterceptor):
   """gRPC: a client's mistake is INVALID_ARGUMENT or NOT_FOUND with one log line."""
 
   CODES = {
-      BadRequest: grpc.StatusCode.INVALID_ARGUMENT,
-      kserve_errors.ModelNotFound: grpc.StatusCode.NOT_FOUND,
-      tf_serving_grpc.VersionNotFoundError: grpc.StatusCode.NOT_FOUND,
+    BadRequest: grpc.StatusCode.INVALID_ARGUMENT,
+    kserve_errors.ModelNotFound: grpc.StatusCode.NOT_FOUND,
+    tf_serving_grpc.VersionNotFoundError: grpc.StatusCode.NOT_FOUND,
   }
 
   async def handle_exception(self, ex, request_or_iterator, context, method_name):
@@ -84,13 +84,13 @@ class KmnistGRPCServer(GRPCServer):
   """KServe's Open Inference gRPC service plus TF Serving's two services, on host:port."""
 
   def __init__(
-      self,
-      host: str,
-      port: int,
-      dataplane,
-      repository_extension,
-      max_message_bytes: int,
-      grace_period: int,
+    self,
+    host: str,
+    port: int,
+    dataplane,
+    repository_extension,
+    max_message_bytes: int,
+    grace_period: int,
   ):
     super().__init__(port, dataplane, repository_extension, kwargs={}, grace_period=grace_period)
     self._host = host
@@ -98,16 +98,16 @@ class KmnistGRPCServer(GRPCServer):
 
   async def start(self, max_workers):
     self._server = aio.server(
-        futures.ThreadPoolExecutor(max_workers=max_workers),
-        interceptors=(OneLineErrors(),),
-        options=[
-            ("grpc.max_send_message_length", self._max_message_bytes),
-            ("grpc.max_receive_message_length", self._max_message_bytes),
-            ("grpc.so_reuseport", 0),
-        ],
+      futures.ThreadPoolExecutor(max_workers=max_workers),
+      interceptors=(OneLineErrors(),),
+      options=[
+        ("grpc.max_send_message_length", self._max_message_bytes),
+        ("grpc.max_receive_message_length", self._max_message_bytes),
+        ("grpc.so_reuseport", 0),
+      ],
     )  # never share the port silently with another server
     grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
-        InferenceServicer(self._data_plane, self._model_repository_extension), self._server
+      InferenceServicer(self._data_plane, self._model_repository_extension), self._server
     )
     tf_serving_grpc.add_to_server(self._server, self._data_plane)
     host = f"[{self._host}]" if ":" in self._host else self._host
@@ -120,22 +120,22 @@ class KmnistModelServer(ModelServer):
   """ModelServer: one REST process and gRPC (none if grpc_port is 0), both bound to `host`."""
 
   def __init__(
-      self,
-      host: str,
-      http_port: int,
-      grpc_port: int,
-      max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
-      access_log: bool = False,
-      grace_period: int = 10,
+    self,
+    host: str,
+    http_port: int,
+    grpc_port: int,
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    access_log: bool = False,
+    grace_period: int = 10,
   ):
     super().__init__(
-        http_port=http_port,
-        grpc_port=grpc_port,
-        workers=1,
-        enable_grpc=bool(grpc_port),
-        enable_docs_url=False,
-        enable_latency_logging=False,
-        grace_period=grace_period,
+      http_port=http_port,
+      grpc_port=grpc_port,
+      workers=1,
+      enable_grpc=bool(grpc_port),
+      enable_docs_url=False,
+      enable_latency_logging=False,
+      grace_period=grace_period,
     )
     self.host = host
     self.max_request_bytes = max_request_bytes
@@ -146,25 +146,25 @@ class KmnistModelServer(ModelServer):
     """As ModelServer.start with one worker, with the servers bound to `host`."""
     self._register_and_check_atleast_one_model_is_ready(models)
     self._rest_server = KmnistRESTServer(
-        self.host,
-        self.max_request_bytes,
-        self.access_log,
-        data_plane=self.dataplane,
-        model_repository_extension=self.model_repository_extension,
-        http_port=self.http_port,
-        grace_period=self.grace_period,
-        event_loop=self.event_loop,
-        timeout_keep_alive=self.timeout_keep_alive,
+      self.host,
+      self.max_request_bytes,
+      self.access_log,
+      data_plane=self.dataplane,
+      model_repository_extension=self.model_repository_extension,
+      http_port=self.http_port,
+      grace_period=self.grace_period,
+      event_loop=self.event_loop,
+      timeout_keep_alive=self.timeout_keep_alive,
     )
     self.servers.append(self._rest_server.start())
     if self.enable_grpc:
       self._grpc_server = KmnistGRPCServer(
-          self.host,
-          self.grpc_port,
-          self.dataplane,
-          self.model_repository_extension,
-          self.max_request_bytes,
-          self.grace_period,
+        self.host,
+        self.grpc_port,
+        self.dataplane,
+        self.model_repository_extension,
+        self.max_request_bytes,
+        self.grace_period,
       )
       self.servers.append(self._grpc_server.start(self.max_threads))
     self.setup_event_loop()

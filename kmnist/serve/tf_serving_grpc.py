@@ -12,12 +12,12 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import (
-    get_model_metadata_pb2,
-    get_model_status_pb2,
-    model_pb2,
-    model_service_pb2_grpc,
-    predict_pb2,
-    prediction_service_pb2_grpc,
+  get_model_metadata_pb2,
+  get_model_status_pb2,
+  model_pb2,
+  model_service_pb2_grpc,
+  predict_pb2,
+  prediction_service_pb2_grpc,
 )
 
 from kmnist.export import saved_model
@@ -27,8 +27,8 @@ WARMUP_RECORDS_LIMIT = 1000  # TF Serving replays at most this many
 # TF Serving's error codes (tensorflow/core/protobuf/error_codes.proto) by the names REST reports.
 ERROR_CODES = {"OK": 0, "UNKNOWN": 2}
 STATES = {
-    name: get_model_status_pb2.ModelVersionStatus.State.Value(name)
-    for name in ("LOADING", "AVAILABLE", "END")
+  name: get_model_status_pb2.ModelVersionStatus.State.Value(name)
+  for name in ("LOADING", "AVAILABLE", "END")
 }
 
 
@@ -37,27 +37,27 @@ class VersionNotFoundError(Exception):
 
 
 def request_array(
-    servable: Servable, request: predict_pb2.PredictRequest, max_batch_size: int
+  servable: Servable, request: predict_pb2.PredictRequest, max_batch_size: int
 ) -> tuple[Signature, np.ndarray]:
   """The signature a PredictRequest names and its checked input, or BadRequest."""
   signature = servable.signature(request.model_spec.signature_name)
   if set(request.inputs) != {signature.input_name}:
     raise BadRequest(
-        f"request inputs {sorted(request.inputs)} do not match {signature.name}'s "
-        f"['{signature.input_name}']: {signature.describe()}"
+      f"request inputs {sorted(request.inputs)} do not match {signature.name}'s "
+      f"['{signature.input_name}']: {signature.describe()}"
     )
   tensor = request.inputs[signature.input_name]
   expected = tf.as_dtype(signature.dtype)
   if tensor.dtype != expected.as_datatype_enum:
     raise BadRequest(
-        f"input '{signature.input_name}' is {tf.as_dtype(tensor.dtype).name}, but "
-        f"{signature.name} takes {expected.name}: {signature.describe()}"
+      f"input '{signature.input_name}' is {tf.as_dtype(tensor.dtype).name}, but "
+      f"{signature.name} takes {expected.name}: {signature.describe()}"
     )
   try:
     array = tf.make_ndarray(tensor)
   except (ValueError, TypeError) as e:
     raise BadRequest(
-        f"input '{signature.input_name}' is not a readable TensorProto ({e})"
+      f"input '{signature.input_name}' is not a readable TensorProto ({e})"
     ) from None
   where = f"input '{signature.input_name}'"
   return signature, check_array(signature, array, max_batch_size, where=where)
@@ -67,24 +67,24 @@ def check_version(spec: model_pb2.ModelSpec, servable: Servable) -> None:
   """A request naming a version (or a label) is answered only by that version."""
   if spec.version_label:
     raise VersionNotFoundError(
-        f"version label '{spec.version_label}' of model {spec.name} is not "
-        f"known: kmnist-serve has no version labels"
+      f"version label '{spec.version_label}' of model {spec.name} is not "
+      f"known: kmnist-serve has no version labels"
     )
   if spec.HasField("version") and spec.version.value != servable.version:
     raise VersionNotFoundError(
-        f"Servable not found for request: Specific({spec.name}, "
-        f"{spec.version.value}); this server serves version {servable.version}"
+      f"Servable not found for request: Specific({spec.name}, "
+      f"{spec.version.value}); this server serves version {servable.version}"
     )
 
 
 def predict_response(
-    model_name: str, servable: Servable, signature: Signature, outputs: dict, output_filter=()
+  model_name: str, servable: Servable, signature: Signature, outputs: dict, output_filter=()
 ) -> predict_pb2.PredictResponse:
   unknown = sorted(set(output_filter) - set(outputs))
   if unknown:
     raise BadRequest(
-        f"output_filter names {unknown}, which {signature.name} does not return; it "
-        f"returns {list(signature.outputs)}"
+      f"output_filter names {unknown}, which {signature.name} does not return; it "
+      f"returns {list(signature.outputs)}"
     )
   response = predict_pb2.PredictResponse()
   response.model_spec.name = model_name
@@ -144,8 +144,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     _require_name(request.model_spec)
     if list(request.metadata_field) != ["signature_def"]:
       raise BadRequest(
-          f"metadata_field must be ['signature_def'] (the only one TF Serving "
-          f"supports), got {list(request.metadata_field)}"
+        f"metadata_field must be ['signature_def'] (the only one TF Serving "
+        f"supports), got {list(request.metadata_field)}"
       )
     servable = self._dataplane.get_model_from_registry(request.model_spec.name).versions.current
     check_version(request.model_spec, servable)
@@ -173,7 +173,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
     response = get_model_status_pb2.GetModelStatusResponse()
     for status in statuses:
       entry = response.model_version_status.add(
-          version=int(status["version"]), state=STATES[status["state"]]
+        version=int(status["version"]), state=STATES[status["state"]]
       )
       entry.status.error_code = ERROR_CODES[status["status"]["error_code"]]
       entry.status.error_message = status["status"]["error_message"]
@@ -188,6 +188,6 @@ def _require_name(spec: model_pb2.ModelSpec) -> None:
 def add_to_server(server, dataplane) -> None:
   """Adds TF Serving's two services to a grpc.aio server."""
   prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-      PredictionServicer(dataplane), server
+    PredictionServicer(dataplane), server
   )
   model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(dataplane), server)

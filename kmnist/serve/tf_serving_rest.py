@@ -39,8 +39,7 @@ def decode_json(body):
       return orjson.loads(body)
     except orjson.JSONDecodeError as e:
       raise BadRequest(
-          f"request body is not valid JSON ({e}); send a JSON object such as "
-          f'{{"instances": [...]}}'
+        f'request body is not valid JSON ({e}); send a JSON object such as {{"instances": [...]}}'
       ) from None
   return body
 
@@ -50,8 +49,8 @@ def parse_predict(body, servable: Servable, max_batch_size: int) -> PredictReque
   body = decode_json(body)
   if not isinstance(body, dict):
     raise BadRequest(
-        f'request body must be a JSON object with "instances" or "inputs", got a '
-        f"JSON {_json_type(body)}"
+      f'request body must be a JSON object with "instances" or "inputs", got a '
+      f"JSON {_json_type(body)}"
     )
   signature_name = body.get("signature_name")
   if signature_name is not None and not isinstance(signature_name, str):
@@ -60,12 +59,12 @@ def parse_predict(body, servable: Servable, max_batch_size: int) -> PredictReque
   has_rows, has_columns = "instances" in body, "inputs" in body
   if has_rows and has_columns:
     raise BadRequest(
-        'request has both "instances" (row format) and "inputs" (columnar format); ' "send one"
+      'request has both "instances" (row format) and "inputs" (columnar format); send one'
     )
   if not (has_rows or has_columns):
     raise BadRequest(
-        f'request has neither "instances" (row format) nor "inputs" (columnar '
-        f"format); its keys are {sorted(body)}"
+      f'request has neither "instances" (row format) nor "inputs" (columnar '
+      f"format); its keys are {sorted(body)}"
     )
   if has_rows:
     rows = body["instances"]
@@ -74,8 +73,8 @@ def parse_predict(body, servable: Servable, max_batch_size: int) -> PredictReque
     named = [isinstance(row, dict) for row in rows]
     if any(named) and not all(named):
       raise BadRequest(
-          f'"instances" mix named ({{"{signature.input_name}": ...}}) and plain '
-          f"examples; use one form"
+        f'"instances" mix named ({{"{signature.input_name}": ...}}) and plain '
+        f"examples; use one form"
       )
     if rows and all(named):
       rows = [_named(row, signature, f"instances[{i}]") for i, row in enumerate(rows)]
@@ -91,8 +90,8 @@ def parse_predict(body, servable: Servable, max_batch_size: int) -> PredictReque
 def _named(mapping: dict, signature: Signature, where: str):
   if set(mapping) != {signature.input_name}:
     raise BadRequest(
-        f"{where} names inputs {sorted(mapping)}, but {signature.name} has one "
-        f"input, '{signature.input_name}'"
+      f"{where} names inputs {sorted(mapping)}, but {signature.name} has one "
+      f"input, '{signature.input_name}'"
     )
   return mapping[signature.input_name]
 
@@ -109,9 +108,9 @@ def predict_response(outputs: dict[str, np.ndarray], form: str) -> dict:
     return {"outputs": columns}
   names = list(columns)
   return {
-      "predictions": [
-          dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)
-      ]
+    "predictions": [
+      dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)
+    ]
   }
 
 
@@ -123,10 +122,8 @@ def model_status(statuses: list[dict]) -> dict:
 def model_metadata(model_name: str, servable: Servable, signature_defs) -> dict:
   """GET /v1/models/<name>/metadata: the SignatureDefMap as TF Serving prints it."""
   return {
-      "model_spec": {"name": model_name, "signature_name": "", "version": str(servable.version)},
-      "metadata": {
-          "signature_def": json_format.MessageToDict(
-              signature_defs, preserving_proto_field_name=True
-          )
-      },
+    "model_spec": {"name": model_name, "signature_name": "", "version": str(servable.version)},
+    "metadata": {
+      "signature_def": json_format.MessageToDict(signature_defs, preserving_proto_field_name=True)
+    },
   }

@@ -34,16 +34,16 @@ def resolve(model_path) -> tuple[Path, int | None]:
   if path.is_dir() and is_saved_model(path):
     if not path.name.isdigit():
       raise KmnistError(
-          f"--model={model_path} is a SavedModel but not a version directory (its "
-          f"name is not an integer); put it in a base as <base>/1 and pass the base"
+        f"--model={model_path} is a SavedModel but not a version directory (its "
+        f"name is not an integer); put it in a base as <base>/1 and pass the base"
       )
     return path, int(path.name)
   if path.is_dir() and any(is_saved_model(path / str(v)) for v in existing_versions(path)):
     return path, None
   raise KmnistError(
-      f"--model={model_path} is neither a SavedModel version directory (with "
-      f"saved_model.pb) nor a base directory holding one (like exported/saved_model)"
-      f"; train one with kmnist-train"
+    f"--model={model_path} is neither a SavedModel version directory (with "
+    f"saved_model.pb) nor a base directory holding one (like exported/saved_model)"
+    f"; train one with kmnist-train"
   )
 
 
@@ -86,8 +86,8 @@ class VersionManager:
       version = self.newest_candidate()
       if version is None:
         raise KmnistError(
-            f"--model={self.path}: no version could be loaded "
-            f"({self._failure_summary()}); serve an export written by kmnist-train"
+          f"--model={self.path}: no version could be loaded "
+          f"({self._failure_summary()}); serve an export written by kmnist-train"
         )
       if self.load_and_swap(version):
         return self.current
@@ -117,7 +117,7 @@ class VersionManager:
     seconds = time.perf_counter() - start
     released = f"; version {old.version} released" if old is not None else ""
     logger.info(
-        "serving version %d from %s (loaded in %.2f s)%s", version, directory, seconds, released
+      "serving version %d from %s (loaded in %.2f s)%s", version, directory, seconds, released
     )
     del old
     gc.collect()  # a loaded SavedModel holds reference cycles: free the old one now
@@ -129,9 +129,9 @@ class VersionManager:
     if version is None:
       if self.current is not None and not self._warned_empty:
         logger.warning(
-            "no loadable version left under %s; still serving version %d",
-            self.path,
-            self.current.version,
+          "no loadable version left under %s; still serving version %d",
+          self.path,
+          self.current.version,
         )
         self._warned_empty = True
       return
@@ -143,7 +143,7 @@ class VersionManager:
     """Starts following the base path (a single version directory is not followed)."""
     if self.poll_seconds > 0 and self._thread is None:
       self._thread = threading.Thread(
-          target=self._poll_loop, name="kmnist-version-poller", daemon=True
+        target=self._poll_loop, name="kmnist-version-poller", daemon=True
       )
       self._thread.start()
 
@@ -164,13 +164,13 @@ class VersionManager:
     with self._lock:
       states = dict(self._states)
     return [
-        {
-            "version": str(v),
-            "state": state,
-            "status": {"error_code": "UNKNOWN" if error else "OK", "error_message": error},
-        }
-        for v, (state, error) in sorted(states.items(), reverse=True)
-        if version is None or v == version
+      {
+        "version": str(v),
+        "state": state,
+        "status": {"error_code": "UNKNOWN" if error else "OK", "error_message": error},
+      }
+      for v, (state, error) in sorted(states.items(), reverse=True)
+      if version is None or v == version
     ]
 
   def _forget_old_states(self) -> None:

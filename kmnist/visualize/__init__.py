@@ -40,15 +40,15 @@ def pixel_kernel(model, model_name: str) -> np.ndarray:
 
 
 def write_pictures(
-    out_dir, model_name: str, kernel: np.ndarray, test: Split, test_logits: np.ndarray
+  out_dir, model_name: str, kernel: np.ndarray, test: Split, test_logits: np.ndarray
 ) -> dict[str, Path]:
   """Writes weights.png, confusion_matrix.png and mistakes.png; returns {name: path}."""
   out_dir = Path(out_dir)
   counts = metrics.confusion_matrix(test.labels, np.asarray(test_logits).argmax(-1))
   drawn = {
-      "weights.png": weights_figure(model_name, kernel),
-      "confusion_matrix.png": figures.confusion_figure(counts),
-      "mistakes.png": figures.mistakes_figure(test.images, test.labels, test_logits),
+    "weights.png": weights_figure(model_name, kernel),
+    "confusion_matrix.png": figures.confusion_figure(counts),
+    "mistakes.png": figures.mistakes_figure(test.images, test.labels, test_logits),
   }
   return {name: figures.save_png(fig, out_dir / name) for name, fig in drawn.items()}
 
@@ -74,14 +74,14 @@ def kernel_from_variables(variables, saved_model_dir) -> tuple[str, np.ndarray, 
   if len(dense) == 1 and len(biases) == 1:
     return "softmax", dense[0], biases[0]
   raise KmnistError(
-      f"{saved_model_dir} is not a kmnist model: found none of a softmax regression's 784x10 "
-      "kernel, an MLP's first 784xN kernel or a CNN's first convolution among its variables "
-      f"{[v.shape for v in variables]}; pass a SavedModel written by kmnist-train"
+    f"{saved_model_dir} is not a kmnist model: found none of a softmax regression's 784x10 "
+    "kernel, an MLP's first 784xN kernel or a CNN's first convolution among its variables "
+    f"{[v.shape for v in variables]}; pass a SavedModel written by kmnist-train"
   )
 
 
 def check_weights_explain_logits(
-    kernel, bias, images_uint8: np.ndarray, logits: np.ndarray, export
+  kernel, bias, images_uint8: np.ndarray, logits: np.ndarray, export
 ) -> None:
   """The softmax pictures draw these weights, so they must be the ones the served model computes
   with."""
@@ -89,8 +89,8 @@ def check_weights_explain_logits(
   max_diff = float(np.max(np.abs(expected - logits)))
   if max_diff > MAX_LOGIT_DIFF:
     raise KmnistError(
-        f"{export}'s variables do not compute its served logits (max |difference| {max_diff:.3g}); "
-        "it is not a kmnist softmax regression: pass a SavedModel written by kmnist-train"
+      f"{export}'s variables do not compute its served logits (max |difference| {max_diff:.3g}); "
+      "it is not a kmnist softmax regression: pass a SavedModel written by kmnist-train"
     )
 
 
@@ -107,9 +107,9 @@ def draw_export(model_dir, export, test: Split, run_metrics: dict) -> dict[str, 
   pictures = write_pictures(model_dir, model_name, kernel, test, outputs["logits"])
   if not run_metrics:  # A directory of its own for this export: say what the pictures are of.
     run_metrics = {
-        "saved_model_dir": str(export),
-        "test_examples": len(test),
-        "test_accuracy": metrics.accuracy(outputs["class_id"], test.labels),
+      "saved_model_dir": str(export),
+      "test_examples": len(test),
+      "test_accuracy": metrics.accuracy(outputs["class_id"], test.labels),
     }
   run_metrics = {**run_metrics, **metrics.class_report(test.labels, outputs["class_id"])}
   files.write_json_atomic(Path(model_dir) / "metrics.json", run_metrics)

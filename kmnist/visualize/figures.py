@@ -40,7 +40,7 @@ def weights_figure(kernel: np.ndarray):
   titles = [str(digit) for digit in range(NUM_CLASSES)]
   label = "weight (red: evidence against, blue: for)"
   return maps_figure(
-      maps, titles, "What each digit's weights look for", label, (2, 5), WEIGHTS_SIZE
+    maps, titles, "What each digit's weights look for", label, (2, 5), WEIGHTS_SIZE
   )
 
 
@@ -62,7 +62,7 @@ def filters_figure(kernel: np.ndarray):
   kernel = np.asarray(kernel)
   if kernel.ndim != 4 or kernel.shape[2] != 1:
     raise ValueError(
-        f"expected a first Conv2D kernel of shape (h, w, 1, filters), got {kernel.shape}"
+      f"expected a first Conv2D kernel of shape (h, w, 1, filters), got {kernel.shape}"
     )
   maps = np.moveaxis(kernel[:, :, 0, :], -1, 0)
   grid = (4, int(np.ceil(len(maps) / 4)))
@@ -97,20 +97,20 @@ def confusion_figure(counts: np.ndarray):
   dark = counts.max() / 2  # Above this the cell is dark enough to need white text.
   for (true, predicted), n in np.ndenumerate(counts):
     ax.text(
-        predicted,
-        true,
-        str(n),
-        ha="center",
-        va="center",
-        fontsize=8,
-        color="white" if n > dark else "black",
+      predicted,
+      true,
+      str(n),
+      ha="center",
+      va="center",
+      fontsize=8,
+      color="white" if n > dark else "black",
     )
   ax.set_xticks(range(NUM_CLASSES))
   ax.set_yticks(range(NUM_CLASSES))
   ax.set_xlabel("predicted digit")
   ax.set_ylabel("true digit")
   ax.set_title(
-      f"Test confusion matrix: {correct:,} of {total:,} right ({correct / max(total, 1):.2%})"
+    f"Test confusion matrix: {correct:,} of {total:,} right ({correct / max(total, 1):.2%})"
   )
   return fig
 
@@ -125,7 +125,7 @@ def mistakes_figure(images: np.ndarray, labels: np.ndarray, logits: np.ndarray):
   shown = wrong[np.argsort(-confidence[wrong], kind="stable")][: rows * cols]
   fig = _figure(MISTAKES_SIZE)
   fig.suptitle(
-      f"The {len(shown)} most confident of {len(wrong):,} mistakes on {len(labels):,} test digits"
+    f"The {len(shown)} most confident of {len(wrong):,} mistakes on {len(labels):,} test digits"
   )
   ax = fig.subplots()
   ax.set_axis_off()
@@ -141,12 +141,12 @@ def mistakes_figure(images: np.ndarray, labels: np.ndarray, logits: np.ndarray):
     sheet[top : top + side, left : left + side] = images[i]
     # Floored, so a 99.97 % sure mistake does not read as 100 %.
     ax.text(
-        left + side / 2,
-        top - 1,
-        f"{labels[i]} → {predictions[i]} ({np.floor(confidence[i] * 1000) / 10:.1f} %)",
-        ha="center",
-        va="bottom",
-        fontsize=9,
+      left + side / 2,
+      top - 1,
+      f"{labels[i]} → {predictions[i]} ({np.floor(confidence[i] * 1000) / 10:.1f} %)",
+      ha="center",
+      va="bottom",
+      fontsize=9,
     )
   ax.imshow(sheet, cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")  # Dark ink on white.
   return fig
