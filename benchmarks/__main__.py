@@ -60,8 +60,9 @@ def kmnist_loop(datasets, seed: int) -> dict:
   import keras
   import tensorflow as tf
 
-  from kmnist import metrics, models, train
-  from kmnist.config import TrainConfig
+  from kmnist.models import metrics, registry
+  from kmnist.training import train
+  from kmnist.training.config import TrainConfig
 
   ends = []
 
@@ -77,7 +78,7 @@ def kmnist_loop(datasets, seed: int) -> dict:
   chunk = config.steps_per_execution
   steady_per_chunk = (ends[-1] - ends[0]) / (len(ends) - 1)
   first_chunk = ends[0] - start
-  logits = models.predict_logits(model, datasets.test.images)
+  logits = registry.predict_logits(model, datasets.test.images)
   return {
     "seconds_steady": steady_per_chunk * STEPS / chunk,  # 1000 steps at the steady-state rate
     "seconds_total": ends[-1] - start,
@@ -92,7 +93,7 @@ def batch_order(num_examples: int, seed: int) -> np.ndarray:
   """The first STEPS batches of kmnist's training order, as indices [STEPS, BATCH]."""
   import keras
 
-  from kmnist import input_pipeline
+  from kmnist.data import input_pipeline
 
   keras.utils.set_random_seed(seed)  # as kmnist's run does before building its pipeline
   return np.stack(
@@ -254,12 +255,12 @@ def main(argv):
   from absl import logging
 
   logging.set_verbosity(logging.WARNING)
-  from kmnist import data
+  from kmnist.data import mnist
 
   if FLAGS.models:
     from benchmarks import models
 
-    datasets = data.load(FLAGS.data_dir)
+    datasets = mnist.load(FLAGS.data_dir)
     seeds = [int(seed) for seed in FLAGS.seeds]
     partial = Path(FLAGS.models_out).with_suffix(".partial.json")
     partial.parent.mkdir(parents=True, exist_ok=True)
@@ -276,7 +277,7 @@ def main(argv):
   # The commands first, while this process is small: a child's peak RSS starts from its parent's at
   # fork.
   end_to_end_figures = end_to_end(FLAGS.data_dir) if FLAGS.end_to_end else None
-  datasets = data.load(FLAGS.data_dir)
+  datasets = mnist.load(FLAGS.data_dir)
   batches = batch_order(len(datasets.train), FLAGS.seed)
   runs = [kmnist_loop(datasets, FLAGS.seed) for _ in range(FLAGS.repeats)]
   kmnist = sorted(runs, key=lambda r: r["seconds_steady"])[len(runs) // 2]  # the median run

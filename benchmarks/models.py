@@ -15,9 +15,10 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks import kerasio
-from kmnist import metrics, train
-from kmnist.config import TrainConfig
-from kmnist.errors import KmnistError
+from kmnist.models import metrics
+from kmnist.training import train
+from kmnist.training.config import TrainConfig
+from kmnist.util.errors import KmnistError
 
 TARGET = 0.992  # the keras-io recipe's published accuracy, and the bar for time-to-accuracy
 

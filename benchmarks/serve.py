@@ -255,14 +255,14 @@ def main(argv):
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   import tensorflow as tf
 
-  from kmnist import data
   from kmnist.cli.serve import default_model_base
+  from kmnist.data import mnist
   from kmnist.serve import tf_serving_grpc
 
   # The floor runs with kmnist-serve's default threading (one thread each), as the server does.
   tf.config.threading.set_intra_op_parallelism_threads(1)
   tf.config.threading.set_inter_op_parallelism_threads(1)
-  digits = data.load(os.path.expanduser(FLAGS.data_dir)).test.images
+  digits = mnist.load(os.path.expanduser(FLAGS.data_dir)).test.images
   source = Path(FLAGS.model) if FLAGS.model else default_model_base() / "1"
   servable = tf_serving_grpc.load_and_warm_up(source, 1)
   figures = {

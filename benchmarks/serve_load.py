@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kmnist import files
-from kmnist.files import existing_versions
+from kmnist.util import files
+from kmnist.util.files import existing_versions
 
 LOCUSTFILE = Path(__file__).resolve().parent / "serve_locustfile.py"
 
@@ -242,7 +242,10 @@ def summarize(records: list, batch: int, users: int) -> dict:
 
 def write_version(base, source_version_dir) -> tuple[int, float]:
   """Writes the next version under `base` as a copy of `source_version_dir`, the way kmnist-train
-  writes one (kmnist.files.atomic_directory: complete, then renamed). Returns (version, time)."""
+  writes one (kmnist.util.files.atomic_directory: complete, then renamed).
+
+  Returns (version, time).
+  """
   base = Path(base)
   versions = existing_versions(base)
   version = versions[-1] + 1 if versions else 1

@@ -14,8 +14,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 from hypothesis import settings  # noqa: E402
 
-from kmnist import data, mnist_files, models, train  # noqa: E402
-from kmnist.config import TrainConfig  # noqa: E402
+from kmnist.data import mnist, mnist_files, spec, splits  # noqa: E402
+from kmnist.models import registry  # noqa: E402
+from kmnist.training import optimization, train  # noqa: E402
+from kmnist.training.config import TrainConfig  # noqa: E402
 
 # Property-based tests run in the fast suite: the same examples every run (derandomized: a fixed
 # seed), a budget per test (max_examples), no deadline (timings on a shared machine are noise).
@@ -23,18 +25,18 @@ settings.register_profile("kmnist", derandomize=True, deadline=None, database=No
 settings.load_profile("kmnist")
 
 
-def synthetic_split(n: int, seed: int) -> data.Split:
+def synthetic_split(n: int, seed: int) -> splits.Split:
   """Digits-like data a softmax regression can learn: one fixed random stroke pattern per class,
   plus noise."""
-  prototypes = np.random.RandomState(1234).rand(data.NUM_CLASSES, *data.IMAGE_SHAPE) < 0.2
+  prototypes = np.random.RandomState(1234).rand(spec.NUM_CLASSES, *spec.IMAGE_SHAPE) < 0.2
   rng = np.random.RandomState(seed)
-  labels = rng.randint(0, data.NUM_CLASSES, n).astype(np.int64)
-  images = prototypes[labels] * 180 + rng.randint(0, 75, (n,) + data.IMAGE_SHAPE)
-  return data.Split(images=images.astype(np.uint8), labels=labels)
+  labels = rng.randint(0, spec.NUM_CLASSES, n).astype(np.int64)
+  images = prototypes[labels] * 180 + rng.randint(0, 75, (n,) + spec.IMAGE_SHAPE)
+  return splits.Split(images=images.astype(np.uint8), labels=labels)
 
 
-def make_synthetic_datasets() -> data.Datasets:
-  return data.Datasets(
+def make_synthetic_datasets() -> splits.Datasets:
+  return splits.Datasets(
     train=synthetic_split(2000, 1),
     validation=synthetic_split(200, 2),
     test=synthetic_split(500, 3),
@@ -42,7 +44,7 @@ def make_synthetic_datasets() -> data.Datasets:
 
 
 @pytest.fixture(scope="session")
-def synthetic_datasets() -> data.Datasets:
+def synthetic_datasets() -> splits.Datasets:
   return make_synthetic_datasets()
 
 
@@ -54,7 +56,7 @@ def trained_models(synthetic_datasets) -> dict:
   for name in ("mlp", "cnn"):
     keras.utils.set_random_seed(0)
     config = TrainConfig(model=name, steps=40, warmup_steps=5, eval_every=40)
-    model = models.compile_model(models.build(name), config)
+    model = optimization.compile_model(registry.build(name), config)
     model.fit(train.images / 255.0, np.eye(10)[train.labels], epochs=1, batch_size=50, verbose=0)
     fitted[name] = model
   return fitted
@@ -64,26 +66,26 @@ def trained_models(synthetic_datasets) -> dict:
 def trained_model(synthetic_datasets):
   """A softmax regression fitted for one epoch on the synthetic digits (read-only: tests share
   it)."""
-  model = models.compile_model(models.build(), TrainConfig())
+  model = optimization.compile_model(registry.build(), TrainConfig())
   train = synthetic_datasets.train
   model.fit(train.images / 255.0, np.eye(10)[train.labels], epochs=1, batch_size=100, verbose=0)
   return model
 
 
-def read_mnist_test_digits(n: int) -> data.Split:
+def read_mnist_test_digits(n: int) -> splits.Split:
   """The first `n` digits of the MNIST test file shipped with kmnist, read directly (no TFDS)."""
 
   def read(name: str, skip: int) -> np.ndarray:
     with gzip.open(mnist_files.VENDORED_DIR / name) as f:
       return np.frombuffer(f.read(), np.uint8, offset=skip)
 
-  images = read("t10k-images-idx3-ubyte.gz", 16).reshape(-1, *data.IMAGE_SHAPE)[:n]
+  images = read("t10k-images-idx3-ubyte.gz", 16).reshape(-1, *spec.IMAGE_SHAPE)[:n]
   labels = read("t10k-labels-idx1-ubyte.gz", 8)[:n].astype(np.int64)
-  return data.Split(images=images.copy(), labels=labels)
+  return splits.Split(images=images.copy(), labels=labels)
 
 
 @pytest.fixture(scope="session")
-def mnist_digits() -> data.Split:
+def mnist_digits() -> splits.Split:
   """Real handwriting, for what users give kmnist-predict: the synthetic digits are random strokes,
   which its blank-and-noise check refuses as noise."""
   return read_mnist_test_digits(100)
@@ -130,13 +132,13 @@ def real_data_dir(tmp_path_factory, no_network) -> str:
   """A TFDS data_dir with `mnist` prepared from the files vendored in kmnist, with the network
   refused."""
   data_dir = str(tmp_path_factory.mktemp("tensorflow_datasets"))
-  data.load(data_dir=data_dir)  # Prepares once per session (~13 s).
+  mnist.load(data_dir=data_dir)  # Prepares once per session (~13 s).
   return data_dir
 
 
 @pytest.fixture(scope="session")
-def real_datasets(real_data_dir) -> data.Datasets:
-  return data.load(data_dir=real_data_dir)
+def real_datasets(real_data_dir) -> splits.Datasets:
+  return mnist.load(data_dir=real_data_dir)
 
 
 @pytest.fixture(scope="session")

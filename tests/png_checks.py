@@ -4,7 +4,7 @@ drawn, and make logits with a chosen share of right answers."""
 import numpy as np
 from PIL import Image
 
-from kmnist.data import NUM_CLASSES
+from kmnist.data.spec import NUM_CLASSES
 from kmnist.visualize import figures
 
 

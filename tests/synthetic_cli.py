@@ -37,14 +37,14 @@ def run(*flags: str, cwd, timeout: int = 300, **kwargs) -> subprocess.CompletedP
 
 if __name__ == "__main__":
   sys.path.insert(0, os.path.dirname(PATH))  # for conftest
-  from kmnist import console
+  from kmnist.util import console
 
   console.quiet_stderr()  # before TensorFlow loads (conftest imports it), as the commands do
 
-  from kmnist import data
   from kmnist.cli import train as train_cli
+  from kmnist.data import mnist
 
   from conftest import make_synthetic_datasets
 
-  data.load = lambda *args, **kwargs: make_synthetic_datasets()
+  mnist.load = lambda *args, **kwargs: make_synthetic_datasets()
   train_cli.cli()

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kmnist import model_paths
 from kmnist.export import saved_model
+from kmnist.predict import model_paths
 
 
 def run_predict(*args, timeout=120):
@@ -176,7 +176,7 @@ def peak_rss_kib(*args) -> tuple[int, int, str]:
 
 @pytest.mark.slow
 def test_memory_stays_bounded_whatever_the_files_claim_or_hold(tmp_path, mnist_digits):
-  from kmnist import arrays
+  from kmnist.predict import arrays
 
   Image.fromarray(mnist_digits.images[0]).save(tmp_path / "good.png")
   count = 20 * arrays.CHUNK  # an honest array much bigger than the chunk kmnist reads at a time

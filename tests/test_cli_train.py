@@ -12,16 +12,17 @@ import pytest
 import synthetic_cli
 from absl import flags
 
-from kmnist import mnist_files
+from kmnist.cli import common
 from kmnist.cli import train as train_cli
-from kmnist.config import TrainConfig
+from kmnist.data import mnist_files
+from kmnist.training.config import TrainConfig
 
 
 def parse(argv) -> TrainConfig:
   fv = flags.FlagValues()
   train_cli.define_flags(fv)
   fv(["kmnist-train"] + argv)
-  return train_cli.config_from_flags(fv)
+  return common.config_from_flags(fv)
 
 
 def test_flag_defaults_are_the_config_defaults():
@@ -170,7 +171,7 @@ def test_the_readme_command(tmp_path, real_data_dir):
   # The README's run command, as a user types it (data dir pointed at the prepared test copy).
   import json
 
-  from kmnist import visualize
+  from kmnist.visualize import pictures
 
   result = run_cli(f"--data_dir={real_data_dir}", cwd=tmp_path, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
@@ -191,7 +192,7 @@ def test_the_readme_command(tmp_path, real_data_dir):
   ).read_text() in result.stdout  # the report's table is printed too
   metrics = json.loads((tmp_path / "runs" / "kmnist" / "metrics.json").read_text())
   assert metrics["test_accuracy"] == pytest.approx(accuracy, abs=5e-5)
-  assert all((tmp_path / "runs" / "kmnist" / name).is_file() for name in visualize.PICTURES)
+  assert all((tmp_path / "runs" / "kmnist" / name).is_file() for name in pictures.PICTURES)
   assert "Pictures: runs/kmnist/weights.png" in result.stdout
   assert list((tmp_path / "runs" / "kmnist" / "logs" / "train").glob("events.out.tfevents.*"))
 

@@ -9,10 +9,10 @@ import sys
 import numpy as np
 import pytest
 
-from kmnist import visualize
 from kmnist.cli import visualize as visualize_cli
-from kmnist.errors import KmnistError
 from kmnist.export import saved_model
+from kmnist.util.errors import KmnistError
+from kmnist.visualize import pictures
 
 from png_checks import read_rgb
 
@@ -103,7 +103,7 @@ def test_redraws_a_real_run_from_its_export(real_run, real_data_dir, tmp_path):
   metrics = json.loads((tmp_path / "pics" / "metrics.json").read_text())
   assert metrics["confusion_matrix"] == real_run.metrics["confusion_matrix"]
   assert metrics["test_accuracy"] == pytest.approx(real_run.metrics["test_accuracy"], abs=1e-6)
-  for name in visualize.PICTURES:
+  for name in pictures.PICTURES:
     np.testing.assert_array_equal(
       read_rgb(tmp_path / "pics" / name), read_rgb(real_run.pictures[name])
     )

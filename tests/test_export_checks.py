@@ -7,8 +7,8 @@ import re
 import numpy as np
 import pytest
 
-from kmnist.errors import KmnistError
 from kmnist.export import checks
+from kmnist.util.errors import KmnistError
 
 VARIANTS = ("float", "dynamic", "int8")
 

@@ -16,9 +16,10 @@ import tensorflow as tf
 from tensorflow.python.saved_model import loader_impl
 from tensorflow_serving.apis import model_pb2, predict_pb2
 
-from kmnist import files, models
-from kmnist.errors import KmnistError
 from kmnist.export import saved_model
+from kmnist.models import registry
+from kmnist.util import files
+from kmnist.util.errors import KmnistError
 
 CONTRACT = {
   "serving_default": ({"image": (tf.uint8, [None, 28, 28])},),
@@ -210,7 +211,8 @@ def test_a_process_without_kmnist_gets_the_keras_classes(
 KILLED_EXPORT = textwrap.dedent("""
     import sys, time
     import numpy as np
-    from kmnist import files, models
+    from kmnist.util import files
+    from kmnist.models import registry
     from kmnist.export import saved_model
     base = sys.argv[1]
     original = files.atomic_directory.__wrapped__
@@ -225,7 +227,7 @@ KILLED_EXPORT = textwrap.dedent("""
       next(gen, None)
 
     files.atomic_directory = __import__("contextlib").contextmanager(slow_rename)
-    saved_model.export_saved_model(models.build(), base)
+    saved_model.export_saved_model(registry.build(), base)
     """)
 
 
@@ -245,7 +247,7 @@ def test_killed_export_leaves_no_version(tmp_path):
   assert leftovers and all(
     p.name.startswith(".") for p in leftovers
   )  # hidden: TF Serving ignores them
-  saved_model.export_saved_model(models.build(), base)
+  saved_model.export_saved_model(registry.build(), base)
   assert files.existing_versions(base) == [1]
   assert [p.name for p in base.iterdir()] == [
     "1"
@@ -308,7 +310,7 @@ def test_every_model_keeps_the_contract_and_computes_as_keras(
     assert set(defs[signature].outputs) == set(OUTPUTS)
   images = synthetic_datasets.test.images[:64]
   served = saved_model.predict_saved_model(export_dir, images)
-  reference = models.predict_logits(model, images)
+  reference = registry.predict_logits(model, images)
   np.testing.assert_allclose(served["logits"], reference, atol=1e-4)
   np.testing.assert_array_equal(served["class_id"], reference.argmax(-1))
   assert len(saved_model.read_warmup_requests(export_dir)) == 3 + 2

@@ -14,6 +14,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "kmnist"
 MAX_MODULE_LINES = 250
+# The stage packages, in pipeline order: each imports only those before it.
+STAGES = ["util", "data", "models", "export", "visualize", "training", "predict", "serve", "cli"]
 MAX_REPEATED_LINES = 6
 
 
@@ -61,7 +63,41 @@ def test_no_import_cycles():
   for name in graph:
     if name not in state:
       visit(name)
-  assert len(graph) > 20 and graph["kmnist.train"] >= {"kmnist.models", "kmnist.export"}
+  assert len(graph) > 20 and graph["kmnist.training.train"] >= {"kmnist.models.registry"}
+
+
+def package_of(module: str) -> str:
+  return module.split(".")[1] if module.count(".") else ""
+
+
+def test_the_root_holds_the_stages_and_nothing_else():
+  root = {p.name for p in PACKAGE.iterdir() if p.name != "__pycache__"}
+  assert root == {"__init__.py", "reference", *STAGES}
+  described = ast.get_docstring(ast.parse((PACKAGE / "__init__.py").read_text()))
+  assert all(f"{stage}/" in described for stage in STAGES)
+
+
+def test_packages_import_one_way_down_the_pipeline():
+  """A package imports only packages before it in STAGES, so no two import each other."""
+  known = modules()
+  wrong = set()
+  for name, path in known.items():
+    for imported in imports_of(path, known):
+      here, there = package_of(name), package_of(imported)
+      if here and there and here != there and STAGES.index(there) > STAGES.index(here):
+        wrong.add(f"{name} -> {imported}")
+  assert sorted(wrong) == []
+
+
+def test_each_package_init_is_its_map_and_imports_nothing():
+  for stage in STAGES:
+    init = PACKAGE / stage / "__init__.py"
+    tree = ast.parse(init.read_text())
+    assert [type(node) for node in tree.body] == [ast.Expr], f"{init} holds more than its map"
+    described = ast.get_docstring(tree)
+    for path in (PACKAGE / stage).iterdir():
+      if path.suffix == ".py" and path.name != "__init__.py" or (path / "__init__.py").is_file():
+        assert path.stem in described, f"{init}'s docstring does not name {path.name}"
 
 
 def test_modules_are_small():
@@ -84,12 +120,26 @@ def test_no_block_of_more_than_six_lines_is_repeated():
   assert [where for where in places.values() if len(where) > 1] == []
 
 
-def test_the_commands_check_their_flags_before_importing_tensorflow():
+def test_the_commands_and_light_modules_import_no_tensorflow_tfds_or_matplotlib():
+  light = [
+    "kmnist.cli.train",
+    "kmnist.cli.predict",
+    "kmnist.cli.visualize",
+    "kmnist.cli.serve",
+    "kmnist.data.spec",
+    "kmnist.data.splits",
+    "kmnist.models.registry",
+    "kmnist.models.metrics",
+    "kmnist.export.formats",
+    "kmnist.export.record",
+    "kmnist.training.config",
+    "kmnist.predict.model_paths",
+  ]
+  heavy = ("tensorflow", "keras", "tensorflow_datasets", "matplotlib")
   script = (
-    "import sys\n"
-    "import kmnist.cli.train, kmnist.cli.predict, kmnist.cli.visualize, kmnist.config, "
-    "kmnist.model_paths\n"
-    "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, sorted(sys.modules)\n"
+    f"import sys, {', '.join(light)}\n"
+    f"loaded = sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r})\n"
+    "assert not loaded, loaded[:10]\n"
   )
   result = subprocess.run(
     [sys.executable, "-c", script], capture_output=True, text=True, timeout=60

@@ -6,9 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from kmnist import manifest, model_paths
-from kmnist.config import TrainConfig
 from kmnist.export import saved_model, tflite
+from kmnist.predict import model_paths
+from kmnist.training.config import TrainConfig
+from kmnist.util import manifest
 
 REFERENCE = model_paths.reference_export()
 

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from benchmarks.serve_load import ServerProcess
-from kmnist.model_paths import reference_export
+from kmnist.predict.model_paths import reference_export
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [

@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 from kmnist.cli import serve
-from kmnist.model_paths import reference_export
+from kmnist.predict.model_paths import reference_export
 
 RUN_CLI = textwrap.dedent("""
     import sys

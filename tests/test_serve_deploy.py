@@ -15,8 +15,8 @@ from kserve.model_repository import ModelRepository
 from kserve.protocol.dataplane import DataPlane
 
 from kmnist.cli import serve
-from kmnist.files import existing_versions, is_saved_model
 from kmnist.serve import app as app_lib
+from kmnist.util.files import existing_versions, is_saved_model
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())

@@ -11,8 +11,8 @@ from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
 from tensorflow_serving.apis import model_pb2, predict_pb2
 
-from kmnist import models
 from kmnist.export import saved_model
+from kmnist.models import registry
 from kmnist.serve import model as serve_model
 from kmnist.serve import tf_serving_grpc, versions
 from kmnist.serve.servable import BadRequest
@@ -151,7 +151,7 @@ def test_a_request_is_answered_by_the_version_it_started_on(base, tmp_path, digi
   manager.load_initial()
   model = serve_model.KmnistModel("kmnist", manager)
   prepared = model.preprocess({"instances": digits.tolist()})
-  zero = models.build()  # untrained: every logit 0, so class 0 everywhere
+  zero = registry.build()  # untrained: every logit 0, so class 0 everywhere
   saved_model.export_saved_model(zero, local, version=2)
   manager.poll_once()
   assert manager.current.version == 2

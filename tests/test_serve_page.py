@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
-from kmnist import images
+from kmnist.predict import images
 from kmnist.serve import page
 from kmnist.serve.servable import BadRequest
 

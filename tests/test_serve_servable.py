@@ -6,10 +6,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from kmnist.errors import KmnistError
 from kmnist.export import saved_model
 from kmnist.serve import servable as servable_lib
 from kmnist.serve.servable import BadRequest, check_array
+from kmnist.util.errors import KmnistError
 
 
 @pytest.fixture(scope="module")

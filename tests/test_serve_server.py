@@ -30,8 +30,8 @@ from tensorflow_serving.apis import (
 )
 
 from benchmarks.serve_load import ServerProcess, http_json, wait_for_version
-from kmnist import models
 from kmnist.export import saved_model
+from kmnist.models import registry
 from kmnist.serve import app as app_lib
 from kmnist.serve import model as serve_model
 from kmnist.serve import server as server_lib
@@ -382,7 +382,7 @@ def test_a_new_version_is_served_while_requests_run(server, digits, expected_cla
   try:
     time.sleep(0.5)
     # Version 2: the untrained model (all logits 0, so class 0), written as kmnist-train writes.
-    saved_model.export_saved_model(models.build(), server.base)
+    saved_model.export_saved_model(registry.build(), server.base)
     written = time.time()
     seconds = wait_for_version(server, 2, since=written, timeout=30)
     time.sleep(0.5)

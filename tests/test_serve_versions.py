@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from kmnist.errors import KmnistError
 from kmnist.serve import versions
+from kmnist.util.errors import KmnistError
 
 
 @pytest.fixture(autouse=True)

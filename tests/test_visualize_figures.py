@@ -4,7 +4,7 @@ every count is written, the mistakes are the surest wrong answers."""
 import numpy as np
 import pytest
 
-from kmnist import metrics
+from kmnist.models import metrics
 from kmnist.visualize import figures
 
 from png_checks import (

@@ -1,6 +1,6 @@
 """A short training configuration for tests that run `train.run` on the synthetic digits."""
 
-from kmnist.config import TrainConfig
+from kmnist.training.config import TrainConfig
 
 
 def small_config(tmp_path, **overrides) -> TrainConfig:

@@ -1,30 +1,51 @@
 """What every kmnist command does alike: quiet TensorFlow, absl flags, and a KmnistError as one
 line with exit 2."""
 
+import dataclasses
 import os
 import sys
+import typing
 
 from absl import app, flags, logging
 
-from kmnist import console, disk
-from kmnist.config import DEFAULT_DATA_DIR
-from kmnist.errors import KmnistError
+from kmnist.training import config
+from kmnist.training.config import TrainConfig
+from kmnist.util import console, disk
+from kmnist.util.errors import KmnistError
 
 
-def define_data_flags(fv: flags.FlagValues) -> None:
-  """--data_dir and --manual_dir, for every command that reads MNIST."""
-  flags.DEFINE_string(
-    "data_dir",
-    DEFAULT_DATA_DIR,
-    "TFDS data directory (prepared `mnist` is kept here).",
-    flag_values=fv,
-  )
-  flags.DEFINE_string(
-    "manual_dir",
-    None,
-    "Directory with the four original MNIST .gz files; default: the copies shipped with kmnist.",
-    flag_values=fv,
-  )
+def define_config_flags(fv: flags.FlagValues, names=None) -> None:
+  """A flag for each TrainConfig field (or those in `names`): its name, default, help and choices.
+
+  The flag's kind follows the field's type; a setting the model's schedule decides (None by
+  default) says so in its help.
+  """
+  for field in dataclasses.fields(TrainConfig):
+    if names is not None and field.name not in names:
+      continue
+    meta = field.metadata
+    help_text = meta["help"]() if callable(meta["help"]) else meta["help"]
+    if meta["per_model"]:
+      help_text = f"{help_text}; default: the model's (see --model)."
+    kinds = {bool: "boolean", int: "integer", float: "float", tuple: "list"}
+    base = next(t for t in (bool, int, float, tuple, str) if _is(field.type, t))
+    choices = config.choices_of(field)
+    kind, extra = (
+      ("enum", {"enum_values": list(choices)}) if choices else (kinds.get(base, "string"), {})
+    )
+    default = ",".join(field.default) if base is tuple else field.default
+    getattr(flags, f"DEFINE_{kind}")(field.name, default, help=help_text, flag_values=fv, **extra)
+
+
+def _is(annotation, kind) -> bool:
+  """Whether a field's type is `kind`, or `kind | None`, or `kind[...]`."""
+  return kind in (typing.get_origin(annotation), annotation, *typing.get_args(annotation))
+
+
+def config_from_flags(fv: flags.FlagValues) -> TrainConfig:
+  """The TrainConfig the command line asks for (fields without a flag keep their defaults)."""
+  values = {f.name: fv[f.name].value for f in dataclasses.fields(TrainConfig) if f.name in fv}
+  return TrainConfig(**{name: tuple(v) if isinstance(v, list) else v for name, v in values.items()})
 
 
 def run_command(name: str, define_flags, main) -> None:
@@ -36,7 +57,7 @@ def run_command(name: str, define_flags, main) -> None:
   def main_reporting_errors(argv):
     if not flags.FLAGS["verbosity"].present:
       # TensorFlow logs a page of INFO lines on export, and its C++ prints lines that are not for
-      # the user (kmnist.console); -v 0 brings them all back.
+      # the user (kmnist.util.console); -v 0 brings them all back.
       logging.set_verbosity(logging.WARNING)
       console.quiet_stderr()
     try:

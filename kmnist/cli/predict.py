@@ -1,9 +1,11 @@
 """kmnist-predict: classify digit pictures (PNG) or arrays (.npy) with a kmnist SavedModel or
 .tflite model.
 
-kmnist-predict digit.png more/*.png                     # with the reference export shipped in the
-package kmnist-predict --model=exported/saved_model/3 digits.npy kmnist-predict
---model=exported/tflite/3/kmnist_float.tflite --json digit.png
+    kmnist-predict digit.png more/*.png              # the reference export shipped in the package
+    kmnist-predict --model=exported/saved_model/3 digits.npy
+    kmnist-predict --model=exported/tflite/3/kmnist_float.tflite --json digit.png
+
+With --json the document also says what the model is (its export's record, kmnist.export.record).
 """
 
 import json
@@ -12,8 +14,9 @@ import textwrap
 
 from absl import app, flags
 
-from kmnist import model_paths
 from kmnist.cli import common
+from kmnist.export import record
+from kmnist.predict import model_paths
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
@@ -41,14 +44,16 @@ def main(argv):
   if not paths:
     raise app.UsageError("give at least one .png or .npy file to classify")
   kind, model_path = model_paths.resolve_model(fv.model)
-  from kmnist import predict  # TensorFlow loads here, after the quick checks above.
+  from kmnist.predict import classify  # TensorFlow loads here, after the quick checks above.
 
-  predictor = predict.load_predictor(kind, model_path)
+  predictor = classify.load_predictor(kind, model_path)
   errors = []
   if fv.json:  # one document, written as the results come: bounded memory for any input
-    print(f'{{\n  "model": {json.dumps(str(model_path))},\n  "predictions": [', end="")
+    about = json.dumps(record.read(model_path.parent if kind == "tflite" else model_path))
+    print(f'{{\n  "model": {json.dumps(str(model_path))},\n  "export": {about},', end="")
+    print('\n  "predictions": [', end="")
   separator = "\n"
-  for what, item in predict.classify(paths, predictor, fv.top_k):
+  for what, item in classify.classify(paths, predictor, fv.top_k):
     if what == "error":
       errors.append(item)
       print(f"kmnist-predict: error: {item}", file=sys.stderr)

@@ -20,11 +20,11 @@ from pathlib import Path
 
 from absl import app, flags
 
-from kmnist import model_paths
 from kmnist.cli import common
-from kmnist.errors import KmnistError
-from kmnist.files import existing_versions, is_saved_model
+from kmnist.predict import model_paths
 from kmnist.serve import versions
+from kmnist.util.errors import KmnistError
+from kmnist.util.files import existing_versions, is_saved_model
 
 RUN_EXPORTS = Path("exported") / "saved_model"  # where kmnist-train's default run exports
 MODEL_NAME = "kmnist"

@@ -17,8 +17,8 @@ from pathlib import Path
 from absl import app, flags
 
 from kmnist.cli import common
-from kmnist.config import TrainConfig
-from kmnist.errors import KmnistError
+from kmnist.training.config import TrainConfig
+from kmnist.util.errors import KmnistError
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
@@ -40,7 +40,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     "into its metrics.json.",
     flag_values=fv,
   )
-  common.define_data_flags(fv)
+  common.define_config_flags(fv, names=("data_dir", "manual_dir"))
 
 
 def read_run_metrics(metrics_path: Path) -> dict:
@@ -87,11 +87,13 @@ def main(argv):
   run_metrics = read_run_metrics(metrics_path)
   export = resolve_export(fv.export, run_metrics, metrics_path)
   # TensorFlow loads here, after the quick checks above.
-  from kmnist import console, data, visualize
+  from kmnist.data import mnist
+  from kmnist.util import console
+  from kmnist.visualize import pictures
 
-  test = data.load(fv.data_dir, fv.manual_dir, log=print, progress=console.Progress).test
-  pictures = visualize.draw_export(fv.model_dir, export, test, run_metrics)
-  print(f"Pictures: {', '.join(str(p) for p in pictures.values())}  ({time.time() - start:.1f} s)")
+  test = mnist.load(fv.data_dir, fv.manual_dir, log=print, progress=console.Progress).test
+  drawn = pictures.draw_export(fv.model_dir, export, test, run_metrics, log=print)
+  print(f"Pictures: {', '.join(str(p) for p in drawn.values())}  ({time.time() - start:.1f} s)")
 
 
 def cli():

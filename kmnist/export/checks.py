@@ -7,8 +7,8 @@ measured figures are in BUILD_NOTES.md, "TFLite variants".
 
 import numpy as np
 
-from kmnist import metrics
-from kmnist.errors import KmnistError
+from kmnist.models import metrics
+from kmnist.util.errors import KmnistError
 
 # Logit differences count relative to the range of the Keras logits (at least 1): quantization
 # rounds to steps of that range / 256 at the output, and layer after layer inside. Measured: dynamic

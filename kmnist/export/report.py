@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from kmnist import metrics
-from kmnist.data import Datasets
-from kmnist.export import tflite
+from kmnist.data.splits import Datasets
+from kmnist.export import formats, tflite
+from kmnist.models import metrics
 
 JSON_NAME, MARKDOWN_NAME = "tflite_report.json", "tflite_report.md"
 LATENCY_INVOKES = 1000
@@ -44,7 +44,7 @@ def variant_row(variant: str, model_bytes: bytes, scores: dict, test_image: np.n
   """One variant's figures: its file, size, scores, latency and tensor contract."""
   return {
     "variant": variant,
-    "file": tflite.model_filename(variant),
+    "file": formats.tflite_filename(variant),
     "size_bytes": len(model_bytes),
     **scores,
     "invoke_latency_us": tflite.invoke_latency_us(model_bytes, test_image, LATENCY_INVOKES),

@@ -13,8 +13,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-from kmnist import files
-from kmnist.data import IMAGE_SHAPE
+from kmnist.data.spec import IMAGE_SHAPE
+from kmnist.export import record
 from kmnist.export.signatures import (
   FLAT_SPEC,
   FLOAT_SIGNATURE,
@@ -22,6 +22,7 @@ from kmnist.export.signatures import (
   SERVING_SIGNATURE,
   outputs_from_logits,
 )
+from kmnist.util import files
 
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 MODEL_NAME = "kmnist"  # the name TF Serving serves it under (README's docker command)
@@ -49,16 +50,20 @@ def export_saved_model(
   export_base,
   version: int | None = None,
   warmup_images: np.ndarray | None = None,
+  about: dict | None = None,
 ) -> Path:
   """Writes the SavedModel to `<export_base>/<version>/` (default: the next free); never overwrites.
 
-  `warmup_images` (a few uint8 digits) become TF Serving warmup requests in `assets.extra/`.
+  `warmup_images` (a few uint8 digits) become TF Serving warmup requests in `assets.extra/`, and
+  `about` (kmnist.export.record.make) says there what the export is.
   """
   target = Path(export_base) / str(files.free_version([export_base], version))
   with files.atomic_directory(target) as tmp:
     build_archive(model).write_out(str(tmp), verbose=False)
     if warmup_images is not None:
       write_warmup_requests(tmp, warmup_images)
+    if about is not None:
+      record.write(tmp, about, int(target.name))
   return target
 
 

@@ -10,7 +10,7 @@ Shared by the SavedModel and the TFLite models, so both are built from the same 
 
 import tensorflow as tf
 
-from kmnist.data import IMAGE_SHAPE
+from kmnist.data.spec import IMAGE_SHAPE
 
 SERVING_SIGNATURE = "serving_default"
 FLOAT_SIGNATURE = "serving_float"

@@ -30,8 +30,8 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 from tensorflow.lite.tools import flatbuffer_utils
 
-from kmnist.config import TFLITE_VARIANTS as VARIANTS
-from kmnist.data import IMAGE_SHAPE
+from kmnist.data.spec import IMAGE_SHAPE
+from kmnist.export.formats import TFLITE_VARIANTS as VARIANTS
 from kmnist.export.signatures import SERVING_SIGNATURE, outputs_from_logits
 
 # The int8 model's `image`: real value = INPUT_SCALE * (pixel - INPUT_ZERO_POINT), i.e. pixel / 255.
@@ -135,10 +135,6 @@ def strip_intermediate_names(model_bytes: bytes) -> bytes:
       if index not in named:
         tensor.name = None
   return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
-
-
-def model_filename(variant: str) -> str:
-  return f"kmnist_{variant}.tflite"
 
 
 def interpreter(model, num_threads: int | None = None) -> Interpreter:

@@ -1,55 +1,10 @@
-"""The models kmnist trains, by name, and what they share: the loss, the metric, logits on pixels.
+"""The model stage: the networks kmnist trains, and how their logits are scored.
 
-Every model takes float32 images [N, 28, 28] in [0, 1] and returns 10 logits; the exports add the
-pixel scaling and the softmax around it, so a model module holds only its layers.
+    registry.py  the models by name: builder, default schedule, picture kind (no TensorFlow)
+    softmax.py   the tutorial's softmax regression
+    mlp.py       two hidden ReLU layers: the tutorial's "small changes"
+    cnn.py       the small convolutional network (synchronized batch norm)
+    metrics.py   logits -> accuracy, loss, confusion matrix, per-digit report (NumPy)
+
+A new model is one module with a `build()` and one `registry.register` call.
 """
-
-import keras
-import numpy as np
-
-from kmnist.config import TrainConfig
-from kmnist.models import cnn, mlp, softmax
-
-MODELS = {"softmax": softmax.build, "mlp": mlp.build, "cnn": cnn.build}
-
-
-def build(name: str = "softmax") -> keras.Model:
-  return MODELS[name]()
-
-
-def learning_rate(config: TrainConfig):
-  """--learning_rate, constant or on a cosine schedule (linear warmup, then cosine decay to 0)."""
-  if config.lr_schedule == "constant":
-    return config.learning_rate
-  return keras.optimizers.schedules.CosineDecay(
-    initial_learning_rate=0.0 if config.warmup_steps else config.learning_rate,
-    decay_steps=config.steps - config.warmup_steps,
-    warmup_target=config.learning_rate if config.warmup_steps else None,
-    warmup_steps=config.warmup_steps,
-  )
-
-
-def optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
-  if config.optimizer == "sgd":
-    return keras.optimizers.SGD(learning_rate=learning_rate(config))
-  return keras.optimizers.Adam(learning_rate=learning_rate(config))
-
-
-def compile_model(
-  model: keras.Model, config: TrainConfig, steps_per_execution: int = 1
-) -> keras.Model:
-  """Mean cross-entropy on logits (stable, unlike the tutorial's log(softmax)), the optimizer."""
-  model.compile(
-    optimizer=optimizer(config),
-    loss=keras.losses.CategoricalCrossentropy(
-      from_logits=True, label_smoothing=config.label_smoothing
-    ),
-    metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-    steps_per_execution=steps_per_execution,
-  )
-  return model
-
-
-def predict_logits(model: keras.Model, images_uint8: np.ndarray) -> np.ndarray:
-  """The model's logits on raw pixels, scaled as in training: the yardstick of every export."""
-  return model.predict(images_uint8.astype(np.float32) / 255.0, batch_size=1000, verbose=0)

@@ -14,7 +14,7 @@ replicas trains the single-device model.
 
 import keras
 
-from kmnist.data import IMAGE_SHAPE, NUM_CLASSES
+from kmnist.data.spec import IMAGE_SHAPE, NUM_CLASSES
 
 FILTERS = (32, 64, 128)
 NORM_MOMENTUM = 0.9

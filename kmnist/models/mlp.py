@@ -6,7 +6,7 @@ trained with Adam on a cosine schedule (config.SCHEDULES).
 
 import keras
 
-from kmnist.data import IMAGE_SHAPE, NUM_CLASSES
+from kmnist.data.spec import IMAGE_SHAPE, NUM_CLASSES
 
 HIDDEN_UNITS = (256, 256)
 

@@ -7,7 +7,7 @@ batch order varies).
 
 import keras
 
-from kmnist.data import IMAGE_SHAPE, NUM_CLASSES
+from kmnist.data.spec import IMAGE_SHAPE, NUM_CLASSES
 
 
 def build() -> keras.Model:

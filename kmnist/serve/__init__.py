@@ -7,5 +7,6 @@ Modules, one idea each:
   tf_serving_grpc  TF Serving's gRPC PredictionService and ModelService; warmup replay
   model            the kserve.Model behind V1 (TF Serving REST), V2 (Open Inference) and gRPC
   page             the drawing page: a drawing prepared as kmnist-predict prepares a picture
+  app              the REST app: kmnist's routes before kserve's, request limits, one-line errors
   server           kserve's ModelServer bound to --host, with the page, limits and status routes
 """

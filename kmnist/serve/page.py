@@ -1,9 +1,10 @@
 """The drawing page's server side: its static files, and a drawing made into the model's input.
 
 The page sends the canvas as a PNG. It is decoded and prepared by the same functions as
-kmnist-predict's picture files, `kmnist.images.decode_picture` (transparent pixels are paper, then
-grayscale) and `to_mnist` (dark-on-light inverted, the digit fitted into 20x20 and centred by its
-centre of mass in 28x28). tests/test_serve_page.py holds both paths to the same pixels.
+kmnist-predict's picture files, `kmnist.predict.images.decode_picture` (transparent pixels are
+paper, then grayscale) and `to_mnist` (dark-on-light inverted, the digit fitted into 20x20 and
+centred by its centre of mass in 28x28). tests/test_serve_page.py holds both paths to the same
+pixels.
 """
 
 import io
@@ -11,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from kmnist.errors import KmnistError
-from kmnist.images import decode_picture, to_mnist
+from kmnist.predict.images import decode_picture, to_mnist
 from kmnist.serve.servable import BadRequest
+from kmnist.util.errors import KmnistError
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 

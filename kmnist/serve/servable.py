@@ -6,15 +6,18 @@ the errors. The signatures are called as they are; nothing of the model is re-im
 """
 
 import dataclasses
+import logging
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 from kserve.errors import InvalidInput
 
-from kmnist.errors import KmnistError, one_line
+from kmnist.export import record
 from kmnist.export.signatures import SERVING_SIGNATURE
-from kmnist.visualize import kernel_from_variables
+from kmnist.util.errors import KmnistError, one_line
+
+logger = logging.getLogger("kmnist.serve")
 
 
 class BadRequest(InvalidInput):
@@ -132,11 +135,12 @@ def _extreme(array: np.ndarray, lowest, highest) -> str:
 
 
 class Servable:
-  """One version: its signatures, and the kernel for the evidence map if it is the softmax model."""
+  """One version: its signatures, its model's name, and the kernel for the evidence map if the model
+  is linear in the pixels (the softmax regression)."""
 
   def __init__(self, version: int, path, loaded, kernel=None, bias=None, model_name=None):
     self.version = version
-    self.model_name = model_name  # softmax, mlp or cnn (told by its variables), None if unknown
+    self.model_name = model_name  # from the export's record (kmnist.export.record), None if unknown
     self.path = Path(path)
     self._loaded = loaded  # keeps the variables the signatures read alive
     self.signatures = read_signatures(loaded)
@@ -155,14 +159,16 @@ class Servable:
       loaded = tf.saved_model.load(str(path))
     except Exception as e:  # Whatever TF raises on a damaged export: name the version, don't crash.
       raise KmnistError(f"{path} could not be loaded as a SavedModel ({one_line(e)})") from None
+    variables = {v.name: v.numpy() for v in getattr(loaded, "variables", [])}
     try:
-      variables = [v.numpy() for v in getattr(loaded, "variables", [])]
-      model_name, kernel, bias = kernel_from_variables(variables, path)
-    except KmnistError:  # not one of kmnist's: served, only without the softmax evidence map
-      model_name = None
-    if model_name != "softmax":  # the evidence map is the softmax regression's weights x pixels
+      about = record.describe(path, variables, log=logger.info)
+      kernel, bias = record.pixel_weights(about, variables)
+    except KmnistError as e:  # not one of kmnist's: served, without a name or an evidence map
+      logger.info("%s", e)
+      about, kernel, bias = {"model": None}, None, None
+    if about.get("picture") != "digit_maps":  # the evidence map: weights x pixels, linear models
       kernel, bias = None, None
-    return cls(version, path, loaded, kernel, bias, model_name)
+    return cls(version, path, loaded, kernel, bias, about["model"])
 
   def signature(self, name: str | None) -> Signature:
     name = name or SERVING_SIGNATURE

@@ -18,8 +18,8 @@ import threading
 import time
 from pathlib import Path
 
-from kmnist.errors import KmnistError
-from kmnist.files import existing_versions, is_saved_model
+from kmnist.util.errors import KmnistError
+from kmnist.util.files import existing_versions, is_saved_model
 
 logger = logging.getLogger("kmnist.serve")
 

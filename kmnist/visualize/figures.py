@@ -12,8 +12,9 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from kmnist import files, metrics
-from kmnist.data import IMAGE_SHAPE, NUM_CLASSES
+from kmnist.data.spec import IMAGE_SHAPE, NUM_CLASSES
+from kmnist.models import metrics
+from kmnist.util import files
 
 DPI = 100
 # Figure sizes in inches; the PNGs are exactly size x DPI pixels (no tight bounding box).

@@ -1,0 +1,9 @@
+"""The data stage: MNIST from the files shipped in the package to the batches training reads.
+
+    spec.py            what an example is (28x28 uint8, 10 classes), the default data directory
+    mnist_files/       the four original MNIST files, their checksums, the --manual_dir check
+    mnist.py           the files -> TFDS -> the tutorial's three splits as arrays, and their cache
+    input_pipeline.py  tf.data: the seeded training order, augmentation, evaluation batches
+
+Nothing is imported here, so `kmnist.data.spec` stays free of TensorFlow and TFDS.
+"""

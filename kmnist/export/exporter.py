@@ -1,0 +1,137 @@
+"""Every export of a trained model written and checked against Keras: `export_and_verify`.
+
+Each version directory appears whole or not at all (written under a hidden name, then renamed). A
+SavedModel that fails its check (checks.py) is removed and nothing else is written. A TFLite variant
+that fails to convert or fails its check is left out, but not the rest: `tflite/<version>/` still
+appears with the variants that passed, `labels.txt` and the report (which names the failure), the
+SavedModel stays, and then the export raises, naming variant and cause.
+"""
+
+import contextlib
+import dataclasses
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from kmnist.data.spec import NUM_CLASSES
+from kmnist.data.splits import Datasets, Split
+from kmnist.export import formats, record, report, saved_model, tflite
+from kmnist.export.checks import check_outputs
+from kmnist.export.formats import TFLITE_VARIANTS
+from kmnist.models import registry
+from kmnist.util import disk, files
+from kmnist.util.errors import KmnistError, one_line
+
+
+@dataclasses.dataclass(frozen=True)
+class Exports:
+  saved_model_dir: Path
+  tflite_paths: dict  # variant -> path of its .tflite
+  tflite_report: dict  # as in tflite_report.json
+
+
+def one_digit_per_class(split: Split) -> np.ndarray:
+  """A handful of real digits (the first of each class present) for TF Serving's warmup requests."""
+  firsts = [np.flatnonzero(split.labels == c)[0] for c in np.unique(split.labels)]
+  return split.images[firsts]
+
+
+def export_and_verify(
+  model,
+  datasets: Datasets,
+  export_dir,
+  version: int | None = None,
+  tflite_variants=TFLITE_VARIANTS,
+  chief: bool = True,
+  reference_logits: np.ndarray | None = None,
+  about: dict | None = None,
+) -> Exports | None:
+  """Writes the SavedModel and the TFLite models, scored on the test images (int8 calibrated on the
+  training images). Raises KmnistError if any export fails, after keeping what passed (see the
+  module docstring).
+
+  Under a multi-worker strategy every worker calls this: the Keras predictions and the SavedModel
+  write are collective operations. A non-chief worker (`chief=False`) stops after them and gets
+  None; only the chief checks and converts. `about` (kmnist.export.record.make) is written into
+  both version directories, saying what the export is.
+  """
+  test = datasets.test
+  # The Keras model's own test logits, the yardstick of every export (computed here unless the
+  # caller has them).
+  reference = (
+    registry.predict_logits(model, test.images) if reference_logits is None else reference_logits
+  )
+  sm_base, tfl_base = Path(export_dir) / "saved_model", Path(export_dir) / "tflite"
+  version = files.free_version([sm_base, tfl_base], version)  # one number names the pair
+  sm_dir = saved_model.export_saved_model(
+    model, sm_base, version, warmup_images=one_digit_per_class(test), about=about
+  )
+  if not chief:
+    return None
+  try:
+    check_outputs(
+      "saved_model", saved_model.predict_saved_model(sm_dir, test.images), reference, test.labels
+    )
+  except BaseException:
+    shutil.rmtree(sm_dir, ignore_errors=True)  # An export that failed its check must not be served.
+    raise
+
+  tfl_dir = tfl_base / str(version)
+  tflite_report = report.new_report(tfl_dir, sm_dir, datasets, reference)
+  try:
+    with files.atomic_directory(tfl_dir) as tmp:
+      for variant in tflite_variants:
+        tflite_report["variants"].append(
+          export_variant(variant, tmp, model, sm_dir, datasets, reference)
+        )
+      (tmp / formats.LABELS_FILENAME).write_text(
+        "".join(f"{label}\n" for label in range(NUM_CLASSES))
+      )
+      report.write(tmp, tflite_report)
+      if about is not None:
+        record.write(tmp, about, version)
+  except disk.DiskError:
+    remove_version(sm_dir)  # the rerun exports the pair again, under the same version
+    raise
+
+  rows = tflite_report["variants"]
+  failed = [row for row in rows if "error" in row]
+  if failed:
+    kept = ", ".join(row["file"] for row in rows if "file" in row) or "no model"
+    raise KmnistError(
+      "TFLite export failed: "
+      + "; ".join(f"{row['variant']}: {row['error']}" for row in failed)
+      + f". Kept the SavedModel {sm_dir} and {kept} in {tfl_dir} (see {report.MARKDOWN_NAME} "
+      "there)"
+    )
+  paths = {row["variant"]: tfl_dir / row["file"] for row in rows}
+  return Exports(saved_model_dir=sm_dir, tflite_paths=paths, tflite_report=tflite_report)
+
+
+def export_variant(
+  variant: str, directory: Path, model, sm_dir, datasets: Datasets, reference
+) -> dict:
+  """Converts, checks and writes one TFLite variant into `directory`. Returns its report row: the
+  figures, or the error (and no file) if it failed."""
+  try:
+    # The int8 conversion writes its source SavedModel into the temporary directory.
+    with disk.reported(tempfile.gettempdir()):
+      model_bytes = tflite.convert(variant, sm_dir, model, datasets.train.images)
+    outputs = tflite.predict_tflite(model_bytes, datasets.test.images)
+    scores = check_outputs(variant, outputs, reference, datasets.test.labels)
+  except disk.DiskError:
+    raise  # the disk's fault, not the variant's: the whole export stops
+  except (
+    Exception
+  ) as e:  # This variant only; Ctrl-C (not an Exception) still stops the whole export.
+    return {"variant": variant, "error": one_line(e)}
+  (directory / formats.tflite_filename(variant)).write_bytes(model_bytes)
+  return report.variant_row(variant, model_bytes, scores, datasets.test.images[0])
+
+
+def remove_version(path: Path) -> None:
+  """Takes back a version directory this run wrote, if the disk lets it."""
+  with contextlib.suppress(OSError):
+    shutil.rmtree(path)
