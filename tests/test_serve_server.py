@@ -4,7 +4,10 @@ version while requests run, and a clean stop."""
 
 import io
 import json
+import re
 import shutil
+import socket
+import struct
 import threading
 import time
 import urllib.error
@@ -178,6 +181,16 @@ def test_metrics(client, digits):
     assert f'{name}_count{{model_name="kmnist"}}' in metrics
 
 
+def test_a_server_error_is_still_logged_with_its_traceback(client, monkeypatch, caplog):
+  def broken(picture):
+    raise RuntimeError("a fault of the server's own")
+
+  monkeypatch.setattr(app_lib.page, "prepare_picture", broken)
+  with pytest.raises(RuntimeError, match="a fault of the server's own"):
+    client.post("/demo/prepare", content=b"any drawing")
+  assert any(r.exc_info and r.exc_info[0] is RuntimeError for r in caplog.records)
+
+
 # --- kmnist-serve itself, one process for the rest of the module. ---
 
 
@@ -342,6 +355,70 @@ def test_every_bad_request_gets_its_4xx_and_the_server_answers_the_next(
     assert readme_rest_client(server.url, digits[0]) == expected_classes[0], what
   log = server.log()
   assert "Traceback" not in log
+
+
+HANG_UP_ROUTES = [
+  "/v1/models/kmnist:predict",
+  "/v1/models/kmnist/versions/1:predict",
+  "/v1/models/kmnist:explain",
+  "/v2/models/kmnist/infer",
+  "/demo/prepare",
+]
+HANG_UPS = ["close", "reset", "chunked"]
+
+
+def start_a_body(port: int, route: str, how: str) -> socket.socket:
+  """A POST that sends 2,001 bytes of its body, then waits: of a Content-Length of 100,000, or
+  inside a chunk of a chunked body."""
+  connection = socket.create_connection(("127.0.0.1", port))
+  length = "Transfer-Encoding: chunked" if how == "chunked" else "Content-Length: 100000"
+  head = f"POST {route} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+  chunk = b"186a0\r\n" if how == "chunked" else b""  # a chunk of 100,000 bytes, cut
+  connection.sendall(f"{head}{length}\r\n\r\n".encode() + chunk + b"[" + b"0," * 1000)
+  return connection
+
+
+def hang_up(connection: socket.socket, how: str) -> None:
+  if how == "reset":  # SO_LINGER 0: the close sends a TCP reset, not a FIN
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+  connection.close()
+
+
+def test_clients_that_hang_up_mid_body_are_one_line_each_never_a_traceback(
+  server, digits, expected_classes
+):
+  logged_before = len(server.log().splitlines())
+  kinds = [(route, how) for route in HANG_UP_ROUTES for how in HANG_UPS] * 20  # 300
+  open_bodies = [(start_a_body(server.http_port, r, how), how) for r, how in kinds]
+  time.sleep(0.5)  # 300 requests mid-body at once, what they sent read by the server
+  for connection, how in open_bodies:
+    hang_up(connection, how)
+  assert readme_rest_client(server.url, digits[0]) == expected_classes[0]
+  status, reply = http_json(
+    f"{server.url}/v1/models/kmnist:predict", {"instances": digits.tolist()}
+  )
+  assert (
+    status == 200 and [p["class_id"] for p in reply["predictions"]] == expected_classes.tolist()
+  )
+  # A reset may reach the server before it reads the request; a FIN never does.
+  closed = sum(how != "reset" for _, how in kinds)
+  deadline = time.monotonic() + 10
+  while len(server.log().splitlines()) - logged_before < closed and time.monotonic() < deadline:
+    time.sleep(0.1)
+  time.sleep(0.3)
+  log = server.log()
+  lines = log.splitlines()[logged_before:]
+  assert "Traceback" not in log
+  assert closed <= len(lines) <= len(kinds), lines[:5]
+  routes = "|".join(re.escape(route) for route in HANG_UP_ROUTES)
+  pattern = re.compile(
+    rf"client hung up before sending the whole body \(POST ({routes}), "
+    r"(\d[\d,]*) bytes of (100,000|a chunked body)\)$"
+  )
+  assert [line for line in lines if not pattern.search(line)] == []
+  found = {pattern.search(line).groups() for line in lines}
+  assert {route for route, _, _ in found} == set(HANG_UP_ROUTES)
+  assert {("2,001", "100,000"), ("2,001", "a chunked body")} <= {(n, of) for _, n, of in found}
 
 
 def test_listens_on_127_0_0_1_only(server):

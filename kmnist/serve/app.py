@@ -6,7 +6,8 @@ What kserve 0.21 does not do, and how it is added here without patching kserve:
     own V1/V2 endpoints and handlers after kmnist's routes, which therefore win (GET / is the page,
     GET /v1/models/<name> answers TF Serving's model status instead of kserve's {"name", "ready"});
   * it has no request size limit: BodyLimit answers 413 before reading an oversized body;
-  * its error handlers log a traceback for every bad request: a 4xx is one log line here.
+  * its error handlers log a traceback for every bad request: a 4xx is one log line here, and so
+    is a client that hangs up mid-body (two tracebacks, kserve's and uvicorn's, otherwise).
 """
 
 import logging
@@ -23,6 +24,7 @@ from kserve.protocol.rest.server import metrics_handler
 from kserve.protocol.rest.v1_endpoints import V1Endpoints, register_v1_endpoints
 from kserve.protocol.rest.v2_endpoints import register_v2_endpoints
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from kmnist.serve import model as serve_model
 from kmnist.serve import page, tf_serving_grpc, tf_serving_rest
@@ -50,7 +52,9 @@ class BodyTooLargeError(Exception):
 
 class BodyLimit:
   """ASGI middleware: a body over `max_bytes` gets 413 {"error"}, refused by its Content-Length
-  before it is read, or stopped while a chunked body streams in."""
+  before it is read, or stopped while a chunked body streams in. A client that hangs up before
+  sending its whole body is one log line: Starlette raises ClientDisconnect from
+  `request.body()`, which nothing in kserve or FastAPI expects."""
 
   def __init__(self, app, max_bytes: int):
     self.app = app
@@ -64,17 +68,27 @@ class BodyLimit:
       message = self.message(int(length))
       logger.warning("413 %s %s: %s", scope["method"], scope["path"], message)
       return await ORJSON(status_code=413, content={"error": message})(scope, receive, send)
-    seen = 0
+    seen, complete, hung_up = 0, False, False
 
     async def counting_receive():
-      nonlocal seen
+      nonlocal seen, complete, hung_up
       message = await receive()
       seen += len(message.get("body", b""))
       if seen > self.max_bytes:
         raise BodyTooLargeError(self.message(seen, at_least=True))
+      complete = complete or (message["type"] == "http.request" and not message.get("more_body"))
+      hung_up = hung_up or (message["type"] == "http.disconnect" and not complete)
       return message
 
-    return await self.app(scope, counting_receive, send)
+    try:
+      await self.app(scope, counting_receive, send)
+    except ClientDisconnect:
+      if not hung_up:
+        raise
+    if hung_up:  # nobody is left to answer: an ordinary event, not the server's fault
+      of = f"{int(length):,}" if length.isdigit() else "a chunked body"
+      where = f"{scope['method']} {scope['path']}, {seen:,} bytes of {of}"
+      logger.info("client hung up before sending the whole body (%s)", where)
 
   def message(self, size: int, at_least: bool = False) -> str:
     return (
