@@ -1,7 +1,8 @@
-"""A short load test (the full one is `python -m benchmarks.serve`): many concurrent locust clients
-against kmnist-serve on 127.0.0.1, single digits and batches of 100, then a new version written
-while they run. Asserted: no request fails and the counts add up; the figures are only printed
-(throughput belongs to the benchmark)."""
+"""A short load test (the full one, with batches, gRPC and the figures, is `python -m
+benchmarks.serve`): 16 concurrent locust clients send single digits to kmnist-serve on 127.0.0.1
+while a new version is written. Asserted: not one request fails, the new version is served, no
+latency is pathological and the server's memory does not grow; throughput belongs to the
+benchmark."""
 
 import shutil
 import threading
@@ -13,6 +14,12 @@ from benchmarks import serve_load
 from kmnist.export import saved_model
 
 USERS = 16
+# Far above normal (a p99 of 20-60 ms on 2 shared cores): only a stall or a request stuck behind the
+# swap's loading would reach it.
+MAX_P99_MS = 2000
+# The server's RSS after the load and a swap, relative to before it: a leak per request would
+# exceed it (a version's own memory is a few MiB of the ~700).
+MAX_RSS_GROWTH = 0.25
 
 
 @pytest.fixture(scope="module")
@@ -26,53 +33,32 @@ def server(tmp_path_factory, trained_model, synthetic_datasets):
     yield process
 
 
-@pytest.fixture(scope="module")
-def digits(synthetic_datasets):
-  return synthetic_datasets.test.images[:200]
-
-
-def check(stats, batch, max_requests):
-  print(f"\nbatch {batch}: {stats}")
-  assert stats["errors"] == 0, stats["error_examples"]
-  assert 0 < stats["requests"] <= max_requests + USERS  # users already in flight finish
-  assert stats["images_per_s"] * stats["seconds"] == pytest.approx(stats["requests"] * batch)
-  assert 0 < stats["p50_ms"] <= stats["p99_ms"] <= stats["max_ms"]
-
-
-def test_single_digits_and_batches_without_errors(server, digits, tmp_path):
-  with serve_load.RssSampler(server) as rss:
-    single = serve_load.run_locust(
-      server.url, digits, USERS, seconds=3, batch=1, max_requests=3000, workdir=tmp_path
-    )
-    batch = serve_load.run_locust(
-      server.url, digits, USERS, seconds=2, batch=100, max_requests=300, workdir=tmp_path
-    )
-  check(single, 1, 3000)
-  check(batch, 100, 300)
-  memory = rss.summary()
-  print(memory)
-  assert memory["rss_before_mib"] > 100 and memory["rss_peak_mib"] >= memory["rss_after_mib"]
-
-
-def test_a_version_written_under_load_is_served_without_a_failed_request(server, digits, tmp_path):
-  results = {}
+def test_a_version_written_under_load_is_served_without_a_failed_request(
+  server, synthetic_datasets, tmp_path
+):
+  digits, results = synthetic_datasets.test.images[:200], {}
   load = threading.Thread(
     target=lambda: results.update(
       serve_load.run_locust(
-        server.url, digits, USERS, seconds=5, batch=1, max_requests=5000, workdir=tmp_path
+        server.url, digits, USERS, seconds=4, batch=1, max_requests=5000, workdir=tmp_path
       )
     )
   )
-  load.start()
-  try:
-    time.sleep(2.0)  # locust starts and ramps up
-    version, written = serve_load.write_version(server.base, server.base / "1")
-    seconds = serve_load.wait_for_version(server, version, since=written, timeout=60)
-  finally:
-    load.join()
-  print(f"\nversion {version} served {seconds:.2f} s after it was written, under load")
+  with serve_load.RssSampler(server) as rss:
+    load.start()
+    try:
+      time.sleep(1.5)  # locust starts and ramps up
+      version, written = serve_load.write_version(server.base, server.base / "1")
+      seconds = serve_load.wait_for_version(server, version, since=written, timeout=60)
+    finally:
+      load.join()
+  memory = rss.summary()
+  print(f"\n{results}\nversion {version} served {seconds:.2f} s after it was written; {memory}")
   assert version == 2 and seconds is not None
-  check(results, 1, 5000)
+  assert results["errors"] == 0, results["error_examples"]
+  assert results["requests"] >= USERS  # every client was answered at least once
+  assert results["p99_ms"] < MAX_P99_MS
+  assert memory["rss_growth"] < MAX_RSS_GROWTH
   assert "version 1 released" in server.log()
   assert not list(server.base.glob(".*"))  # the writer left no temporary behind
   shutil.rmtree(server.base / "2")

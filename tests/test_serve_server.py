@@ -22,7 +22,6 @@ from kserve.model_repository import ModelRepository
 from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.grpc import grpc_predict_v2_pb2, grpc_predict_v2_pb2_grpc
 from PIL import Image, ImageDraw
-from serve_clients import readme_grpc_client, readme_rest_client
 from tensorflow_serving.apis import (
   get_model_metadata_pb2,
   get_model_status_pb2,
@@ -32,6 +31,7 @@ from tensorflow_serving.apis import (
   prediction_service_pb2_grpc,
 )
 
+from benchmarks.readme_clients import readme_grpc_client, readme_rest_client
 from benchmarks.serve_load import ServerProcess, http_json, wait_for_version
 from kmnist.export import saved_model
 from kmnist.models import registry

@@ -1,11 +1,16 @@
 """The figures, checked by opening the PNGs: the weight maps' colours follow the weights' signs,
 every count is written, the mistakes are the surest wrong answers."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from kmnist.models import metrics
-from kmnist.visualize import figures
+from kmnist.visualize import figures, pictures
 
 from png_checks import (
   assert_real_picture,
@@ -82,3 +87,29 @@ def test_hidden_units_are_the_strongest_and_filters_every_one():
     figures.filters_figure(np.zeros((3, 3, 8, 32)))
   with pytest.raises(ValueError, match="first Dense kernel"):
     figures.hidden_units_figure(np.zeros((10, 784)))
+
+
+def test_figures_render_headless_and_leave_pyplot_alone(tmp_path):
+  # No display, and no pyplot: pyplot would pick (and may switch) the process-wide backend and keep
+  # every figure. (Keras imports pyplot itself, so the test is that kmnist leaves it untouched.)
+  script = (
+    "import numpy as np, matplotlib, matplotlib.pyplot as plt\n"
+    "from kmnist.visualize import figures\n"
+    "backend = matplotlib.get_backend()\n"
+    "drawn = {'weights.png': figures.weights_figure(np.ones((784, 10))),\n"
+    "  'confusion_matrix.png': figures.confusion_figure(np.eye(10, dtype=int)),\n"
+    "  'mistakes.png': figures.mistakes_figure(\n"
+    "    np.zeros((20, 28, 28), np.uint8), np.arange(20) % 10,\n"
+    "    np.eye(10)[::-1][np.arange(20) % 10])}\n"
+    f"for name, fig in drawn.items(): figures.save_png(fig, {str(tmp_path)!r} + '/' + name)\n"
+    "assert plt.get_fignums() == [] and matplotlib.get_backend() == backend\n"
+  )
+  hidden = ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")
+  env = {k: v for k, v in os.environ.items() if k not in hidden}
+  result = subprocess.run(
+    [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+  )
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert sorted(p.name for p in tmp_path.iterdir()) == sorted(pictures.PICTURES)
+  sources = [path.read_text() for path in Path(figures.__file__).parents[1].rglob("*.py")]
+  assert not any("matplotlib.pyplot" in source for source in sources)

@@ -2,9 +2,6 @@
 (draw_export): checked by opening the PNGs, on synthetic arrays (fast) and a real run (slow)."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,29 +32,6 @@ def test_confusion_and_mistakes_pngs(tmp_path, synthetic_datasets):
   )  # No temporary files left.
   assert_real_picture(paths["confusion_matrix.png"], figures.CONFUSION_SIZE)
   assert_real_picture(paths["mistakes.png"], figures.MISTAKES_SIZE)
-
-
-def test_pictures_render_headless_and_leave_pyplot_alone(tmp_path):
-  # No display, and no pyplot: pyplot would pick (and may switch) the process-wide backend and keep
-  # every figure. (Keras imports pyplot itself, so the test is that kmnist leaves it untouched.)
-  script = (
-    "import sys, numpy as np\nfrom kmnist.visualize import pictures\n"
-    "from kmnist.data.splits import Split\n"
-    "import matplotlib, matplotlib.pyplot as plt\nbackend = matplotlib.get_backend()\n"
-    "test = Split(images=np.zeros((20, 28, 28), np.uint8), labels=np.arange(20) % 10)\n"
-    f"pictures.write_pictures({str(tmp_path)!r}, 'digit_maps', np.ones((784, 10)), test,"
-    " np.zeros((20, 10)))\n"
-    "assert plt.get_fignums() == [] and matplotlib.get_backend() == backend\n"
-  )
-  hidden = ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")
-  env = {k: v for k, v in os.environ.items() if k not in hidden}
-  result = subprocess.run(
-    [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
-  )
-  assert result.returncode == 0, result.stderr[-2000:]
-  assert sorted(p.name for p in tmp_path.iterdir()) == sorted(pictures.PICTURES)
-  sources = [path.read_text() for path in Path(pictures.__file__).parents[1].rglob("*.py")]
-  assert not any("matplotlib.pyplot" in source for source in sources)
 
 
 @pytest.mark.slow
