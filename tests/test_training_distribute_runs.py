@@ -274,7 +274,8 @@ def test_real_mnist_on_two_workers(tmp_path, real_single_device, real_data_dir, 
   )
 
 
-@pytest.mark.slow  # two processes starting a cluster; the comparison itself: test_distribute.py
+# Two processes starting a cluster; the comparison itself is in test_training_distribute.py.
+@pytest.mark.slow
 def test_workers_started_with_different_flags_stop_naming_the_difference(tmp_path):
   commands = cluster_commands(tmp_path, SYNTHETIC_CLI, SMALL_RUN + ["--strategy=multi_worker"])
   argv, log, env = commands[1]
