@@ -18,9 +18,9 @@ def cell_colours(fig, png: np.ndarray) -> dict[str, np.ndarray]:
   """{axes title: RGB [rows, cols, 3] sampled at the centre of each cell} for every map in `fig`
   (every image of at most 28x28 cells).
 
-  `png` must be `fig` saved at its own dpi (as kmnist.figures.save_png does), so the figure's layout
-  in display pixels is the PNG's layout, with y flipped (display y grows upwards, PNG rows
-  downwards).
+  `png` must be `fig` saved at its own dpi (as kmnist.visualize.figures.save_png does), so the
+  figure's layout in display pixels is the PNG's layout, with y flipped (display y grows upwards,
+  PNG rows downwards).
   """
   fig.canvas.draw()
   height = png.shape[0]

@@ -86,8 +86,8 @@ def test_json_output(tmp_path, synthetic_export, mnist_digits):
 def test_any_file_gets_one_line_and_the_good_ones_are_still_classified(
   tmp_path, synthetic_export, mnist_digits
 ):
-  # One of each kind of bad input, the generated variety being in test_images.py and
-  # test_arrays.py; here: what the command prints for them.
+  # One of each kind of bad input, the generated variety being in test_predict_images.py and
+  # test_predict_arrays.py; here: what the command prints for them.
   rng = np.random.default_rng(0)
   bad = {
     "empty.png": b"",
@@ -115,7 +115,7 @@ def test_any_file_gets_one_line_and_the_good_ones_are_still_classified(
 
 
 def test_a_model_that_is_not_one_exits_2_before_tensorflow(tmp_path):
-  # A broken model (loaded by TensorFlow) is refused the same way: tests/test_predict.py.
+  # A broken model (loaded by TensorFlow) is refused the same way: tests/test_predict_classify.py.
   start = time.monotonic()
   result = run_predict(f"--model={tmp_path}", tmp_path / "a.png")
   print(f"refused in {time.monotonic() - start:.2f} s")

@@ -223,7 +223,7 @@ def file_size_limit(limit: int):
   "limit, message",
   [
     # 4 KiB: Python's tempfile probe passes, the first checkpoint (32 KB) does not. Slow: the
-    # same fault in process is tests/test_disk.py's; this is the whole command around it.
+    # same fault in process is tests/test_util_disk.py's; this is the whole command around it.
     pytest.param(
       4096,
       "could not write run/.*\\(File too large\\); raise the limit \\(ulimit -f\\), then run "

@@ -169,7 +169,7 @@ def test_a_wheel_install_carries_the_data_and_classifies_with_its_reference_mode
   assert build.returncode == 0, build.stderr[-2000:]
   (wheel,) = wheel_dir.glob("kmnist-*.whl")
   names = zipfile.ZipFile(wheel).namelist()
-  assert "kmnist/mnist_files/train-images-idx3-ubyte.gz" in names
+  assert "kmnist/data/mnist_files/train-images-idx3-ubyte.gz" in names
   assert "kmnist/reference/saved_model/1/saved_model.pb" in names
   assert not any(name.startswith(("tests/", "benchmarks/", "exported/")) for name in names)
   install = subprocess.run(

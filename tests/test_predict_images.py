@@ -226,7 +226,7 @@ def test_edited_and_truncated_pictures_are_named_never_a_traceback(mnist_digits,
   assert_digit_or_named(io.BytesIO(byte_edits.mutated(original, edits)))
 
 
-# Blank and noise: refused as such, in the same words as for arrays (tests/test_arrays.py).
+# Blank and noise: refused as such, in the same words as for arrays (tests/test_predict_arrays.py).
 NOISES = {
   "uniform": lambda rng, shape: rng.integers(0, 256, shape),
   "gaussian": lambda rng, shape: np.clip(rng.normal(128, 50, shape), 0, 255),

@@ -1,7 +1,7 @@
 """Strategy choice, chief election, replica batches and lost-peer reports, in this process.
 
 The runs on several replicas and workers need a fresh process each (devices and clusters are fixed
-when TensorFlow starts): they are in test_distribute_runs.py.
+when TensorFlow starts): they are in test_training_distribute_runs.py.
 """
 
 import json
@@ -85,7 +85,8 @@ def test_only_the_chief_writes():
   assert distribute.is_chief(types.SimpleNamespace(cluster_resolver=None))  # one process: it writes
 
 
-# What TensorFlow 2.21 raised in the surviving worker in test_distribute_runs.py's dead-worker test.
+# What TensorFlow 2.21 raised in the surviving worker in test_training_distribute_runs.py's
+# dead-worker test.
 HEARTBEAT_LOST = (
   "{{function_node "
   "__wrapped__CollectiveReduceV2_Nordering_token_1_device_/job:worker/replica:0/task:0/device:CPU:0}}"

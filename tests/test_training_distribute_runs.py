@@ -167,7 +167,8 @@ def test_a_dead_worker_stops_the_other_with_a_clear_error(tmp_path, dead, surviv
   assert not (tmp_path / "worker0" / "exported").exists()
 
 
-@pytest.mark.slow  # two processes starting a cluster; the comparison itself: test_distribute.py
+# Two processes starting a cluster; the comparison itself is in test_training_distribute.py.
+@pytest.mark.slow
 def test_workers_started_with_different_flags_stop_naming_the_difference(tmp_path):
   commands = cluster_commands(tmp_path, SYNTHETIC_CLI, SMALL_RUN + ["--strategy=multi_worker"])
   argv, log, env = commands[1]

@@ -89,8 +89,10 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     flag_values=fv,
   )
   flags.DEFINE_boolean("access_log", False, "Log one line per HTTP request.", flag_values=fv)
-  # TF Serving's flag names. One thread each: the model is 7,840 multiply-adds per image, so
-  # handing a call to a thread pool costs more than the call (measured: 430 -> 230 us per call).
+  # TF Serving's flag names. One thread each: TensorFlow's pools cost more CPU per call than they
+  # save, for every model (a CNN digit: 515 vs 943 us), and the server answers one request at a
+  # time, so CPU per request is its throughput. Only a CNN's large batches finish sooner on the
+  # pools (0). BUILD_NOTES ("Serving (kmnist-serve)", "Performance") has the figures.
   flags.DEFINE_integer(
     "tensorflow_intra_op_parallelism",
     1,

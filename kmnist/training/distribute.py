@@ -89,7 +89,7 @@ class MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
   Keras 3 reduces its first input batch, an (images, labels) pair, before training, and its scalar
   metrics along axis 0 after every step; TensorFlow's multi-worker `reduce` accepts neither, so
   stock Keras 3 cannot `fit` under it (keras-team/keras#20585, tensorflow/tensorflow#72388). The
-  results are checked against one device in tests/test_distribute_runs.py.
+  results are checked against one device in tests/test_training_distribute_runs.py.
   """
 
   def reduce(self, reduce_op, value, axis=None):
