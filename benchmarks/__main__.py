@@ -273,6 +273,7 @@ def main(argv):
       progress=lambda so_far: partial.write_text(json.dumps(so_far, indent=2) + "\n"),
     )
     write_figures(figures, FLAGS.models_out, models.table(figures))
+    print(f"(the picture: {models.draw(figures, Path(FLAGS.models_out).with_suffix('.png'))})")
     return
   # The commands first, while this process is small: a child's peak RSS starts from its parent's at
   # fork.

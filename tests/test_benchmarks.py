@@ -1,7 +1,13 @@
 """The benchmarks' own logic on tiny runs: the model family's figures and table, keras-io's."""
 
+import os
+
+import numpy as np
+
 from benchmarks import kerasio, models
 from kmnist.data.splits import Datasets, Split
+
+from png_checks import read_rgb
 
 
 def first(split: Split, n: int) -> Split:
@@ -13,17 +19,33 @@ def test_the_model_benchmark_reports_every_figure(tmp_path, synthetic_datasets):
   # learn (the test split stays whole: the export checks' bars are shares of it).
   d = synthetic_datasets
   tiny = Datasets(first(d.train, 500), first(d.validation, 100), d.test)
-  run = models.run_model("softmax+augment", tiny, 0, str(tmp_path), steps=100, eval_every=50)
+  # Scored at the epochs' ends only (score_every_s): the points are the epochs.
+  run = models.run_model(
+    "softmax+augment", tiny, 0, str(tmp_path), score_every_s=1e9, steps=100, eval_every=50
+  )
   assert (run["model"], run["parameters"], run["seed"]) == ("softmax+augment", 7_850, 0)
   assert [epoch for epoch, _ in enumerate(run["epochs"])] == [0, 1]  # two epochs of 50 steps
   assert run["epochs"][-1][1] == run["test_accuracy"]  # the last point is the run's own score
   assert set(run["tflite"]) == {"float", "dynamic", "int8"} and run["training_seconds"] > 0
-  reference = models.run_kerasio(tiny, 0, epochs=2)
+  reference = models.run_kerasio(tiny, 0, epochs=2, score_every_s=1e9)
   assert reference["parameters"] == 34_826 and len(reference["epochs"]) == 2
   figures = {"machine": models.devices(), "target": models.TARGET, "runs": [run, reference]}
   table = models.table(figures)
   assert "| softmax+augment | 7,850 |" in table and "| keras-io mnist_convnet | 34,826 |" in table
-  assert "CPU:0" in table.splitlines()[0]
+  assert f"{os.cpu_count()} cores; devices:" in table.splitlines()[0] and "CPU:0" in table
+  keras_io = table.splitlines()[-1]  # at equal times: both epochs ended within 120 s, so scored
+  assert keras_io.startswith("| keras-io mnist_convnet |") and "—" not in keras_io.split("|")[-2]
+  picture = models.draw(figures, tmp_path / "models.png")
+  pixels = read_rgb(picture)  # 9 x 5.5 inches at 110 dpi, with something drawn
+  assert pixels.shape == (605, 990, 3) and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50
+
+
+def test_accuracy_at_equal_time_is_the_last_score_by_then():
+  points = [(5.0, 0.90), (12.0, 0.98), (30.0, 0.99)]
+  assert models.accuracy_at(points, 4.0) is None  # not scored yet
+  assert models.accuracy_at(points, 12.0) == 0.98 and models.accuracy_at(points, 29.9) == 0.98
+  assert models.accuracy_at(points, 1000) == 0.99  # a run that ended keeps its final accuracy
+  assert models.seconds_to(points, 0.99) == 30.0 and models.seconds_to(points, 0.995) is None
 
 
 def test_time_to_the_target_is_the_first_epoch_that_reaches_it():
