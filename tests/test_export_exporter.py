@@ -8,10 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from kmnist.export import exporter, saved_model, tflite
+from kmnist.export import bundle, exporter, formats, saved_model, tflite
+from kmnist.models import metrics
 from kmnist.util.errors import KmnistError
 
-VARIANTS = ("float", "dynamic", "int8")
+VARIANTS = formats.RAW_VARIANTS
 
 
 def test_export_writes_saved_model_and_every_tflite_variant(
@@ -21,9 +22,10 @@ def test_export_writes_saved_model_and_every_tflite_variant(
   tfl_dir = tmp_path / "tflite" / "1"
   assert exports.saved_model_dir == tmp_path / "saved_model" / "1"
   assert (exports.saved_model_dir / "saved_model.pb").is_file()
-  assert exports.tflite_paths == {v: tfl_dir / f"kmnist_{v}.tflite" for v in VARIANTS}
+  everything = formats.TFLITE_VARIANTS  # the raw files and the bundles
+  assert exports.tflite_paths == {v: tfl_dir / f"kmnist_{v}.tflite" for v in everything}
   assert sorted(p.name for p in tfl_dir.iterdir()) == sorted(
-    [f"kmnist_{v}.tflite" for v in VARIANTS]
+    [f"kmnist_{v}.tflite" for v in everything]
     + ["labels.txt", "tflite_report.json", "tflite_report.md"]
   )
   assert (tfl_dir / "labels.txt").read_text() == "0\n1\n2\n3\n4\n5\n6\n7\n8\n9\n"
@@ -33,19 +35,24 @@ def test_export_writes_saved_model_and_every_tflite_variant(
   test = synthetic_datasets.test
   reference = trained_model.predict(test.images / 255.0, verbose=0)
   assert report["keras_test_accuracy"] == np.mean(reference.argmax(-1) == test.labels)
-  assert [row["variant"] for row in report["variants"]] == list(VARIANTS)
+  assert [row["variant"] for row in report["variants"]] == list(everything)
   for row in report["variants"]:
     path = tfl_dir / row["file"]
-    outputs = tflite.predict_tflite(path, test.images)
+    if row["variant"] in VARIANTS:
+      outputs = tflite.predict_tflite(path, test.images)
+      difference = np.abs(outputs["logits"] - reference).max()
+    else:
+      outputs = bundle.predict_bundle(path, test.images)
+      difference = np.abs(outputs["probabilities"] - metrics.softmax(reference)).max()
+      assert row["tensors"]["image"]["dtype"] == ("uint8" if "int8" in path.name else "float32")
     assert row["size_bytes"] == path.stat().st_size
     assert row["test_accuracy"] == np.mean(outputs["class_id"] == test.labels)
     assert row["argmax_agreement"] == np.mean(outputs["class_id"] == reference.argmax(-1))
-    assert row["max_abs_logit_diff"] == pytest.approx(
-      np.abs(outputs["logits"] - reference).max(), abs=1e-5
-    )
+    measured = row.get("max_abs_logit_diff", row.get("max_abs_probability_diff"))
+    assert measured == pytest.approx(difference, abs=1e-5)
     assert row["invoke_latency_us"] > 0
   markdown = (tfl_dir / "tflite_report.md").read_text()
-  for v in VARIANTS:
+  for v in everything:
     assert f"| {v} | kmnist_{v}.tflite |" in markdown
   # The pair shares the next free version number; --tflite picks the variants.
   again = exporter.export_and_verify(
@@ -84,17 +91,18 @@ def assert_kept_all_but(tmp_path, failed: str, variants=VARIANTS):
   return rows[failed]["error"]
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", formats.TFLITE_VARIANTS)
 def test_a_garbage_conversion_fails_loudly_and_keeps_the_rest(
   tmp_path, trained_model, synthetic_datasets, monkeypatch, variant
 ):
-  convert = tflite.convert
+  converter = bundle if variant in formats.CLASSIFIER_VARIANTS else tflite
+  convert = converter.convert
 
   def garbage_convert(name, *args):
     model_bytes = convert(name, *args)
     return reverse_kernel_rows(model_bytes) if name == variant else model_bytes
 
-  monkeypatch.setattr(tflite, "convert", garbage_convert)
+  monkeypatch.setattr(converter, "convert", garbage_convert)
   variants = (variant, "dynamic" if variant == "float" else "float")  # the bad one and one to keep
   with pytest.raises(
     KmnistError,
@@ -121,7 +129,9 @@ def test_a_conversion_error_names_the_variant_and_the_cause(
 
   monkeypatch.setattr(tflite, "convert", failing_convert)
   with pytest.raises(KmnistError) as failure:
-    exporter.export_and_verify(trained_model, synthetic_datasets, tmp_path)
+    exporter.export_and_verify(
+      trained_model, synthetic_datasets, tmp_path, tflite_variants=VARIANTS
+    )
   message = str(failure.value)
   assert (
     "dynamic: RuntimeError: <unknown>:0: error: 'tfl.fully_connected' op is not supported"
@@ -169,7 +179,8 @@ def test_every_tflite_variant_meets_the_acceptance_criteria_on_real_mnist(real_r
   assert len(test) == 10_000
   keras_class = model.predict(test.images / 255.0, batch_size=10_000, verbose=0).argmax(-1)
   scores = {}
-  for variant, path in exports.tflite_paths.items():
+  for variant in VARIANTS:
+    path = exports.tflite_paths[variant]
     class_id = tflite.predict_tflite(path, test.images)["class_id"]
     scores[variant] = {
       "agreement": np.mean(class_id == keras_class),

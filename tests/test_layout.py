@@ -17,6 +17,9 @@ MAX_MODULE_LINES = 250
 # The stage packages, in pipeline order: each imports only those before it.
 STAGES = ["util", "data", "models", "export", "visualize", "training", "predict", "serve", "cli"]
 MAX_REPEATED_LINES = 6
+# Generated code, vendored as generated (flatc's output for the TFLite metadata schema): not held to
+# the size and repetition rules, which are about code written here.
+GENERATED = {"kmnist.export.metadata_schema_py_generated"}
 
 
 def module_name(path: Path) -> str:
@@ -101,13 +104,19 @@ def test_each_package_init_is_its_map_and_imports_nothing():
 
 
 def test_modules_are_small():
-  sizes = {name: len(path.read_text().splitlines()) for name, path in modules().items()}
+  sizes = {
+    name: len(path.read_text().splitlines())
+    for name, path in modules().items()
+    if name not in GENERATED
+  }
   assert {name: n for name, n in sizes.items() if n > MAX_MODULE_LINES} == {}
 
 
 def test_no_block_of_more_than_six_lines_is_repeated():
   places = {}
   for name, path in modules().items():
+    if name in GENERATED:
+      continue
     lines = [
       (n, line.strip()) for n, line in enumerate(path.read_text().splitlines(), 1) if line.strip()
     ]

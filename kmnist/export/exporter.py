@@ -9,6 +9,7 @@ SavedModel stays, and then the export raises, naming variant and cause.
 
 import contextlib
 import dataclasses
+import importlib.util
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,8 +18,8 @@ import numpy as np
 
 from kmnist.data.spec import NUM_CLASSES
 from kmnist.data.splits import Datasets, Split
-from kmnist.export import formats, record, report, saved_model, tflite
-from kmnist.export.checks import check_outputs
+from kmnist.export import bundle, formats, record, report, saved_model, tflite
+from kmnist.export.checks import check_mediapipe, check_outputs
 from kmnist.export.formats import TFLITE_VARIANTS
 from kmnist.models import registry
 from kmnist.util import disk, files
@@ -84,7 +85,7 @@ def export_and_verify(
     with files.atomic_directory(tfl_dir) as tmp:
       for variant in tflite_variants:
         tflite_report["variants"].append(
-          export_variant(variant, tmp, model, sm_dir, datasets, reference)
+          export_variant(variant, tmp, model, sm_dir, datasets, reference, about, version)
         )
       (tmp / formats.LABELS_FILENAME).write_text(
         "".join(f"{label}\n" for label in range(NUM_CLASSES))
@@ -111,16 +112,25 @@ def export_and_verify(
 
 
 def export_variant(
-  variant: str, directory: Path, model, sm_dir, datasets: Datasets, reference
+  variant: str, directory: Path, model, sm_dir, datasets: Datasets, reference, about, version
 ) -> dict:
   """Converts, checks and writes one TFLite variant into `directory`. Returns its report row: the
-  figures, or the error (and no file) if it failed."""
+  figures, or the error (and no file) if it failed. `about` and `version` go into a bundle's
+  metadata."""
+  test, classifier = datasets.test, variant in formats.CLASSIFIER_VARIANTS
   try:
-    # The int8 conversion writes its source SavedModel into the temporary directory.
+    # The int8 conversion and the bundles write their source SavedModel into the temporary
+    # directory.
     with disk.reported(tempfile.gettempdir()):
-      model_bytes = tflite.convert(variant, sm_dir, model, datasets.train.images)
-    outputs = tflite.predict_tflite(model_bytes, datasets.test.images)
-    scores = check_outputs(variant, outputs, reference, datasets.test.labels)
+      if classifier:
+        model_bytes = bundle.convert(variant, model, datasets.train.images)
+        model_bytes = bundle.with_metadata(model_bytes, variant, about, version)
+      else:
+        model_bytes = tflite.convert(variant, sm_dir, model, datasets.train.images)
+    predict = bundle.predict_bundle if classifier else tflite.predict_tflite
+    scores = check_outputs(variant, predict(model_bytes, test.images), reference, test.labels)
+    if classifier:
+      scores["mediapipe"] = mediapipe_scores(variant, model_bytes, test, scores)
   except disk.DiskError:
     raise  # the disk's fault, not the variant's: the whole export stops
   except (
@@ -128,7 +138,20 @@ def export_variant(
   ) as e:  # This variant only; Ctrl-C (not an Exception) still stops the whole export.
     return {"variant": variant, "error": one_line(e)}
   (directory / formats.tflite_filename(variant)).write_bytes(model_bytes)
-  return report.variant_row(variant, model_bytes, scores, datasets.test.images[0])
+  return report.variant_row(variant, model_bytes, scores, test.images[0])
+
+
+def mediapipe_scores(variant: str, model_bytes: bytes, test: Split, litert: dict) -> dict | None:
+  """The bundle through MediaPipe's ImageClassifier, checked against its LiteRT scores; None when
+  mediapipe (the `mobile` extra) is not installed."""
+  if importlib.util.find_spec("mediapipe") is None:
+    return None
+  # Imported here: the extra is optional, and importing mediapipe loads OpenCV as well.
+  from kmnist.export import mediapipe_check  # noqa: PLC0415
+
+  through = mediapipe_check.score(model_bytes, test.images, test.labels)
+  check_mediapipe(variant, through, litert)
+  return through
 
 
 def remove_version(path: Path) -> None:

@@ -1,7 +1,8 @@
 """The TFLite report: how each variant scored against the Keras model.
 
-Written as `tflite_report.json` and as a Markdown table (`tflite_report.md`, also printed by
-kmnist-train), so a phone developer can pick a file by size, accuracy and speed.
+Written as `tflite_report.json` and as Markdown tables (`tflite_report.md`, also printed by
+kmnist-train), one for the raw-tensor files and one for the image-classifier bundles (with their
+accuracy through MediaPipe), so a phone developer can pick a file by size, accuracy and speed.
 """
 
 import importlib.metadata
@@ -12,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from kmnist.data.splits import Datasets
-from kmnist.export import formats, tflite
+from kmnist.export import bundle, formats, tflite
 from kmnist.models import metrics
 
 JSON_NAME, MARKDOWN_NAME = "tflite_report.json", "tflite_report.md"
@@ -28,26 +29,37 @@ def new_report(
     "saved_model": str(sm_dir),
     "test_examples": len(datasets.test),
     "keras_test_accuracy": metrics.accuracy(reference_logits, datasets.test.labels),
-    "int8_calibration_examples": len(datasets.train),
+    "int8_calibration_examples": len(tflite.calibration_images(datasets.train.images)),
     "latency_invokes": LATENCY_INVOKES,
     "latency": "median wall time of interpreter.invoke() on one test image, 1 thread, input set "
     "once",
     "versions": {
       "tensorflow": tf.__version__,
       "ai_edge_litert": importlib.metadata.version("ai-edge-litert"),
+      "mediapipe": installed_version("mediapipe"),
     },
     "variants": [],
   }
 
 
+def installed_version(distribution: str) -> str | None:
+  try:
+    return importlib.metadata.version(distribution)
+  except importlib.metadata.PackageNotFoundError:
+    return None
+
+
 def variant_row(variant: str, model_bytes: bytes, scores: dict, test_image: np.ndarray) -> dict:
   """One variant's figures: its file, size, scores, latency and tensor contract."""
+  image = np.asarray(test_image, np.uint8)[None]
+  if variant in formats.CLASSIFIER_VARIANTS:
+    image = bundle.model_input(model_bytes, image)
   return {
     "variant": variant,
     "file": formats.tflite_filename(variant),
     "size_bytes": len(model_bytes),
     **scores,
-    "invoke_latency_us": tflite.invoke_latency_us(model_bytes, test_image, LATENCY_INVOKES),
+    "invoke_latency_us": tflite.median_invoke_us(model_bytes, image, LATENCY_INVOKES),
     "tensors": tensor_contract(model_bytes),
   }
 
@@ -66,27 +78,76 @@ def tensor_contract(model_bytes: bytes) -> dict:
 
 
 def markdown(report: dict) -> str:
-  """One row per variant; a variant that failed shows its error instead of figures."""
+  """One row per variant, raw files and bundles in a table each; a variant that failed shows its
+  error instead of figures."""
+  raw = [row for row in report["variants"] if row["variant"] in formats.RAW_VARIANTS]
+  bundles = [row for row in report["variants"] if row["variant"] in formats.CLASSIFIER_VARIANTS]
+  latency = f"invoke latency (median of {report['latency_invokes']:,})"
   lines = [
     f"TFLite models in {report['directory']}, scored on the {report['test_examples']:,} test "
-    "images "
-    f"(Keras model: test accuracy {report['keras_test_accuracy']:.4f}):",
-    "",
-    "| variant | file | size | test accuracy | argmax agreement with Keras | max \\|Δ logits\\| "
-    f"| invoke latency (median of {report['latency_invokes']:,}) |",
-    "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    f"images (Keras model: test accuracy {report['keras_test_accuracy']:.4f}):",
   ]
-  for row in report["variants"]:
-    if "error" in row:
-      lines.append(f"| {row['variant']} | not written | | | | | failed: {_cell(row['error'])} |")
-    else:
-      lines.append(
-        f"| {row['variant']} | {row['file']} | {row['size_bytes']:,} B | "
-        f"{row['test_accuracy']:.4f} "
-        f"| {row['argmax_agreement']:.2%} | {row['max_abs_logit_diff']:.2g} | "
-        f"{row['invoke_latency_us']:.1f} µs |"
-      )
+  if raw:
+    lines += [
+      "",
+      "| variant | file | size | test accuracy | argmax agreement with Keras | max \\|Δ logits\\| "
+      f"| {latency} |",
+      "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    lines += [_row(row, 4) or _raw_row(row) for row in raw]
+  if bundles:
+    lines += [
+      "",
+      "Image-classifier bundles for MediaPipe Tasks (RGB picture [1, 28, 28, 3] in, probabilities "
+      "out, TFLite metadata and labels.txt inside):",
+      "",
+      "| variant | file | size | test accuracy (LiteRT) | through MediaPipe's ImageClassifier | "
+      f"argmax agreement with Keras | max \\|Δ probabilities\\| | {latency} |",
+      "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    lines += [_row(row, 5) or _bundle_row(row) for row in bundles]
+    if any(row.get("mediapipe", 0) is None for row in bundles):
+      lines += ["", NOT_MEASURED]
   return "\n".join(lines) + "\n"
+
+
+NOT_MEASURED = (
+  "Through MediaPipe: not measured, because mediapipe is not installed here. To get the figure, "
+  "`pip install 'kmnist[mobile]'` and run the same kmnist-train command again: it exports the "
+  "trained model again (without training) and scores each bundle with MediaPipe."
+)
+
+
+def _row(row: dict, empty_cells: int) -> str | None:
+  if "error" in row:
+    return (
+      f"| {row['variant']} | not written |"
+      + " |" * empty_cells
+      + f" failed: {_cell(row['error'])} |"
+    )
+  return None
+
+
+def _raw_row(row: dict) -> str:
+  return (
+    f"| {row['variant']} | {row['file']} | {row['size_bytes']:,} B | {row['test_accuracy']:.4f} "
+    f"| {row['argmax_agreement']:.2%} | {row['max_abs_logit_diff']:.2g} | "
+    f"{row['invoke_latency_us']:.1f} µs |"
+  )
+
+
+def _bundle_row(row: dict) -> str:
+  through = row["mediapipe"]
+  mediapipe = (
+    f"{through['test_accuracy']:.4f} ({through['classify_us']:.0f} µs per picture)"
+    if through
+    else "not measured (below)"
+  )
+  return (
+    f"| {row['variant']} | {row['file']} | {row['size_bytes']:,} B | {row['test_accuracy']:.4f} "
+    f"| {mediapipe} | {row['argmax_agreement']:.2%} | {row['max_abs_probability_diff']:.2g} | "
+    f"{row['invoke_latency_us']:.1f} µs |"
+  )
 
 
 def _cell(text: str) -> str:

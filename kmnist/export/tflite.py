@@ -31,7 +31,7 @@ from ai_edge_litert.interpreter import Interpreter
 from tensorflow.lite.tools import flatbuffer_utils
 
 from kmnist.data.spec import IMAGE_SHAPE
-from kmnist.export.formats import TFLITE_VARIANTS as VARIANTS
+from kmnist.export.formats import RAW_VARIANTS as VARIANTS
 from kmnist.export.signatures import SERVING_SIGNATURE, outputs_from_logits
 
 # The int8 model's `image`: real value = INPUT_SCALE * (pixel - INPUT_ZERO_POINT), i.e. pixel / 255.
@@ -55,7 +55,7 @@ def convert(variant: str, saved_model_dir, model: keras.Model, train_images: np.
   )
   if variant == "dynamic":
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-  return _convert(converter)
+  return run_converter(converter)
 
 
 def convert_int8(model: keras.Model, train_images: np.ndarray) -> bytes:
@@ -71,7 +71,7 @@ def convert_int8(model: keras.Model, train_images: np.ndarray) -> bytes:
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.uint8  # what a camera pipeline has
     converter.inference_output_type = tf.int8
-    model_bytes = _convert(converter)
+    model_bytes = run_converter(converter)
   scale, zero_point = input_details(model_bytes)["quantization"]
   if not (np.isclose(scale, INPUT_SCALE, rtol=1e-6) and zero_point == INPUT_ZERO_POINT):
     raise RuntimeError(
@@ -97,17 +97,25 @@ def unit_range_archive(model: keras.Model) -> keras.export.ExportArchive:
   return archive
 
 
-def calibration_batches(train_images: np.ndarray):
-  """Every training image once, scaled to [0, 1].
+def calibration_images(train_images: np.ndarray) -> np.ndarray:
+  """The images every int8 file is calibrated on (the raw file and the bundle alike): every
+  training image once.
 
   The activation ranges then cover the training logits, so the int8 logits hardly ever saturate
   (a 1,000-image sample left test logits clipped by up to 4).
   """
-  for start in range(0, len(train_images), CALIBRATION_BATCH):
-    yield {"image": train_images[start : start + CALIBRATION_BATCH].astype(np.float32) / 255.0}
+  return train_images
 
 
-def _convert(converter) -> bytes:
+def calibration_batches(train_images: np.ndarray):
+  """calibration_images scaled to [0, 1], CALIBRATION_BATCH at a time."""
+  images = calibration_images(train_images)
+  for start in range(0, len(images), CALIBRATION_BATCH):
+    yield {"image": images[start : start + CALIBRATION_BATCH].astype(np.float32) / 255.0}
+
+
+def run_converter(converter) -> bytes:
+  """The converter's flatbuffer, without conversion metadata and inner tensor names."""
   # The conversion metadata (converter options, TF version) costs ~150 bytes per file, which the
   # int8 size budget needs; the same facts are in tflite_report.json beside the models.
   converter.exclude_conversion_metadata = True
@@ -175,7 +183,12 @@ def dequantize(values: np.ndarray, details: dict) -> np.ndarray:
 
 
 def invoke_latency_us(model, image_uint8: np.ndarray, invokes: int = 1000) -> float:
-  """Median wall time of `interpreter.invoke()` on one image, in microseconds, on one thread.
+  """Median wall time of `interpreter.invoke()` on one image, in microseconds, on one thread."""
+  return median_invoke_us(model, np.asarray(image_uint8, np.uint8)[None], invokes)
+
+
+def median_invoke_us(model, image: np.ndarray, invokes: int = 1000) -> float:
+  """Median wall time of `interpreter.invoke()` with `image` as the signature's input, in µs.
 
   The input is set once, so this is the model's own time per image, not Python's call overhead (a
   few µs more through the signature runner). One thread: a 7,850-parameter model gains nothing from
@@ -184,7 +197,7 @@ def invoke_latency_us(model, image_uint8: np.ndarray, invokes: int = 1000) -> fl
   timed = interpreter(model, num_threads=1)
   # Sizes the tensors for one image and sets it; the runner is dropped at once, as invoke() refuses
   # to run while another object holds the interpreter's internals.
-  timed.get_signature_runner(SERVING_SIGNATURE)(image=np.asarray(image_uint8, np.uint8)[None])
+  timed.get_signature_runner(SERVING_SIGNATURE)(image=image)
   timed.invoke()  # warm-up
   times = []
   for _ in range(invokes):

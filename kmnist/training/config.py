@@ -141,8 +141,9 @@ class TrainConfig:
   )
   tflite: tuple[str, ...] = setting(
     formats.TFLITE_VARIANTS,
-    "TFLite variants to export, comma-separated: float, dynamic (dynamic-range quantized), int8 "
-    "(full integer).",
+    "TFLite files to export, comma-separated: float, dynamic (dynamic-range quantized), int8 (full "
+    "integer) raw-tensor files; float_classifier, int8_classifier image-classifier bundles for "
+    "MediaPipe Tasks (RGB in, metadata inside).",
   )
 
   def __post_init__(self):
