@@ -72,6 +72,20 @@ def trained_model(synthetic_datasets):
   return model
 
 
+@pytest.fixture(scope="session")
+def classifier_bundles(trained_model, synthetic_datasets) -> dict:
+  """The softmax regression's image-classifier bundles {variant: bytes}, metadata included."""
+  from kmnist.export import bundle, formats, record
+
+  about = record.make(registry.get("softmax"), training_flags={})
+  return {
+    variant: bundle.with_metadata(
+      bundle.convert(variant, trained_model, synthetic_datasets.train.images), variant, about, 1
+    )
+    for variant in formats.CLASSIFIER_VARIANTS
+  }
+
+
 def read_mnist_test_digits(n: int) -> splits.Split:
   """The first `n` digits of the MNIST test file shipped with kmnist, read directly (no TFDS)."""
 

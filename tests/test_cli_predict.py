@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kmnist.export import saved_model
+from kmnist.export import bundle, saved_model
 from kmnist.predict import model_paths
 
 
@@ -112,6 +112,30 @@ def test_any_file_gets_one_line_and_the_good_ones_are_still_classified(
   assert [line.split(": ")[2] for line in errors] == [str(tmp_path / n) for n in names[1:]]
   assert "the picture is blank" in errors[-2] and "the picture is noise" in errors[-1]
   assert "Traceback" not in result.stderr
+
+
+def test_an_image_classifier_bundle_classifies_and_a_cut_one_is_one_line(
+  tmp_path, classifier_bundles, mnist_digits
+):
+  model_bytes = classifier_bundles["int8_classifier"]
+  (tmp_path / "kmnist_int8_classifier.tflite").write_bytes(model_bytes)
+  np.save(tmp_path / "digits.npy", mnist_digits.images[:5])
+  result = run_predict(
+    f"--model={tmp_path / 'kmnist_int8_classifier.tflite'}", "--json", tmp_path / "digits.npy"
+  )
+  assert result.returncode == 0, result.stderr[-2000:]
+  predictions = json.loads(result.stdout)["predictions"]
+  expected = bundle.predict_bundle(model_bytes, mnist_digits.images[:5])
+  assert [p["class_id"] for p in predictions] == list(expected["class_id"])
+  assert predictions[0]["top"][0]["probability"] == round(
+    float(expected["probabilities"][0].max()), 4
+  )
+  (tmp_path / "cut.tflite").write_bytes(model_bytes[: len(model_bytes) // 2])
+  result = run_predict(f"--model={tmp_path / 'cut.tflite'}", tmp_path / "digits.npy")
+  assert result.returncode == 2 and result.stdout == ""
+  (line,) = result.stderr.strip().splitlines()
+  assert line.startswith(f"kmnist-predict: error: --model={tmp_path / 'cut.tflite'} could not be")
+  assert line.endswith("give an export written by kmnist-train")
 
 
 def test_a_model_that_is_not_one_exits_2_before_tensorflow(tmp_path):

@@ -61,3 +61,34 @@ def test_logit_tolerance_scales_with_the_logits():
   assert checks.check_outputs(
     "int8", {"class_id": labels, "logits": 10 * logits + 1.0}, 10 * logits, labels
   )
+
+
+@pytest.mark.parametrize("variant", ("float_classifier", "int8_classifier"))
+def test_bundles_are_held_to_the_keras_softmax(variant):
+  logits = 3 * np.random.RandomState(0).randn(100, 10).astype(np.float32)
+  labels = logits.argmax(-1)
+  probabilities = checks.metrics.softmax(logits)
+  good = {"class_id": labels, "probabilities": probabilities + 1e-6}
+  assert checks.check_outputs(variant, good, logits, labels)["max_abs_probability_diff"] < 1e-5
+  for bad in (probabilities[::-1], np.full_like(probabilities, np.nan), probabilities * 0.5):
+    with pytest.raises(
+      KmnistError, match=f"the {variant} export does not reproduce .* max \\|probability"
+    ):
+      checks.check_outputs(
+        variant, {"class_id": bad.argmax(-1), "probabilities": bad}, logits, labels
+      )
+
+
+def test_mediapipe_must_name_the_digits_and_score_as_litert():
+  digits = [str(d) for d in range(10)]
+  through = {"category_names": digits, "labels": digits, "test_accuracy": 0.9170}
+  checks.check_mediapipe("int8_classifier", through, {"test_accuracy": 0.9175})
+  with pytest.raises(
+    KmnistError, match="scores 0.9160 through MediaPipe but 0.9175 through LiteRT"
+  ):
+    checks.check_mediapipe(
+      "int8_classifier", {**through, "test_accuracy": 0.9160}, {"test_accuracy": 0.9175}
+    )
+  with pytest.raises(KmnistError, match="categories as \\['', '1'"):
+    unnamed = {**through, "category_names": ["", *digits[1:]]}
+    checks.check_mediapipe("float_classifier", unnamed, {"test_accuracy": 0.9170})

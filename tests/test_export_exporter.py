@@ -12,6 +12,8 @@ from kmnist.export import bundle, exporter, formats, saved_model, tflite
 from kmnist.models import metrics
 from kmnist.util.errors import KmnistError
 
+from bundle_checks import assert_runs_in_mediapipe_as_in_litert, require_mediapipe
+
 VARIANTS = formats.RAW_VARIANTS
 
 
@@ -192,6 +194,14 @@ def test_every_tflite_variant_meets_the_acceptance_criteria_on_real_mnist(real_r
   assert abs(scores["int8"]["accuracy"] - scores["float"]["accuracy"]) <= 0.003
   assert scores["int8"]["size"] <= 11_000  # "11 KB" read strictly (also under 11 KiB)
   assert scores["float"]["size"] <= 35_000
+  # The bundles where phones run them: MediaPipe's ImageClassifier on all 10,000 test digits.
+  require_mediapipe()
+  for variant in formats.CLASSIFIER_VARIANTS:
+    path = exports.tflite_paths[variant]
+    through = assert_runs_in_mediapipe_as_in_litert(path.read_bytes(), test.images, test.labels)
+    print(
+      f"softmax {variant}: MediaPipe {through['mediapipe']:.4f}, LiteRT {through['litert']:.4f}"
+    )
 
 
 def test_a_non_chief_worker_stops_after_the_collective_steps(

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from kmnist.data import input_pipeline
-from kmnist.export import saved_model, tflite
+from kmnist.export import formats, saved_model, tflite
 from kmnist.models import metrics, registry
 from kmnist.training import train
 from kmnist.training.config import TrainConfig
@@ -18,6 +18,7 @@ from kmnist.util import manifest
 from kmnist.util.errors import KmnistError
 from kmnist.visualize import pictures
 
+from bundle_checks import assert_runs_in_mediapipe_as_in_litert, require_mediapipe
 from train_helpers import small_config
 
 
@@ -215,3 +216,9 @@ def test_each_models_default_run_reaches_its_bar(tmp_path, real_data_dir, real_d
   rows = {row["variant"]: row for row in result.tflite_report["variants"]}
   assert abs(rows["int8"]["test_accuracy"] - result.metrics["test_accuracy"]) <= 0.001
   assert rows["int8"]["size_bytes"] <= 0.3 * rows["float"]["size_bytes"]
+  # The bundles of the same run where phones run them: MediaPipe's ImageClassifier on all 10,000.
+  require_mediapipe()
+  for variant in formats.CLASSIFIER_VARIANTS:
+    path, test = result.tflite_paths[variant], real_datasets.test
+    scores = assert_runs_in_mediapipe_as_in_litert(path.read_bytes(), test.images, test.labels)
+    print(f"{name} {variant}: MediaPipe {scores['mediapipe']:.4f}, LiteRT {scores['litert']:.4f}")

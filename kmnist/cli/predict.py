@@ -4,6 +4,7 @@
     kmnist-predict digit.png more/*.png              # the reference export shipped in the package
     kmnist-predict --model=exported/saved_model/3 digits.npy
     kmnist-predict --model=exported/tflite/3/kmnist_float.tflite --json digit.png
+    kmnist-predict --model=exported/tflite/3/kmnist_int8_classifier.tflite digit.png
 
 With --json the document also says what the model is (its export's record, kmnist.export.record).
 """
@@ -24,7 +25,8 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     "model",
     None,
     "A SavedModel version directory, a TF Serving base directory (its highest version is used), "
-    "or a .tflite file; default: the reference export shipped with kmnist.",
+    "or a .tflite file (a raw-tensor file or an image-classifier bundle); default: the reference "
+    "export shipped with kmnist.",
     flag_values=fv,
   )
   flags.DEFINE_boolean("json", False, "Print one JSON document instead of text.", flag_values=fv)

@@ -12,7 +12,7 @@ SavedModel like them, with TFLite metadata (metadata.py) and labels.txt inside:
 
 The gray image the model was trained on is taken inside the graph, as a 1x1 convolution with the
 weights (65, 127, 25) / 217: ITU-R 601's luma (what Pillow's convert("L") uses: 0.299, 0.587,
-0.114) to within 0.0012, and held exactly by int8 per-channel quantization (the largest weight is
+0.114) to within 0.0018, and held exactly by int8 per-channel quantization (the largest weight is
 127), so a gray pixel (R = G = B) comes back unchanged in both variants. The batch is 1: LiteRT.js
 refuses an input whose batch is dynamic, and a dynamic batch adds shape ops to the graph.
 """

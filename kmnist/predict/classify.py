@@ -1,4 +1,5 @@
-"""Classifying users' files with a SavedModel or a .tflite (found by kmnist.predict.model_paths).
+"""Classifying users' files with a SavedModel or a .tflite (found by kmnist.predict.model_paths):
+a raw-tensor file, or an image-classifier bundle (given each digit as an RGB picture).
 
 Files are read one at a time (a big .npy a chunk at a time) and classified in batches of BATCH
 digits as they come, so any number and size of files is classified in bounded memory; every file,
@@ -12,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from kmnist.data.spec import IMAGE_SHAPE
-from kmnist.export import saved_model, tflite
+from kmnist.export import bundle, saved_model, tflite
 from kmnist.predict import arrays, images
 from kmnist.util.errors import KmnistError, one_line
 
@@ -73,7 +74,8 @@ def load_predictor(kind: str, model_path: Path) -> Callable[[np.ndarray], dict]:
   try:
     if kind == "tflite":
       tflite.interpreter(model_path)  # fails here, not per file, on a broken model
-      return lambda digits: tflite.predict_tflite(model_path, digits)
+      predict = bundle.predict_bundle if bundle.is_bundle(model_path) else tflite.predict_tflite
+      return lambda digits: predict(model_path, digits)
     serve = saved_model.load_signature(model_path)
   except (
     Exception

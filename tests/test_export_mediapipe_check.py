@@ -1,0 +1,49 @@
+"""The bundles where phones run them: MediaPipe's own metadata reader and ImageClassifier take
+them as they are (and refuse kmnist's raw-tensor files, which is why the bundles exist)."""
+
+import numpy as np
+import pytest
+
+from kmnist.export import saved_model, tflite
+
+from bundle_checks import DIGITS, assert_runs_in_mediapipe_as_in_litert, require_mediapipe
+
+
+@pytest.fixture(scope="module", autouse=True)
+def mediapipe_installed():
+  require_mediapipe()
+
+
+@pytest.mark.parametrize("variant", ["float_classifier", "int8_classifier"])
+def test_imageclassifier_runs_each_bundle_as_litert_does(
+  classifier_bundles, synthetic_datasets, variant
+):
+  test = synthetic_datasets.test
+  scores = assert_runs_in_mediapipe_as_in_litert(
+    classifier_bundles[variant], test.images, test.labels
+  )
+  print(f"{variant}: MediaPipe {scores['mediapipe']:.4f}, LiteRT {scores['litert']:.4f}")
+  assert scores["mediapipe"] > 0.5  # the synthetic digits are learnable
+
+
+def test_mediapipes_reader_shows_the_metadata(classifier_bundles):
+  from kmnist.export import mediapipe_check
+
+  read = mediapipe_check.read_metadata(classifier_bundles["int8_classifier"])
+  assert read["packed_files"] == ["labels.txt"] and read["labels"] == DIGITS
+  shown = read["metadata"]
+  assert shown["name"] == "kmnist softmax digit classifier (int8)"
+  assert shown["version"] == "kmnist 0.1.0, export 1" and shown["author"] == "kmnist"
+  assert shown["min_parser_version"] == "1.0.0"
+  (image,) = shown["subgraph_metadata"][0]["input_tensor_metadata"]
+  assert image["process_units"][0]["options"] == {"mean": [0.0], "std": [255.0]}
+  assert image["content"]["content_properties"]["color_space"] == "RGB"
+
+
+def test_mediapipe_refuses_the_raw_tensor_files(trained_model, synthetic_datasets, tmp_path):
+  from kmnist.export import mediapipe_check
+
+  sm_dir = saved_model.export_saved_model(trained_model, tmp_path / "saved_model")
+  raw = tflite.convert("float", sm_dir, trained_model, None)
+  with pytest.raises(Exception, match="Only 4D tensors in BHWD layout are supported"):
+    mediapipe_check.classify(raw, np.zeros((1, 28, 28), np.uint8))
