@@ -35,14 +35,15 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
-def http_json(url: str, body=None, timeout: float = 30):
-  """(status, parsed JSON) of a GET, or of a POST of `body` (bytes, or an object sent as JSON)."""
+def http_json(url: str, body=None, timeout: float = 30, context=None):
+  """(status, parsed JSON) of a GET, or of a POST of `body` (bytes, or an object sent as JSON);
+  `context`: the ssl.SSLContext of an https server."""
   if body is not None and not isinstance(body, bytes):
     body = json.dumps(body).encode()
   headers = {"Content-Type": "application/json"} if body is not None else {}
   request = urllib.request.Request(url, data=body, headers=headers)
   try:
-    with urllib.request.urlopen(request, timeout=timeout) as reply:
+    with urllib.request.urlopen(request, timeout=timeout, context=context) as reply:
       return reply.status, json.loads(reply.read())
   except urllib.error.HTTPError as e:
     return e.code, json.loads(e.read() or b"null")
@@ -51,9 +52,10 @@ def http_json(url: str, body=None, timeout: float = 30):
 class ServerProcess:
   """`python -m kmnist.cli.serve` on free ports; a context manager that always stops it."""
 
-  def __init__(self, model, *flags, log_path=None, env=None):
+  def __init__(self, model, *flags, log_path=None, env=None, ssl_context=None):
     self.http_port, self.grpc_port = free_port(), free_port()
-    self.url = f"http://127.0.0.1:{self.http_port}"
+    self.ssl_context = ssl_context  # one that trusts the server's certificate, for --ssl_certfile
+    self.url = f"{'https' if ssl_context else 'http'}://127.0.0.1:{self.http_port}"
     self.log_path = Path(log_path or tempfile.mkstemp(prefix="kmnist-serve-", suffix=".log")[1])
     self.command = [
       sys.executable,
@@ -91,7 +93,7 @@ class ServerProcess:
       if self.process.poll() is not None:
         raise RuntimeError(f"kmnist-serve exited with {self.process.returncode}:\n{self.log()}")
       try:
-        if http_json(f"{self.url}/v2/health/ready", timeout=2)[0] == 200:
+        if http_json(f"{self.url}/v2/health/ready", timeout=2, context=self.ssl_context)[0] == 200:
           return
       except OSError:
         pass

@@ -72,11 +72,19 @@ def test_bad_drawings_get_one_reason(data, message):
 
 def test_the_page_uses_only_its_own_files():
   html = (page.STATIC_DIR / "index.html").read_text()
-  references = re.findall(r'(?:src|href)="([^"]+)"', html)
-  assert set(references) == {"/static/style.css", "/static/app.js"}
+  references = set(re.findall(r'(?:src|href)="([^"]+)"', html)) - {"data:,"}  # no icon
+  references |= set(re.findall(r'"(/static/vendor/[^"]+)"', html))  # the import map's
+  assert references == {
+    "/static/style.css",
+    "/static/app.js",
+    "/static/device.js",
+    "/static/vendor/litertjs/wasm-utils.js",
+  }
   for reference in references:
     assert (page.STATIC_DIR / reference.removeprefix("/static/")).is_file()
-  for name in ("index.html", "app.js", "style.css"):
+  # The on-device mode's own files (device.py; LiteRT.js is checked in the browser, which sees
+  # every request: tests/test_serve_device.py).
+  for name in ("index.html", "app.js", "style.css", "device.js", "prepare.js", "sw.js"):
     text = (page.STATIC_DIR / name).read_text()
     assert not re.search(r"https?://|//[a-z0-9.-]+\.[a-z]{2,}/|@import|url\(", text), name
   script = (page.STATIC_DIR / "app.js").read_text()

@@ -3,6 +3,7 @@
     kmnist-serve                      # newest export under exported/saved_model, else the reference
     kmnist-serve --model=exported/saved_model --http_port=8501 --grpc_port=8500
     kmnist-serve --host=0.0.0.0       # reachable from other machines (default: this one only)
+    kmnist-serve --host=0.0.0.0 --ssl_certfile=cert.pem --ssl_keyfile=key.pem   # https, for phones
 
 REST on --http_port: the drawing page at /, TF Serving's API under /v1/models/kmnist (:predict,
 status, metadata), the Open Inference Protocol under /v2, Prometheus metrics at /metrics. gRPC on
@@ -22,7 +23,7 @@ from absl import app, flags
 
 from kmnist.cli import common
 from kmnist.predict import model_paths
-from kmnist.serve import versions
+from kmnist.serve import tls, versions
 from kmnist.util.errors import KmnistError
 from kmnist.util.files import existing_versions, is_saved_model
 
@@ -89,6 +90,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     flag_values=fv,
   )
   flags.DEFINE_boolean("access_log", False, "Log one line per HTTP request.", flag_values=fv)
+  tls.define_flags(fv)
   # TF Serving's flag names. One thread each: TensorFlow's pools cost more CPU per call than they
   # save, for every model (a CNN digit: 515 vs 943 us), and the server answers one request at a
   # time, so CPU per request is its throughput. Only a CNN's large batches finish sooner on the
@@ -134,6 +136,7 @@ def check_flags(fv) -> Path:
     )
   model = Path(fv.model) if fv.model is not None else default_model()
   versions.resolve(model)
+  tls.check(fv.ssl_certfile, fv.ssl_keyfile)
   for name in ("http_port", "grpc_port"):
     if fv[name].value:
       check_port_free(fv.host, fv[name].value, name)
@@ -210,17 +213,19 @@ def main(argv):
   manager = versions.VersionManager(model_path, tf_serving_grpc.load_and_warm_up, fv.poll_seconds)
   manager.load_initial()
   model = model_lib.KmnistModel(fv.model_name, manager, fv.max_batch_size)
+  tls_files = tls.check(fv.ssl_certfile, fv.ssl_keyfile)
   server = server_lib.KmnistModelServer(
-    fv.host, fv.http_port, fv.grpc_port, fv.max_request_bytes, fv.access_log
+    fv.host, fv.http_port, fv.grpc_port, fv.max_request_bytes, fv.access_log, tls_files=tls_files
   )
   manager.start()
-  url = f"http://{f'[{fv.host}]' if ':' in fv.host else fv.host}:{fv.http_port}"
+  host = f"[{fv.host}]" if ":" in fv.host else fv.host
+  url = f"{'https' if tls_files else 'http'}://{host}:{fv.http_port}"
   follows = (
     f"following {manager.path} every {fv.poll_seconds:g} s"
     if manager.poll_seconds
     else "this version only"
   )
-  grpc = f"{fv.host}:{fv.grpc_port}" if fv.grpc_port else "off"
+  grpc = f"{fv.host}:{fv.grpc_port}{' (TLS)' if tls_files else ''}" if fv.grpc_port else "off"
   logging.getLogger("kmnist.serve").info(
     "model %s (%s): page %s/, TF Serving REST %s/v1/models/%s:predict, Open Inference %s/v2, "
     "gRPC %s",

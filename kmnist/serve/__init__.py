@@ -7,6 +7,9 @@ Modules, one idea each:
   tf_serving_grpc  TF Serving's gRPC PredictionService and ModelService; warmup replay
   model            the kserve.Model behind V1 (TF Serving REST), V2 (Open Inference) and gRPC
   page             the drawing page: a drawing prepared as kmnist-predict prepares a picture
+  device           the page's "on this device" mode: its service worker, the served version's
+                   TFLite files (the int8 bundle the page runs with LiteRT.js, static/vendor/)
   app              the REST app: kmnist's routes before kserve's, request limits, one-line errors
   server           kserve's ModelServer bound to --host, with the page, limits and status routes
+  tls              --ssl_certfile / --ssl_keyfile: https and gRPC over TLS, checked first
 """

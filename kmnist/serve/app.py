@@ -26,8 +26,8 @@ from kserve.protocol.rest.v2_endpoints import register_v2_endpoints
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
+from kmnist.serve import device, page, tf_serving_grpc, tf_serving_rest
 from kmnist.serve import model as serve_model
-from kmnist.serve import page, tf_serving_grpc, tf_serving_rest
 
 logger = logging.getLogger("kmnist.serve")
 
@@ -215,6 +215,7 @@ def create_app(
     return {"pixels": page.prepare_picture(await request.body()).tolist()}
 
   app.include_router(router)
+  app.include_router(device.router(dataplane))  # the page's "on this device" mode
   app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
   metrics = APIRouter()
   metrics.add_api_route("/metrics", metrics_handler, methods=["GET"])

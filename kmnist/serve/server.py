@@ -3,7 +3,8 @@ Serving's gRPC API beside kserve's, and versions that follow the base path.
 
 What kserve 0.21 does not do, and how it is added here without patching kserve:
   * it binds REST to 0.0.0.0 and gRPC to [::]: KmnistModelServer.start builds the same two servers
-    with the host set (uvicorn's Config.host, the gRPC listen address);
+    with the host set (uvicorn's Config.host, the gRPC listen address), and with TLS on both when
+    given a certificate (kserve's own serves it on REST only);
   * its gRPC errors log a traceback for every bad request: a bad request is one log line here;
   * its V2 repository API could unload the model: versions follow the base path, so unload is
     refused and load means "poll now".
@@ -91,10 +92,12 @@ class KmnistGRPCServer(GRPCServer):
     repository_extension,
     max_message_bytes: int,
     grace_period: int,
+    tls_files: tuple[str, str] | None = None,
   ):
     super().__init__(port, dataplane, repository_extension, kwargs={}, grace_period=grace_period)
     self._host = host
     self._max_message_bytes = max_message_bytes
+    self._tls_files = tls_files  # (certfile, keyfile): gRPC over TLS, as REST serves https
 
   async def start(self, max_workers):
     self._server = aio.server(
@@ -111,7 +114,13 @@ class KmnistGRPCServer(GRPCServer):
     )
     tf_serving_grpc.add_to_server(self._server, self._data_plane)
     host = f"[{self._host}]" if ":" in self._host else self._host
-    self._server.add_insecure_port(f"{host}:{self._port}")
+    if self._tls_files:
+      certfile, keyfile = self._tls_files
+      with open(keyfile, "rb") as key, open(certfile, "rb") as cert:
+        credentials = grpc.ssl_server_credentials([(key.read(), cert.read())])
+      self._server.add_secure_port(f"{host}:{self._port}", credentials)
+    else:
+      self._server.add_insecure_port(f"{host}:{self._port}")
     await self._server.start()
     await self._server.wait_for_termination()
 
@@ -127,6 +136,7 @@ class KmnistModelServer(ModelServer):
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     access_log: bool = False,
     grace_period: int = 10,
+    tls_files: tuple[str, str] | None = None,
   ):
     super().__init__(
       http_port=http_port,
@@ -136,7 +146,11 @@ class KmnistModelServer(ModelServer):
       enable_docs_url=False,
       enable_latency_logging=False,
       grace_period=grace_period,
+      ssl_certfile=tls_files and tls_files[0],
+      ssl_keyfile=tls_files and tls_files[1],
     )
+    self.http_port = http_port  # kserve moves its default port 8080 to 8443 for https; not ours
+    self.tls_files = tls_files
     self.host = host
     self.max_request_bytes = max_request_bytes
     self.access_log = access_log
@@ -155,6 +169,8 @@ class KmnistModelServer(ModelServer):
       grace_period=self.grace_period,
       event_loop=self.event_loop,
       timeout_keep_alive=self.timeout_keep_alive,
+      ssl_certfile=self.ssl_certfile,
+      ssl_keyfile=self.ssl_keyfile,
     )
     self.servers.append(self._rest_server.start())
     if self.enable_grpc:
@@ -165,6 +181,7 @@ class KmnistModelServer(ModelServer):
         self.model_repository_extension,
         self.max_request_bytes,
         self.grace_period,
+        self.tls_files,
       )
       self.servers.append(self._grpc_server.start(self.max_threads))
     self.setup_event_loop()

@@ -123,6 +123,7 @@
     const mine = ++request;
     answer.className = "answer";
     answer.textContent = "Asking the model…";
+    const began = performance.now(); // the drawing sent, prepared, answered: over the network
     try {
       const png = await new Promise(function (resolve) { pad.toBlob(resolve, "image/png"); });
       const prepared = await postJson("/demo/prepare", png, "image/png");
@@ -134,7 +135,7 @@
                                    JSON.stringify({instances: [prepared.pixels]}));
       if (mine !== request) return;
       describeModel(reply.model);
-      show(reply.explanations[0], reply.model_version);
+      show(reply.explanations[0], reply.model_version, performance.now() - began);
     } catch (error) {
       if (mine !== request) return;
       answer.className = "answer error";
@@ -155,7 +156,7 @@
     }
   }
 
-  function show(result, version) {
+  function show(result, version, ms) {
     const digit = result.class_id;
     const confidence = result.probabilities[digit];
     answer.innerHTML = "";
@@ -163,9 +164,10 @@
     const strong = document.createElement("strong");
     strong.id = "prediction";
     strong.textContent = String(digit);
-    answer.append(strong,
-                  " (" + (100 * confidence).toFixed(1) + " % sure, version " + version + ")");
+    answer.append(strong, " (" + (100 * confidence).toFixed(1) + " % sure, version " + version +
+                  "), " + ms.toFixed(1) + " ms over the network");
     document.body.setAttribute("data-prediction", String(digit));
+    document.body.setAttribute("data-network-ms", ms.toFixed(3));
     renderBars(result.probabilities, digit);
     evidenceDigit.textContent = String(digit);
     paintEvidence(result.evidence, result.bias, result.logits ? result.logits[digit] : null, digit);
