@@ -169,7 +169,9 @@ def write_user_pictures(directory, split, n=200):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", [None, "tflite/1/kmnist_float.tflite"])
+@pytest.mark.parametrize(
+  "model", [None, "tflite/1/kmnist_float.tflite", "tflite/1/kmnist_int8_classifier.tflite"]
+)
 def test_the_reference_export_reads_users_pictures(tmp_path, real_datasets, model):
   paths = write_user_pictures(tmp_path, real_datasets.test)
   flags = (

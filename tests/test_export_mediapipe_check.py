@@ -1,10 +1,12 @@
 """The bundles where phones run them: MediaPipe's own metadata reader and ImageClassifier take
 them as they are (and refuse kmnist's raw-tensor files, which is why the bundles exist)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from kmnist.export import saved_model, tflite
+from kmnist.export import bundle, saved_model, tflite
 
 from bundle_checks import DIGITS, assert_runs_in_mediapipe_as_in_litert, require_mediapipe
 
@@ -47,3 +49,22 @@ def test_mediapipe_refuses_the_raw_tensor_files(trained_model, synthetic_dataset
   raw = tflite.convert("float", sm_dir, trained_model, None)
   with pytest.raises(Exception, match="Only 4D tensors in BHWD layout are supported"):
     mediapipe_check.classify(raw, np.zeros((1, 28, 28), np.uint8))
+
+
+def test_readmes_python_snippet_classifies_with_the_bundle(
+  classifier_bundles, mnist_digits, tmp_path, monkeypatch, capsys
+):
+  readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+  section = readme.split("## TFLite for phones")[1].split("\n## ")[0]
+  snippet = section.split("```python\n")[1].split("```")[0]
+  assert "np.zeros((28, 28, 3), np.uint8)" in snippet
+  path = tmp_path / "exported" / "tflite" / "1" / "kmnist_int8_classifier.tflite"
+  path.parent.mkdir(parents=True)
+  path.write_bytes(classifier_bundles["int8_classifier"])
+  digit = np.repeat(mnist_digits.images[0][..., None], 3, axis=-1)
+  monkeypatch.chdir(tmp_path)
+  exec(snippet.replace("np.zeros((28, 28, 3), np.uint8)", "digit"), {"digit": digit})
+  _, name, _, probability = capsys.readouterr().out.split()
+  expected = bundle.predict_bundle(classifier_bundles["int8_classifier"], mnist_digits.images[:1])
+  assert name == str(expected["class_id"][0])
+  assert float(probability) == pytest.approx(expected["probabilities"][0].max(), abs=1e-3)

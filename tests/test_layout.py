@@ -180,6 +180,17 @@ def test_a_wheel_install_carries_the_data_and_classifies_with_its_reference_mode
   names = zipfile.ZipFile(wheel).namelist()
   assert "kmnist/data/mnist_files/train-images-idx3-ubyte.gz" in names
   assert "kmnist/reference/saved_model/1/saved_model.pb" in names
+  assert "kmnist/reference/tflite/1/kmnist_int8_classifier.tflite" in names
+  # The page's on-device runtime, with its licence and notice.
+  vendor = "kmnist/serve/static/vendor/litertjs/"
+  for name in (
+    "litert.js",
+    "wasm-utils.js",
+    "litert_wasm_compat_internal.wasm",
+    "LICENSE",
+    "NOTICE",
+  ):
+    assert vendor + name in names
   assert not any(name.startswith(("tests/", "benchmarks/", "exported/")) for name in names)
   install = subprocess.run(
     [

@@ -95,13 +95,19 @@ def test_saved_model_and_tflite_predictors_agree_and_results_rank_the_digits(
     assert len(probabilities) == 3 and probabilities == sorted(probabilities, reverse=True)
 
 
-def test_broken_models_are_refused_naming_the_file(tmp_path):
+def test_broken_models_are_refused_naming_the_file(tmp_path, classifier_bundles):
   broken_sm = tmp_path / "sm"
   broken_sm.mkdir()
   (broken_sm / "saved_model.pb").write_bytes(b"garbage")
   broken_tflite = tmp_path / "m.tflite"
   broken_tflite.write_bytes(b"\0\0\0\0TFL3" + b"\0" * 100)
-  for model, kind in ((broken_sm, "saved_model"), (broken_tflite, "tflite")):
+  cut_bundle = tmp_path / "kmnist_int8_classifier.tflite"  # a bundle cut short
+  cut_bundle.write_bytes(classifier_bundles["int8_classifier"][:5000])
+  for model, kind in (
+    (broken_sm, "saved_model"),
+    (broken_tflite, "tflite"),
+    (cut_bundle, "tflite"),
+  ):
     with pytest.raises(
       KmnistError, match=f"--model={model} could not be loaded as a {kind} \\(.*Error: "
     ):

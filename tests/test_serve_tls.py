@@ -55,7 +55,8 @@ def test_check_takes_a_certificate_with_its_key_or_neither(certificate, tmp_path
       "are not a PEM certificate and its unencrypted private key",
     ),
     ((str(tmp_path / "garbage.pem"), key), "are not a PEM certificate and its unencrypted"),
-    ((str(tmp_path / "missing.pem"), key), "cannot be read (No such file or directory"),
+    ((str(tmp_path / "missing.pem"), key), "--ssl_certfile=" + str(tmp_path / "missing.pem")),
+    ((cert, str(tmp_path)), f"--ssl_keyfile={tmp_path} is not a file; give a PEM file"),
   ]
   for (certfile, keyfile), message in faults:
     with pytest.raises(KmnistError) as fault:

@@ -212,6 +212,7 @@ def test_each_models_default_run_reaches_its_bar(tmp_path, real_data_dir, real_d
   )
   result = train.run(config, datasets_override=real_datasets)
   print(f"{name}: test accuracy {result.metrics['test_accuracy']:.4f}")
+  print((result.tflite_paths["float"].parent / "tflite_report.md").read_text())
   assert result.metrics["test_accuracy"] >= bar
   rows = {row["variant"]: row for row in result.tflite_report["variants"]}
   assert abs(rows["int8"]["test_accuracy"] - result.metrics["test_accuracy"]) <= 0.001

@@ -24,9 +24,9 @@ MIN_AGREEMENT = {"saved_model": 1.0, "float": 0.9999, "dynamic": 0.998, "int8": 
 MIN_AGREEMENT.update(float_classifier=MIN_AGREEMENT["float"], int8_classifier=MIN_AGREEMENT["int8"])
 MAX_LOGIT_DIFF = {"saved_model": 1e-5, "float": 1e-4, "dynamic": 0.05, "int8": 0.1}
 # The image-classifier bundles give probabilities only; they are held to the Keras model's softmax.
-# Measured (BUILD_NOTES, "TFLite for phones"): float below 2e-6, int8 up to 0.047; a wrong
-# conversion is off by the whole probability (up to 1).
-MAX_PROBABILITY_DIFF = {"float_classifier": 1e-4, "int8_classifier": 0.15}
+# Measured on the default runs (BUILD_NOTES, "TFLite for phones"): float below 2e-6; int8 0.043
+# (softmax), 0.10 (mlp); a wrong conversion is off by the whole probability (up to 1).
+MAX_PROBABILITY_DIFF = {"float_classifier": 1e-4, "int8_classifier": 0.25}
 # How far test accuracy may fall below the Keras model's: the TFLite issue's criterion for int8 (0.3
 # points); for the others it follows from the agreement.
 MAX_ACCURACY_DROP = {"saved_model": 0.0, "float": 1e-4, "dynamic": 1e-3, "int8": 3e-3}

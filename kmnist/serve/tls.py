@@ -8,6 +8,7 @@ make a local one). Both servers take them: uvicorn (REST, the page) and gRPC.
 No TensorFlow here: the command checks the files before TensorFlow loads.
 """
 
+import os
 import ssl
 
 from absl import flags
@@ -40,18 +41,17 @@ def check(certfile: str | None, keyfile: str | None) -> tuple[str, str] | None:
       f"--{given} needs --{missing}: give the certificate and its private key together (README, "
       "'Serving over https'), or neither to serve plain http"
     )
+  for flag, path in (("ssl_certfile", certfile), ("ssl_keyfile", keyfile)):
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+      problem = "cannot be read by this user" if os.path.isfile(path) else "is not a file"
+      raise KmnistError(f"--{flag}={path} {problem}; give a PEM file this user can read")
   context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
   try:
     context.load_cert_chain(certfile, keyfile, password=lambda: b"")
-  except OSError as e:
-    if isinstance(e, ssl.SSLError):
-      raise KmnistError(
-        f"--ssl_certfile={certfile} and --ssl_keyfile={keyfile} are not a PEM certificate and its "
-        f"unencrypted private key ({e.reason or e.strerror}); make them as README shows "
-        "('Serving over https')"
-      ) from None
+  except ssl.SSLError as e:
     raise KmnistError(
-      f"--ssl_certfile={certfile} or --ssl_keyfile={keyfile} cannot be read ({e.strerror}: "
-      f"{e.filename or 'one of them'}); give files this user can read"
+      f"--ssl_certfile={certfile} and --ssl_keyfile={keyfile} are not a PEM certificate and its "
+      f"unencrypted private key ({e.reason or e.strerror}); make them as README shows "
+      "('Serving over https')"
     ) from None
   return certfile, keyfile

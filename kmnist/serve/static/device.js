@@ -128,6 +128,7 @@ async function answerDrawing() {
       "model " + (done - started).toFixed(2) + " ms)");
     document.body.setAttribute("data-device-prediction", String(digit));
     document.body.setAttribute("data-device-ms", (prepared - began + done - started).toFixed(3));
+    document.body.setAttribute("data-device-model-ms", (done - started).toFixed(3));
   } catch (error) {
     if (mine === drawing) showError("could not run the model here: " + error.message);
   }
