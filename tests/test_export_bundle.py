@@ -34,6 +34,10 @@ def test_one_rgb_picture_in_probabilities_out(classifier_bundles, variant):
   assert image["quantization"] == pytest.approx(in_quantization, rel=1e-6)
   assert probabilities["quantization"] == pytest.approx(out_quantization, rel=1e-6)
   assert bundle.is_bundle(classifier_bundles[variant])
+  # Named so also for a runtime that reads the tensors without the signature.
+  plain = tflite.interpreter(classifier_bundles[variant])
+  assert [d["name"] for d in plain.get_input_details()] == ["image"]
+  assert [d["name"] for d in plain.get_output_details()] == ["probabilities"]
 
 
 def test_bundles_compute_the_keras_models_probabilities(
