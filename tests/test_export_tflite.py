@@ -9,6 +9,7 @@ from ai_edge_litert.interpreter import Interpreter
 from tensorflow.lite.tools import flatbuffer_utils
 
 from kmnist.export import saved_model, tflite
+from kmnist.models import registry
 
 OUTPUT_DTYPES = {"float": np.float32, "dynamic": np.float32, "int8": np.int8}
 
@@ -78,11 +79,21 @@ def test_quantized_variants_store_weights_in_a_byte(converted):
   )
 
 
-def test_calibration_uses_every_training_image_once_in_unit_range(synthetic_datasets):
+def test_calibration_covers_every_logits_range_with_a_fraction_of_the_images(
+  synthetic_datasets, trained_model
+):
   images = synthetic_datasets.train.images
-  batches = [b["image"] for b in tflite.calibration_batches(images)]
+  logits = registry.predict_logits(trained_model, images)
+  chosen = tflite.calibration_images(images, logits)
+  assert len(chosen) <= tflite.CALIBRATION_SAMPLE + 2 * 10 * tflite.CALIBRATION_EXTREMES
+  assert len(chosen) < len(images) / 2 and len({c.tobytes() for c in chosen}) == len(chosen)
+  # The int8 logits' range is what calibration sees: the chosen images span all the training ones'.
+  chosen_logits = registry.predict_logits(trained_model, chosen)
+  np.testing.assert_array_equal(chosen_logits.min(0), logits.min(0))
+  np.testing.assert_array_equal(chosen_logits.max(0), logits.max(0))
+  batches = [b["image"] for b in tflite.calibration_batches(chosen)]
   assert all(b.dtype == np.float32 and b.shape[1:] == (28, 28) for b in batches)
-  np.testing.assert_allclose(np.concatenate(batches) * 255.0, images, atol=1e-4)
+  np.testing.assert_allclose(np.concatenate(batches) * 255.0, chosen, atol=1e-4)
 
 
 def test_unknown_variant_is_refused(tmp_path):

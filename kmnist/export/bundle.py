@@ -71,7 +71,8 @@ def rgb(images_uint8: np.ndarray) -> np.ndarray:
 def convert(variant: str, model: keras.Model, train_images: np.ndarray) -> bytes:
   """The bundle's graph, without metadata; `variant` is "float_classifier" or "int8_classifier".
 
-  The int8 one is calibrated on tflite.calibration_images, one image per call (its batch is 1).
+  The int8 one is calibrated on `train_images` (tflite.calibration_images), one image per call (its
+  batch is 1).
   """
   quantized = variant == "int8_classifier"
   with tempfile.TemporaryDirectory(prefix="kmnist_classifier_source_") as source_dir:
@@ -82,8 +83,7 @@ def convert(variant: str, model: keras.Model, train_images: np.ndarray) -> bytes
     if quantized:
       converter.optimizations = [tf.lite.Optimize.DEFAULT]
       converter.representative_dataset = lambda: (
-        {"image": rgb(image[None]).astype(np.float32) / 255.0}
-        for image in tflite.calibration_images(train_images)
+        {"image": rgb(image[None]).astype(np.float32) / 255.0} for image in train_images
       )
       # Fail the conversion rather than fall back to float for an op with no int8 kernel.
       converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]

@@ -64,6 +64,12 @@ def export_and_verify(
   reference = (
     registry.predict_logits(model, test.images) if reference_logits is None else reference_logits
   )
+  # The int8 files' calibration images, chosen by the model's logits on the training split (every
+  # worker predicts: a collective step, as above).
+  calibration = None
+  if any(variant in formats.INT8_VARIANTS for variant in tflite_variants):
+    train = datasets.train.images
+    calibration = tflite.calibration_images(train, registry.predict_logits(model, train))
   sm_base, tfl_base = Path(export_dir) / "saved_model", Path(export_dir) / "tflite"
   version = files.free_version([sm_base, tfl_base], version)  # one number names the pair
   sm_dir = saved_model.export_saved_model(
@@ -80,12 +86,14 @@ def export_and_verify(
     raise
 
   tfl_dir = tfl_base / str(version)
-  tflite_report = report.new_report(tfl_dir, sm_dir, datasets, reference)
+  tflite_report = report.new_report(tfl_dir, sm_dir, datasets, reference, calibration)
   try:
     with files.atomic_directory(tfl_dir) as tmp:
       for variant in tflite_variants:
         tflite_report["variants"].append(
-          export_variant(variant, tmp, model, sm_dir, datasets, reference, about, version)
+          export_variant(
+            variant, tmp, model, sm_dir, datasets, reference, about, version, calibration
+          )
         )
       (tmp / formats.LABELS_FILENAME).write_text(
         "".join(f"{label}\n" for label in range(NUM_CLASSES))
@@ -112,21 +120,29 @@ def export_and_verify(
 
 
 def export_variant(
-  variant: str, directory: Path, model, sm_dir, datasets: Datasets, reference, about, version
+  variant: str,
+  directory: Path,
+  model,
+  sm_dir,
+  datasets: Datasets,
+  reference,
+  about,
+  version,
+  calibration=None,
 ) -> dict:
   """Converts, checks and writes one TFLite variant into `directory`. Returns its report row: the
   figures, or the error (and no file) if it failed. `about` and `version` go into a bundle's
-  metadata."""
+  metadata; `calibration` (tflite.calibration_images) calibrates the int8 ones."""
   test, classifier = datasets.test, variant in formats.CLASSIFIER_VARIANTS
   try:
     # The int8 conversion and the bundles write their source SavedModel into the temporary
     # directory.
     with disk.reported(tempfile.gettempdir()):
       if classifier:
-        model_bytes = bundle.convert(variant, model, datasets.train.images)
+        model_bytes = bundle.convert(variant, model, calibration)
         model_bytes = bundle.with_metadata(model_bytes, variant, about, version)
       else:
-        model_bytes = tflite.convert(variant, sm_dir, model, datasets.train.images)
+        model_bytes = tflite.convert(variant, sm_dir, model, calibration)
     predict = bundle.predict_bundle if classifier else tflite.predict_tflite
     scores = check_outputs(variant, predict(model_bytes, test.images), reference, test.labels)
     if classifier:

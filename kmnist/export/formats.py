@@ -15,6 +15,7 @@ RAW_VARIANTS = ("float", "dynamic", "int8")
 # metadata and the labels inside: what MediaPipe Tasks' ImageClassifier runs (kmnist.export.bundle).
 CLASSIFIER_VARIANTS = ("float_classifier", "int8_classifier")
 TFLITE_VARIANTS = RAW_VARIANTS + CLASSIFIER_VARIANTS
+INT8_VARIANTS = ("int8", "int8_classifier")  # calibrated on training images
 LABELS_FILENAME = "labels.txt"  # line i names class i: the digits 0-9
 # The bundle the drawing page runs on the device: the smallest, integer-only one.
 DEVICE_CLASSIFIER = "int8_classifier"

@@ -21,7 +21,7 @@ LATENCY_INVOKES = 1000
 
 
 def new_report(
-  tfl_dir: Path, sm_dir: Path, datasets: Datasets, reference_logits: np.ndarray
+  tfl_dir: Path, sm_dir: Path, datasets: Datasets, reference_logits: np.ndarray, calibration=None
 ) -> dict:
   """The report's header, before any variant's row."""
   return {
@@ -29,7 +29,7 @@ def new_report(
     "saved_model": str(sm_dir),
     "test_examples": len(datasets.test),
     "keras_test_accuracy": metrics.accuracy(reference_logits, datasets.test.labels),
-    "int8_calibration_examples": len(tflite.calibration_images(datasets.train.images)),
+    "int8_calibration_examples": 0 if calibration is None else len(calibration),
     "latency_invokes": LATENCY_INVOKES,
     "latency": "median wall time of interpreter.invoke() on one test image, 1 thread, input set "
     "once",
