@@ -155,8 +155,10 @@ def test_a_request_is_answered_by_the_version_it_started_on(base, tmp_path, digi
   saved_model.export_saved_model(zero, local, version=2)
   manager.poll_once()
   assert manager.current.version == 2
-  answer = model.postprocess(model.predict(prepared))
+  answer = model.postprocess(asyncio.run(model.predict(prepared)))
   old = [p["class_id"] for p in answer["predictions"]]
   assert old != [0] * len(digits) and prepared.servable.version == 1
-  new = model.postprocess(model.predict(model.preprocess({"instances": digits.tolist()})))
+  new = model.postprocess(
+    asyncio.run(model.predict(model.preprocess({"instances": digits.tolist()})))
+  )
   assert [p["class_id"] for p in new["predictions"]] == [0] * len(digits)

@@ -10,7 +10,7 @@ from tensorflow_serving.apis import model_pb2, predict_pb2
 
 from kmnist.export import saved_model
 from kmnist.serve import servable as servable_lib
-from kmnist.serve import tf_serving_grpc
+from kmnist.serve import tf_serving_grpc, versions
 from kmnist.serve.servable import BadRequest
 
 
@@ -72,16 +72,24 @@ def test_request_array_refusals(servable, request_args, message):
     tf_serving_grpc.request_array(servable, predict_request(*request_args), 10)
 
 
-def test_version_must_be_the_served_one(servable):
-  tf_serving_grpc.check_version(
-    predict_request(np.zeros((1, 28, 28)), version=1).model_spec, servable
-  )
-  tf_serving_grpc.check_version(predict_request(np.zeros((1, 28, 28))).model_spec, servable)
-  with pytest.raises(tf_serving_grpc.VersionNotFoundError, match=r"Specific\(kmnist, 2\)"):
-    tf_serving_grpc.check_version(predict_request(np.zeros(1), version=2).model_spec, servable)
-  labelled = model_pb2.ModelSpec(name="kmnist", version_label="stable")
-  with pytest.raises(tf_serving_grpc.VersionNotFoundError, match="no version labels"):
-    tf_serving_grpc.check_version(labelled, servable)
+def test_a_model_spec_names_its_servable_by_version_or_label(servable):
+  manager = versions.VersionManager(servable.path.parent, lambda d, v: servable, poll_seconds=0)
+  manager.load_initial()
+  manager.labels = {"stable": 1, "canary": 2}
+  for spec in (
+    predict_request(np.zeros(1)).model_spec,
+    predict_request(np.zeros(1), version=1).model_spec,
+    model_pb2.ModelSpec(name="kmnist", version_label="stable"),
+  ):
+    assert tf_serving_grpc.servable_for(manager, spec) is servable
+  with pytest.raises(versions.VersionNotFoundError, match=r"Specific\(kmnist, 2\)"):
+    tf_serving_grpc.servable_for(manager, predict_request(np.zeros(1), version=2).model_spec)
+  with pytest.raises(versions.VersionNotFoundError, match=r"Specific\(kmnist, 2\)"):
+    tf_serving_grpc.servable_for(
+      manager, model_pb2.ModelSpec(name="kmnist", version_label="canary")
+    )
+  with pytest.raises(versions.UnknownLabelError, match="Unrecognized servable version label: beta"):
+    tf_serving_grpc.servable_for(manager, model_pb2.ModelSpec(name="kmnist", version_label="beta"))
 
 
 def test_warm_up_replays_the_versions_records(servable, tmp_path, trained_model):

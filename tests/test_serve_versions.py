@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from kmnist.serve import versions
+from kmnist.serve import version_policy, versions
 from kmnist.util.errors import KmnistError
 
 
@@ -179,3 +179,36 @@ def test_status_keeps_a_bounded_history(tmp_path):
     "state": "AVAILABLE",
     "status": {"error_code": "OK", "error_message": ""},
   }
+
+
+def test_policies_all_and_specific_serve_several_versions_the_highest_by_default(tmp_path):
+  for version in (1, 2, 3):
+    make_version(tmp_path, version)
+  manager = versions.VersionManager(tmp_path, FakeLoader(), policy=version_policy.Policy("all"))
+  manager.load_initial()
+  assert manager.served_versions() == [1, 2, 3] and manager.current.version == 3
+  assert [manager.servable(v).version for v in (1, 2, 3, None)] == [1, 2, 3, 3]
+  assert states(manager) == {1: "AVAILABLE", 2: "AVAILABLE", 3: "AVAILABLE"}
+  manager.set_policy(version_policy.Policy("specific", versions=(1, 2)))  # a rollback to 2
+  manager.poll_once()
+  assert manager.served_versions() == [1, 2] and manager.servable().version == 2
+  assert states(manager) == {1: "AVAILABLE", 2: "AVAILABLE", 3: "END"}
+  with pytest.raises(
+    versions.VersionNotFoundError, match=r"Specific\(kmnist, 3\); this server serves versions 1, 2"
+  ):
+    manager.servable(3)
+  manager.set_policy(version_policy.Policy("latest", num_versions=2))
+  manager.poll_once()
+  assert manager.served_versions() == [2, 3]
+
+
+def test_labels_name_served_versions(tmp_path):
+  for version in (1, 2):
+    make_version(tmp_path, version)
+  manager = versions.VersionManager(tmp_path, FakeLoader(), policy=version_policy.Policy("all"))
+  manager.load_initial()
+  manager.labels = {"stable": 1, "canary": 2}
+  assert manager.servable(label="stable").version == 1
+  assert manager.servable(label="canary").version == 2
+  with pytest.raises(versions.UnknownLabelError, match="label: beta .*'canary', 'stable'"):
+    manager.servable(label="beta")

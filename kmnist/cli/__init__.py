@@ -1,5 +1,6 @@
 """kmnist's four commands: `kmnist-train` (train.py), `kmnist-predict` (predict.py),
-`kmnist-visualize` (visualize.py), `kmnist-serve` (serve.py); common.py holds what they share.
+`kmnist-visualize` (visualize.py), `kmnist-serve` (serve.py, with serve_config.py for its model
+config file, batching and CORS flags); common.py holds what they share.
 
 Each command module defines its flags, checks them and the paths they name, calls the library, and
 prints. The commands are the one place where imports are deferred: TensorFlow takes ~3 s to import,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from absl import app, flags
 
-from kmnist.cli import common
+from kmnist.cli import common, serve_config
 from kmnist.predict import model_paths
 from kmnist.serve import tls, versions
 from kmnist.util.errors import KmnistError
@@ -91,6 +91,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   )
   flags.DEFINE_boolean("access_log", False, "Log one line per HTTP request.", flag_values=fv)
   tls.define_flags(fv)
+  serve_config.define_flags(fv)
   # TF Serving's flag names. One thread each: TensorFlow's pools cost more CPU per call than they
   # save, for every model (a CNN digit: 515 vs 943 us), and the server answers one request at a
   # time, so CPU per request is its throughput. Only a CNN's large batches finish sooner on the
@@ -111,8 +112,8 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   )
 
 
-def check_flags(fv) -> Path:
-  """Everything that can be checked before TensorFlow loads; returns the model path to serve."""
+def check_flags(fv) -> serve_config.Settings:
+  """Everything that can be checked before TensorFlow loads; returns what to serve."""
   for name in ("http_port", "grpc_port"):
     port, lowest = fv[name].value, 0 if name == "grpc_port" else 1
     if not lowest <= port <= 65535:
@@ -135,12 +136,14 @@ def check_flags(fv) -> Path:
       f"--model_name={fv.model_name!r} cannot be used in a URL; give a plain name like kmnist"
     )
   model = Path(fv.model) if fv.model is not None else default_model()
-  versions.resolve(model)
+  if fv.model_config_file is None:
+    versions.resolve(model)
   tls.check(fv.ssl_certfile, fv.ssl_keyfile)
+  settings = serve_config.check_flags(fv, model)
   for name in ("http_port", "grpc_port"):
     if fv[name].value:
       check_port_free(fv.host, fv[name].value, name)
-  return model
+  return settings
 
 
 def check_port_free(host: str, port: int, flag: str) -> None:
@@ -191,16 +194,16 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}; kmnist-serve takes only --flags")
   fv = flags.FLAGS
-  model_path = check_flags(fv)
+  settings = check_flags(fv)
   # kserve parses sys.argv when imported (its own flags, by prefix): let it see none of ours.
   sys.argv = sys.argv[:1]
   # TensorFlow and kserve load here, after the quick checks.
   import tensorflow as tf
   from kserve import logging as kserve_logging
 
+  from kmnist.serve import batching, served_models, tf_serving_grpc
   from kmnist.serve import model as model_lib
   from kmnist.serve import server as server_lib
-  from kmnist.serve import tf_serving_grpc
 
   tf.config.threading.set_intra_op_parallelism_threads(fv.tensorflow_intra_op_parallelism)
   tf.config.threading.set_inter_op_parallelism_threads(fv.tensorflow_inter_op_parallelism)
@@ -210,34 +213,28 @@ def main(argv):
   # garbage collector's scans, so the collection after each version swap takes ~5 ms, not ~0.4 s.
   gc.collect()
   gc.freeze()
-  manager = versions.VersionManager(model_path, tf_serving_grpc.load_and_warm_up, fv.poll_seconds)
-  manager.load_initial()
-  model = model_lib.KmnistModel(fv.model_name, manager, fv.max_batch_size)
   tls_files = tls.check(fv.ssl_certfile, fv.ssl_keyfile)
   server = server_lib.KmnistModelServer(
-    fv.host, fv.http_port, fv.grpc_port, fv.max_request_bytes, fv.access_log, tls_files=tls_files
+    fv.host,
+    fv.http_port,
+    fv.grpc_port,
+    fv.max_request_bytes,
+    fv.access_log,
+    tls_files=tls_files,
+    cors_allowed_origins=settings.cors_allowed_origins,
   )
-  manager.start()
-  host = f"[{fv.host}]" if ":" in fv.host else fv.host
-  url = f"{'https' if tls_files else 'http'}://{host}:{fv.http_port}"
-  follows = (
-    f"following {manager.path} every {fv.poll_seconds:g} s"
-    if manager.poll_seconds
-    else "this version only"
+  batcher = settings.batching and batching.Batcher(settings.batching)
+  served = served_models.ServedModels(
+    server.registered_models,
+    tf_serving_grpc.load_and_warm_up,
+    lambda name, versions: model_lib.KmnistModel(name, versions, fv.max_batch_size, batcher),
+    fv.poll_seconds,
+    settings.source,
   )
-  grpc = f"{fv.host}:{fv.grpc_port}{' (TLS)' if tls_files else ''}" if fv.grpc_port else "off"
-  logging.getLogger("kmnist.serve").info(
-    "model %s (%s): page %s/, TF Serving REST %s/v1/models/%s:predict, Open Inference %s/v2, "
-    "gRPC %s",
-    fv.model_name,
-    follows,
-    url,
-    url,
-    fv.model_name,
-    url,
-    grpc,
-  )
-  server.start([model])
+  served.apply(settings.entries)
+  served.start(fv.model_config_file, fv.model_config_file_poll_wait_seconds)
+  serve_config.announce(fv, served, logging.getLogger("kmnist.serve"), tls_files)
+  server.start(list(server.registered_models.get_models().values()))
   return 0
 
 

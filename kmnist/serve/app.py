@@ -4,10 +4,13 @@ limits and one-line errors.
 What kserve 0.21 does not do, and how it is added here without patching kserve:
   * its REST app is one module-level FastAPI object: create_app builds a fresh one holding kserve's
     own V1/V2 endpoints and handlers after kmnist's routes, which therefore win (GET / is the page,
-    GET /v1/models/<name> answers TF Serving's model status instead of kserve's {"name", "ready"});
+    GET /v1/models/<name> answers TF Serving's model status instead of kserve's {"name", "ready"};
+    TF Serving's routes by version and label are tf_serving_routes.py's);
+  * it has no CORS: cors.py answers other origins' pages, for --cors_allowed_origins;
   * it has no request size limit: BodyLimit answers 413 before reading an oversized body;
   * its error handlers log a traceback for every bad request: a 4xx is one log line here, and so
-    is a client that hangs up mid-body (two tracebacks, kserve's and uvicorn's, otherwise).
+    is a client that hangs up mid-body (two tracebacks, kserve's and uvicorn's, otherwise); a
+    full batch queue is 503, as TF Serving's UNAVAILABLE.
 """
 
 import logging
@@ -21,13 +24,14 @@ from fastapi.routing import APIRouter
 from fastapi.staticfiles import StaticFiles
 from kserve import errors as kserve_errors
 from kserve.protocol.rest.server import metrics_handler
-from kserve.protocol.rest.v1_endpoints import V1Endpoints, register_v1_endpoints
+from kserve.protocol.rest.v1_endpoints import register_v1_endpoints
 from kserve.protocol.rest.v2_endpoints import register_v2_endpoints
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
-from kmnist.serve import device, page, tf_serving_grpc, tf_serving_rest
-from kmnist.serve import model as serve_model
+from kmnist.serve import cors, device, page, tf_serving_routes
+from kmnist.serve.batching import QueueFullError
+from kmnist.serve.versions import UnknownLabelError, VersionNotFoundError
 
 logger = logging.getLogger("kmnist.serve")
 
@@ -143,71 +147,20 @@ async def _validation_error(request: Request, exc: RequestValidationError):
 
 
 def create_app(
-  dataplane, repository_extension, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+  dataplane,
+  repository_extension,
+  max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+  cors_allowed_origins: tuple[str, ...] = (),
 ) -> FastAPI:
-  """The REST app: kmnist's routes first, then kserve's V1 and V2 endpoints and /metrics."""
+  """The REST app: kmnist's routes first, then kserve's V1 and V2 endpoints and /metrics; CORS
+  for the origins given (none: no CORS headers, browsers keep other origins out)."""
   app = FastAPI(title="kmnist-serve", docs_url=None, redoc_url=None, default_response_class=ORJSON)
-
-  def versions(model_name: str):
-    return dataplane.get_model_from_registry(model_name).versions  # ModelNotFound -> 404
-
-  def servable_at(model_name: str, version: int | None):
-    servable = versions(model_name).current
-    if version is not None and version != servable.version:
-      raise tf_serving_grpc.VersionNotFoundError(
-        f"Servable not found for request: Specific({model_name}, {version}); this server "
-        f"serves version {servable.version}"
-      )
-    return servable
-
-  def metadata(model_name: str, version: int | None):
-    servable = servable_at(model_name, version)
-    signature_defs = tf_serving_grpc.signature_def_map(servable)
-    return tf_serving_rest.model_metadata(model_name, servable, signature_defs)
 
   router = APIRouter()
 
   @router.get("/", include_in_schema=False)
   async def index():
     return FileResponse(page.STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
-
-  @router.get("/v1/models/{model_name}")
-  async def model_status(model_name: str):
-    return tf_serving_rest.model_status(versions(model_name).status())
-
-  @router.get("/v1/models/{model_name}/versions/{version}")
-  async def version_status(model_name: str, version: int):
-    statuses = versions(model_name).status(version)
-    if not statuses:
-      raise tf_serving_grpc.VersionNotFoundError(
-        f"Could not find version {version} of model {model_name}"
-      )
-    return tf_serving_rest.model_status(statuses)
-
-  @router.get("/v1/models/{model_name}/metadata")
-  async def model_metadata(model_name: str):
-    return metadata(model_name, None)
-
-  @router.get("/v1/models/{model_name}/versions/{version}/metadata")
-  async def version_metadata(model_name: str, version: int):
-    return metadata(model_name, version)
-
-  v1 = V1Endpoints(dataplane, repository_extension)
-
-  @router.post("/v1/models/{model_name}/versions/{version:int}:predict")
-  async def version_predict(model_name: str, version: int, request: Request):
-    """TF Serving's version-pinned :predict, through kserve's own V1 handler. The version travels
-    as a header to preprocess, which checks it against the version it takes for the request."""
-    header = (serve_model.PINNED_VERSION_HEADER.encode(), str(version).encode())
-    scope = dict(request.scope, headers=[*request.scope["headers"], header])
-    return await v1.predict(model_name, Request(scope, request.receive))
-
-  @router.post("/v1/models/{model_name}/labels/{label}:predict")
-  async def label_predict(model_name: str, label: str):
-    raise tf_serving_grpc.VersionNotFoundError(
-      f"version label '{label}' of model {model_name} is not "
-      f"known: kmnist-serve has no version labels"
-    )
 
   @router.post("/demo/prepare")
   async def prepare(request: Request):
@@ -216,6 +169,7 @@ def create_app(
 
   app.include_router(router)
   app.include_router(device.router(dataplane))  # the page's "on this device" mode
+  app.include_router(tf_serving_routes.router(dataplane, repository_extension))
   app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
   metrics = APIRouter()
   metrics.add_api_route("/metrics", metrics_handler, methods=["GET"])
@@ -228,7 +182,9 @@ def create_app(
     (RequestValidationError, _validation_error),
     (BodyTooLargeError, _error(413)),
     (kserve_errors.ModelNotFound, _error(404)),
-    (tf_serving_grpc.VersionNotFoundError, _error(404)),
+    (VersionNotFoundError, _error(404)),
+    (UnknownLabelError, _error(400)),
+    (QueueFullError, _error(503)),
     (HTTPException, _http_error),
     (kserve_errors.ModelNotReady, kserve_errors.model_not_ready_handler),
     (kserve_errors.InferenceError, kserve_errors.inference_error_handler),
@@ -241,4 +197,6 @@ def create_app(
   for exception, handler in handlers:
     app.add_exception_handler(exception, handler)
   app.add_middleware(BodyLimit, max_bytes=max_request_bytes)
+  if cors_allowed_origins:  # outermost: a preflight is answered before any limit or route
+    app.add_middleware(cors.Cors, allow_origins=cors_allowed_origins)
   return app

@@ -6,11 +6,15 @@ kserve calls preprocess -> predict -> postprocess (each timed into its Prometheu
     serving_default, "x" to serving_float,
   * TF Serving gRPC PredictRequests (routed here by tf_serving_grpc).
 preprocess takes the served version once and carries it to predict, so a version swap between the
-steps cannot mix two versions in one answer. :explain answers the same outputs plus the softmax
-model's evidence map (the drawing page uses it).
+steps cannot mix two versions in one answer. A request names the version that answers it by
+number or label (TF Serving's /versions/<v> and /labels/<label> routes, gRPC's model_spec, Open
+Inference's model_version), or the highest served answers. With --enable_batching, predict runs in
+a batch with other requests to the same version (batching.py). :explain answers the same outputs
+plus the softmax model's evidence map (the drawing page uses it).
 """
 
 import dataclasses
+import functools
 
 import kserve
 import numpy as np
@@ -21,8 +25,10 @@ from kmnist.serve import tf_serving_grpc, tf_serving_rest
 from kmnist.serve.servable import BadRequest, Servable, Signature, check_array
 
 DEFAULT_MAX_BATCH_SIZE = 1000
-# Set by the REST route /v1/models/<name>/versions/<v>:predict: the version the client asked for.
+# Set by the REST routes /v1/models/<name>/versions/<v>:predict and /labels/<label>:predict: the
+# version or label the client asked for.
 PINNED_VERSION_HEADER = "kmnist-model-version"
+PINNED_LABEL_HEADER = "kmnist-model-version-label"
 V2_DATATYPES = {
   np.dtype(np.uint8): "UINT8",
   np.dtype(np.float32): "FP32",
@@ -50,10 +56,13 @@ class Result:
 class KmnistModel(kserve.Model):
   """Model `name`, answered by the version `versions` serves when a request starts."""
 
-  def __init__(self, name: str, versions, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE):
+  def __init__(
+    self, name: str, versions, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, batcher=None
+  ):
     super().__init__(name)
     self.versions = versions  # a versions.VersionManager that has loaded a version
     self.max_batch_size = max_batch_size
+    self.batcher = batcher  # a batching.Batcher, or None: each request runs alone
     self.ready = versions.current is not None
 
   def load(self) -> bool:
@@ -89,25 +98,35 @@ class KmnistModel(kserve.Model):
     return [s for _, s in sorted(self.versions.current.signatures.items())]
 
   def preprocess(self, payload, headers=None) -> Prepared:
-    servable = self.versions.current  # once: this version answers, whatever swaps meanwhile
-    pinned = (headers or {}).get(PINNED_VERSION_HEADER)
-    if pinned is not None and pinned != str(servable.version):
-      raise tf_serving_grpc.VersionNotFoundError(
-        f"Servable not found for request: Specific({self.name}, {pinned}); this server serves "
-        f"version {servable.version}"
-      )
+    servable = self._servable(payload, headers or {})  # once: it answers, whatever swaps
     if isinstance(payload, InferRequest):
       signature, array = self._v2_input(payload, servable)
       return Prepared("v2", servable, signature, array, payload)
     if isinstance(payload, predict_pb2.PredictRequest):
-      tf_serving_grpc.check_version(payload.model_spec, servable)
       signature, array = tf_serving_grpc.request_array(servable, payload, self.max_batch_size)
       return Prepared("tf_serving_grpc", servable, signature, array, payload)
     request = tf_serving_rest.parse_predict(payload, servable, self.max_batch_size)
     return Prepared("v1", servable, request.signature, request.array, request.format)
 
-  def predict(self, payload: Prepared, headers=None) -> Result:
-    return Result(payload, payload.servable.run(payload.signature, payload.array))
+  def _servable(self, payload, headers) -> Servable:
+    """The version the request names (by number or label), else the highest served."""
+    if isinstance(payload, predict_pb2.PredictRequest):
+      return tf_serving_grpc.servable_for(self.versions, payload.model_spec)
+    label = headers.get(PINNED_LABEL_HEADER)
+    version = headers.get(PINNED_VERSION_HEADER)
+    if isinstance(payload, InferRequest) and payload.model_version:
+      version = payload.model_version
+    if version is not None and not str(version).isdigit():
+      raise BadRequest(f"model version {version!r} is not a version number")
+    return self.versions.servable(None if version is None else int(version), label)
+
+  async def predict(self, payload: Prepared, headers=None) -> Result:
+    servable, signature = payload.servable, payload.signature
+    if self.batcher is None:
+      return Result(payload, servable.run(signature, payload.array))
+    run = functools.partial(servable.run, signature)
+    key = (servable, signature.name)  # only requests to one version and signature batch together
+    return Result(payload, await self.batcher.run(key, run, payload.array, self.name))
 
   def postprocess(self, result, headers=None, response_headers=None):
     if not isinstance(result, Result):  # :explain's answer is complete already

@@ -28,7 +28,9 @@ from kserve.protocol.rest.server import RESTServer
 
 from kmnist.serve import tf_serving_grpc
 from kmnist.serve.app import DEFAULT_MAX_REQUEST_BYTES, create_app
+from kmnist.serve.batching import QueueFullError
 from kmnist.serve.servable import BadRequest
+from kmnist.serve.versions import UnknownLabelError, VersionNotFoundError
 
 logger = logging.getLogger("kmnist.serve")
 
@@ -52,15 +54,16 @@ class FollowBaseRepository(ModelRepositoryExtension):
 class KmnistRESTServer(RESTServer):
   """kserve's REST server (uvicorn) on `host`, serving create_app's app."""
 
-  def __init__(self, host: str, max_request_bytes: int, access_log: bool, **kwargs):
+  def __init__(self, host: str, max_request_bytes: int, access_log: bool, cors, **kwargs):
     super().__init__(FASTAPI_APP_IMPORT_STRING, **kwargs)
     self.config.host = host
     self.config.access_log = access_log
     self.max_request_bytes = max_request_bytes
+    self.cors = cors
 
   def create_application(self):
     self.config.app = create_app(
-      self.dataplane, self.model_repository_extension, self.max_request_bytes
+      self.dataplane, self.model_repository_extension, self.max_request_bytes, self.cors
     )
 
 
@@ -70,7 +73,9 @@ class OneLineErrors(ExceptionToStatusInterceptor):
   CODES = {
     BadRequest: grpc.StatusCode.INVALID_ARGUMENT,
     kserve_errors.ModelNotFound: grpc.StatusCode.NOT_FOUND,
-    tf_serving_grpc.VersionNotFoundError: grpc.StatusCode.NOT_FOUND,
+    VersionNotFoundError: grpc.StatusCode.NOT_FOUND,
+    UnknownLabelError: grpc.StatusCode.INVALID_ARGUMENT,
+    QueueFullError: grpc.StatusCode.UNAVAILABLE,
   }
 
   async def handle_exception(self, ex, request_or_iterator, context, method_name):
@@ -137,6 +142,7 @@ class KmnistModelServer(ModelServer):
     access_log: bool = False,
     grace_period: int = 10,
     tls_files: tuple[str, str] | None = None,
+    cors_allowed_origins: tuple[str, ...] = (),
   ):
     super().__init__(
       http_port=http_port,
@@ -154,6 +160,7 @@ class KmnistModelServer(ModelServer):
     self.host = host
     self.max_request_bytes = max_request_bytes
     self.access_log = access_log
+    self.cors_allowed_origins = cors_allowed_origins
     self.model_repository_extension = FollowBaseRepository(model_registry=self.registered_models)
 
   def start(self, models) -> None:
@@ -163,6 +170,7 @@ class KmnistModelServer(ModelServer):
       self.host,
       self.max_request_bytes,
       self.access_log,
+      self.cors_allowed_origins,
       data_plane=self.dataplane,
       model_repository_extension=self.model_repository_extension,
       http_port=self.http_port,

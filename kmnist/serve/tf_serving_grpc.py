@@ -22,6 +22,7 @@ from tensorflow_serving.apis import (
 
 from kmnist.export import saved_model
 from kmnist.serve.servable import BadRequest, Servable, Signature, check_array
+from kmnist.serve.versions import VersionManager, VersionNotFoundError
 
 WARMUP_RECORDS_LIMIT = 1000  # TF Serving replays at most this many
 # TF Serving's error codes (tensorflow/core/protobuf/error_codes.proto) by the names REST reports.
@@ -30,10 +31,6 @@ STATES = {
   name: get_model_status_pb2.ModelVersionStatus.State.Value(name)
   for name in ("LOADING", "AVAILABLE", "END")
 }
-
-
-class VersionNotFoundError(Exception):
-  """A request for a version this server does not serve (TF Serving: NOT_FOUND, HTTP 404)."""
 
 
 def request_array(
@@ -63,18 +60,11 @@ def request_array(
   return signature, check_array(signature, array, max_batch_size, where=where)
 
 
-def check_version(spec: model_pb2.ModelSpec, servable: Servable) -> None:
-  """A request naming a version (or a label) is answered only by that version."""
+def servable_for(versions: VersionManager, spec: model_pb2.ModelSpec) -> Servable:
+  """The servable a ModelSpec names: by version_label, by version, or the highest served."""
   if spec.version_label:
-    raise VersionNotFoundError(
-      f"version label '{spec.version_label}' of model {spec.name} is not "
-      f"known: kmnist-serve has no version labels"
-    )
-  if spec.HasField("version") and spec.version.value != servable.version:
-    raise VersionNotFoundError(
-      f"Servable not found for request: Specific({spec.name}, "
-      f"{spec.version.value}); this server serves version {servable.version}"
-    )
+    return versions.servable(label=spec.version_label)
+  return versions.servable(spec.version.value if spec.HasField("version") else None)
 
 
 def predict_response(
@@ -147,8 +137,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         f"metadata_field must be ['signature_def'] (the only one TF Serving "
         f"supports), got {list(request.metadata_field)}"
       )
-    servable = self._dataplane.get_model_from_registry(request.model_spec.name).versions.current
-    check_version(request.model_spec, servable)
+    versions = self._dataplane.get_model_from_registry(request.model_spec.name).versions
+    servable = servable_for(versions, request.model_spec)
     response = get_model_metadata_pb2.GetModelMetadataResponse()
     response.model_spec.name = request.model_spec.name
     response.model_spec.version.value = servable.version
@@ -167,6 +157,8 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
     _require_name(spec)
     versions = self._dataplane.get_model_from_registry(spec.name).versions
     version = spec.version.value if spec.HasField("version") else None
+    if spec.version_label:
+      version = versions.label_version(spec.version_label)
     statuses = versions.status(version)
     if not statuses:
       raise VersionNotFoundError(f"Could not find version {version} of model {spec.name}")

@@ -1,0 +1,118 @@
+"""kmnist.serve.batching: TF Serving's batch scheduler semantics, with a stand-in model, then the
+served model in process: the same answers batched, and a full queue answered 503 at once."""
+
+import asyncio
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from kmnist.serve import batching
+from kmnist.serve.batching_parameters import Parameters
+from kmnist.serve.servable import BadRequest
+
+
+class Model:
+  """Doubles its input; records each batch it ran; can be held up."""
+
+  def __init__(self):
+    self.batches = []
+    self.gate = threading.Event()
+    self.gate.set()
+    self.entered = threading.Event()
+
+  def __call__(self, array):
+    self.entered.set()
+    self.gate.wait(30)
+    self.batches.append(array.copy())
+    return {"twice": array * 2, "rows": np.arange(len(array))}
+
+
+async def gather(batcher, model, arrays, key="a"):
+  return await asyncio.gather(*(batcher.run(key, model, a, "m") for a in arrays))
+
+
+def batcher_with(**parameters):
+  return batching.Batcher(Parameters(**{"num_batch_threads": 1, **parameters}))
+
+
+def test_concurrent_requests_run_as_one_batch_and_get_their_own_rows():
+  model, batcher = Model(), batcher_with(max_batch_size=64)
+  model.gate.clear()  # the first request's batch waits, so the others queue behind it
+  arrays = [np.full((n, 3), i) for i, n in enumerate([1, 2, 1, 3, 1])]
+
+  async def run():
+    first = asyncio.ensure_future(batcher.run("a", model, arrays[0], "m"))
+    await asyncio.to_thread(model.entered.wait, 10)
+    rest = asyncio.ensure_future(gather(batcher, model, arrays[1:]))
+    await asyncio.sleep(0.05)
+    model.gate.set()
+    return [await first, *(await rest)]
+
+  results = asyncio.run(run())
+  assert [len(b) for b in model.batches] == [1, 7]  # the four waiting ones ran together
+  for array, result in zip(arrays, results, strict=True):
+    np.testing.assert_array_equal(result["twice"], array * 2)
+  assert [r["rows"].tolist() for r in results[1:]] == [[0, 1], [2], [3, 4, 5], [6]]
+  batcher.stop()
+
+
+def test_only_one_key_per_batch_and_the_batch_size_limit():
+  model, batcher = Model(), batcher_with(max_batch_size=4)
+  model.gate.clear()
+
+  async def run():
+    blocker = asyncio.ensure_future(batcher.run("c", model, np.zeros((1, 1)), "m"))
+    await asyncio.to_thread(model.entered.wait, 10)
+    a = asyncio.ensure_future(gather(batcher, model, [np.ones((2, 1))] * 3, key="a"))
+    b = asyncio.ensure_future(gather(batcher, model, [np.ones((1, 1))] * 2, key="b"))
+    await asyncio.sleep(0.05)
+    model.gate.set()
+    return await blocker, await a, await b
+
+  asyncio.run(run())
+  assert sorted(len(b) for b in model.batches) == [1, 2, 2, 4]  # a: 2+2 then 2; b: 1+1
+  with pytest.raises(BadRequest, match="Task size 5 is larger than maximum input batch size 4"):
+    asyncio.run(gather(batcher, model, [np.ones((5, 1))]))
+  batcher.stop()
+
+
+def test_a_full_queue_is_refused_at_once():
+  model, batcher = Model(), batcher_with(max_batch_size=2, max_enqueued_batches=1)
+  model.gate.clear()
+
+  async def run():
+    running = asyncio.ensure_future(batcher.run("a", model, np.zeros((2, 1)), "m"))
+    await asyncio.to_thread(model.entered.wait, 10)  # taken by the thread, which is held up
+    waiting = asyncio.ensure_future(batcher.run("a", model, np.zeros((2, 1)), "m"))  # fills it
+    await asyncio.sleep(0.01)
+    start = time.monotonic()
+    with pytest.raises(batching.QueueFullError, match="queue to which this task was submitted"):
+      await batcher.run("a", model, np.zeros((1, 1)), "m")
+    refused_in = time.monotonic() - start
+    model.gate.set()
+    await running, await waiting
+    return refused_in
+
+  assert asyncio.run(run()) < 0.05
+  batcher.stop()
+
+
+def test_timeout_padding_and_errors():
+  model, batcher = (
+    Model(),
+    batcher_with(max_batch_size=8, batch_timeout_micros=100_000, allowed_batch_sizes=(4, 8)),
+  )
+  start = time.monotonic()
+  (result,) = asyncio.run(gather(batcher, model, [np.arange(3).reshape(3, 1)]))
+  assert time.monotonic() - start >= 0.1  # a lone request waits for others up to the timeout
+  assert model.batches[0].ravel().tolist() == [0, 1, 2, 0]  # padded to 4 with the first example
+  np.testing.assert_array_equal(result["twice"].ravel(), [0, 2, 4])
+
+  def broken(array):
+    raise RuntimeError("the model failed")
+
+  with pytest.raises(RuntimeError, match="the model failed"):
+    asyncio.run(gather(batcher, broken, [np.zeros((1, 1))]))
+  batcher.stop()
