@@ -50,7 +50,8 @@ def http_json(url: str, body=None, timeout: float = 30, context=None):
 
 
 class ServerProcess:
-  """`python -m kmnist.cli.serve` on free ports; a context manager that always stops it."""
+  """`python -m kmnist.cli.serve` on free ports; a context manager that always stops it. `model`
+  is --model's value (None: none, e.g. with --model_config_file among `flags`)."""
 
   def __init__(self, model, *flags, log_path=None, env=None, ssl_context=None):
     self.http_port, self.grpc_port = free_port(), free_port()
@@ -61,7 +62,7 @@ class ServerProcess:
       sys.executable,
       "-m",
       "kmnist.cli.serve",
-      f"--model={model}",
+      *([f"--model={model}"] if model is not None else []),
       f"--http_port={self.http_port}",
       f"--grpc_port={self.grpc_port}",
       *flags,

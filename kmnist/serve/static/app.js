@@ -36,6 +36,7 @@
     const f = x - i;
     return RDBU[i].map(function (c, k) { return Math.round(c + (RDBU[i + 1][k] - c) * f); });
   }
+  window.kmnistPage = {rdbu: rdbu}; // compare.js colours its evidence maps alike
 
   function clearPad() {
     padContext.fillStyle = "#ffffff";
@@ -94,6 +95,7 @@
     request += 1;
     clearPad();
     resetResults();
+    document.dispatchEvent(new CustomEvent("kmnist:clear")); // compare.js
     pad.focus();
   });
   pad.addEventListener("keydown", function (event) {
@@ -129,6 +131,7 @@
       const prepared = await postJson("/demo/prepare", png, "image/png");
       if (mine !== request) return;
       paintPixels(inputCanvas, prepared.pixels);
+      document.dispatchEvent(new CustomEvent("kmnist:pixels", {detail: prepared})); // compare.js
       inputCanvas.setAttribute("aria-label",
                                "The 28 by 28 picture sent to the model, white digit on black");
       const reply = await postJson("/v1/models/" + encodeURIComponent(modelName) + ":explain",

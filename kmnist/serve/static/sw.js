@@ -8,7 +8,8 @@
 
 const CACHE = "kmnist-page-1";
 const PAGE = [
-  "/", "/static/style.css", "/static/app.js", "/static/device.js", "/static/prepare.js",
+  "/", "/static/style.css", "/static/app.js", "/static/compare.js", "/static/device.js",
+  "/static/prepare.js",
   "/static/vendor/litertjs/litert.js", "/static/vendor/litertjs/wasm-utils.js",
   "/static/vendor/litertjs/litert_wasm_compat_internal.js",
   "/static/vendor/litertjs/litert_wasm_compat_internal.wasm",
