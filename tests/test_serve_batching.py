@@ -2,13 +2,21 @@
 served model in process: the same answers batched, and a full queue answered 503 at once."""
 
 import asyncio
+import concurrent.futures
 import threading
 import time
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
+from kserve.model_repository import ModelRepository
+from kserve.protocol.dataplane import DataPlane
 
-from kmnist.serve import batching
+from kmnist.export import saved_model
+from kmnist.serve import app as app_lib
+from kmnist.serve import batching, tf_serving_grpc, versions
+from kmnist.serve import model as serve_model
+from kmnist.serve import server as server_lib
 from kmnist.serve.batching_parameters import Parameters
 from kmnist.serve.servable import BadRequest
 
@@ -116,3 +124,88 @@ def test_timeout_padding_and_errors():
   with pytest.raises(RuntimeError, match="the model failed"):
     asyncio.run(gather(batcher, broken, [np.zeros((1, 1))]))
   batcher.stop()
+
+
+# --- The served cnn in process, batching on: TF Serving's REST API over kmnist's app. ---
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, trained_models):
+  base = tmp_path_factory.mktemp("batching") / "cnn"
+  saved_model.export_saved_model(trained_models["cnn"], base)
+  manager = versions.VersionManager(base, tf_serving_grpc.load_and_warm_up, poll_seconds=0)
+  manager.load_initial()
+  return manager
+
+
+def app_client(manager, **parameters) -> TestClient:
+  batcher = batcher_with(**parameters)
+  repository = ModelRepository()
+  repository.update(serve_model.KmnistModel("cnn", manager, batcher=batcher))
+  dataplane = DataPlane(model_registry=repository)
+  return TestClient(app_lib.create_app(dataplane, server_lib.FollowBaseRepository(repository)))
+
+
+def test_batched_answers_are_the_unbatched_ones(served, synthetic_datasets):
+  digits = synthetic_datasets.test.images[:60]
+  requests = [digits[i : i + n] for i, n in zip(range(0, 60, 3), [1, 2, 3] * 7, strict=False)]
+  servable = served.current
+  alone = [servable.run(servable.signature(None), r) for r in requests]  # as without batching
+  with app_client(served, max_batch_size=32, batch_timeout_micros=2000) as client:
+    before = batch_sizes()
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+      replies = list(
+        pool.map(
+          lambda r: client.post("/v1/models/cnn:predict", json={"instances": r.tolist()}), requests
+        )
+      )
+  after = batch_sizes()
+  for reply, expected in zip(replies, alone, strict=True):
+    assert reply.status_code == 200
+    predictions = reply.json()["predictions"]
+    assert [p["class_id"] for p in predictions] == expected["class_id"].tolist()
+    # A batch runs other matrix kernels than one digit alone: float rounding, 1e-6 at most.
+    np.testing.assert_allclose(
+      [p["probabilities"] for p in predictions], expected["probabilities"], rtol=0, atol=1e-5
+    )
+  batches, examples = after[0] - before[0], after[1] - before[1]
+  assert examples == sum(len(r) for r in requests) and batches < len(requests)  # batched
+
+
+def test_a_full_queue_is_503_at_once_and_the_next_requests_are_answered(served, monkeypatch):
+  servable = served.current
+  gate, entered, run = threading.Event(), threading.Event(), servable.run
+
+  def held_up(signature, array):
+    entered.set()
+    gate.wait(30)
+    return run(signature, array)
+
+  monkeypatch.setattr(servable, "run", held_up)
+  body = {"instances": np.zeros((2, 28, 28), np.uint8).tolist()}
+  with (
+    app_client(served, max_batch_size=2, max_enqueued_batches=1) as client,
+    concurrent.futures.ThreadPoolExecutor(2) as pool,
+  ):
+    running = pool.submit(client.post, "/v1/models/cnn:predict", json=body)
+    assert entered.wait(30)
+    waiting = pool.submit(client.post, "/v1/models/cnn:predict", json=body)  # fills the queue
+    time.sleep(0.2)
+    start = time.monotonic()
+    refused = client.post("/v1/models/cnn:predict", json={"instances": body["instances"][:1]})
+    assert time.monotonic() - start < 1.0 and refused.status_code == 503
+    assert refused.json()["error"].startswith(
+      "The batch scheduling queue to which this task was submitted is full"
+    )
+    gate.set()
+    assert running.result().status_code == 200 and waiting.result().status_code == 200
+
+
+def batch_sizes() -> tuple[float, float]:
+  """(batches run, examples in them) of the cnn, from the batch size histogram."""
+  samples = {
+    s.name: s.value
+    for s in batching.BATCH_SIZE.collect()[0].samples
+    if s.labels == {"model_name": "cnn"}
+  }
+  return samples.get("kmnist_batch_size_count", 0), samples.get("kmnist_batch_size_sum", 0)

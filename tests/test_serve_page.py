@@ -77,6 +77,7 @@ def test_the_page_uses_only_its_own_files():
   assert references == {
     "/static/style.css",
     "/static/app.js",
+    "/static/compare.js",
     "/static/device.js",
     "/static/vendor/litertjs/wasm-utils.js",
   }
@@ -84,7 +85,15 @@ def test_the_page_uses_only_its_own_files():
     assert (page.STATIC_DIR / reference.removeprefix("/static/")).is_file()
   # The on-device mode's own files (device.py; LiteRT.js is checked in the browser, which sees
   # every request: tests/test_serve_device.py).
-  for name in ("index.html", "app.js", "style.css", "device.js", "prepare.js", "sw.js"):
+  for name in (
+    "index.html",
+    "app.js",
+    "style.css",
+    "compare.js",
+    "device.js",
+    "prepare.js",
+    "sw.js",
+  ):
     text = (page.STATIC_DIR / name).read_text()
     assert not re.search(r"https?://|//[a-z0-9.-]+\.[a-z]{2,}/|@import|url\(", text), name
   script = (page.STATIC_DIR / "app.js").read_text()

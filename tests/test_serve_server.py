@@ -115,12 +115,16 @@ def test_version_pinned_predict(client, digits, expected_classes):
   body = {"instances": digits[:3].tolist()}
   reply = client.post("/v1/models/kmnist/versions/1:predict", json=body)
   assert [p["class_id"] for p in reply.json()["predictions"]] == expected_classes[:3].tolist()
-  for url, message in [
-    ("/v1/models/kmnist/versions/2:predict", "Specific(kmnist, 2)"),
-    ("/v1/models/kmnist/labels/stable:predict", "no version labels"),
+  for url, code, message in [
+    ("/v1/models/kmnist/versions/2:predict", 404, "Specific(kmnist, 2)"),
+    (
+      "/v1/models/kmnist/labels/stable:predict",
+      400,
+      "label: stable (model kmnist has labels: none",
+    ),
   ]:
     reply = client.post(url, json=body)
-    assert reply.status_code == 404 and message in reply.json()["error"], url
+    assert reply.status_code == code and message in reply.json()["error"], url
 
 
 def test_request_size_limit(client):

@@ -23,7 +23,10 @@ from kmnist.util.files import existing_versions, is_saved_model
 
 LABEL = re.compile(r"[A-Za-z0-9_]+")  # TF Serving's REST API: a label is word characters
 URL_UNSAFE = "/:?#% "
-EXAMPLE = 'model_config_list { config { name: "cnn" base_path: "/models/cnn" } }'
+EXAMPLE = (
+  'model_config_list { config { name: "cnn" base_path: "/models/cnn" model_platform: '
+  '"tensorflow" } }'
+)
 
 
 @dataclasses.dataclass(frozen=True)
