@@ -4,7 +4,13 @@
 #   docker build -t kmnist-serve .
 #   docker run --rm -p 8501:8501 -p 8500:8500 \
 #     --mount type=bind,source="$PWD/exported/saved_model",target=/models/kmnist kmnist-serve
-# Without the mount it serves the reference export shipped in the package.
+# Without the mount it serves the reference export shipped in the package. The model family (the
+# softmax regression, the MLP and the CNN) from one TF Serving model config file, batched:
+#   docker run --rm -p 8501:8501 -p 8500:8500 \
+#     --mount type=bind,source="$PWD/exported/mlp/saved_model",target=/models/mlp \
+#     --mount type=bind,source="$PWD/exported/cnn/saved_model",target=/models/cnn \
+#     kmnist-serve --host=0.0.0.0 --model_config_file=/models/models.config \
+#     --enable_batching --batching_parameters_file=/models/batching.config
 FROM python:3.11-slim
 
 WORKDIR /opt/kmnist
@@ -14,6 +20,8 @@ RUN pip install --no-cache-dir ".[serve]"
 
 # The reference export, served unless a model base is mounted over /models/kmnist.
 COPY kmnist/reference/saved_model /models/kmnist
+# The model family's config file (deploy/models.config) and the batching parameters.
+COPY deploy/models.config deploy/batching.config /models/
 
 RUN useradd --system --uid 1000 --no-create-home kmnist
 USER kmnist

@@ -1,4 +1,4 @@
-"""kmnist-serve under load: `python -m benchmarks.serve` (about 2 minutes on 2 cores).
+"""kmnist-serve under load: `python -m benchmarks.serve` (about 5 minutes on 2 cores).
 
 Prints a table and writes the figures as JSON (--out). On this machine, load generator included:
   * the in-process floor: the served SavedModel's signature called directly (no JSON, no HTTP);
@@ -9,7 +9,9 @@ Prints a table and writes the figures as JSON (--out). On this machine, load gen
     it is served, and the run's figures;
   * where the time of a batch-100 request goes: JSON parsing, the input checks, the model, the
     response, JSON writing (each measured in process on the same body), kserve's own Prometheus
-    timings from the server, and the rest (HTTP, uvicorn/FastAPI/kserve routing, waiting).
+    timings from the server, and the rest (HTTP, uvicorn/FastAPI/kserve routing, waiting);
+  * batching off and on: single digits to the cnn at 1, 16 and 64 clients (serve_batching.py).
+--parts picks among "load" (all of the above but the last) and "batching".
 """
 
 import json
@@ -24,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from absl import app, flags
 
-from benchmarks import serve_load
+from benchmarks import serve_batching, serve_load
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -37,6 +39,12 @@ flags.DEFINE_string("out", "runs/serve_benchmark.json", "Where to write the figu
 flags.DEFINE_integer("users", 16, "Concurrent clients.")
 flags.DEFINE_float("seconds", 20, "Length of each load run.")
 flags.DEFINE_integer("max_requests", 100_000, "Each load run stops after this many requests.")
+flags.DEFINE_list("parts", ["load", "batching"], "Which measurements: load, batching.")
+flags.DEFINE_string(
+  "batching_parameters_file",
+  "deploy/batching.config",
+  "TF Serving's BatchingParameters for the batching-on runs.",
+)
 
 
 def in_process_floor(servable, digits: np.ndarray, seconds: float = 3.0) -> dict:
@@ -263,10 +271,33 @@ def main(argv):
   tf.config.threading.set_intra_op_parallelism_threads(1)
   tf.config.threading.set_inter_op_parallelism_threads(1)
   digits = mnist.load(os.path.expanduser(FLAGS.data_dir)).test.images
+  figures = {"machine": {"cpus": os.cpu_count(), "loadavg_before": os.getloadavg()}}
+  tables = []
+  if "load" in FLAGS.parts:
+    figures.update(load_figures(digits, tf_serving_grpc, default_model_base))
+    tables.append(table(figures))
+  if "batching" in FLAGS.parts:
+    with tempfile.TemporaryDirectory() as tmp:
+      figures["batching"] = serve_batching.run(
+        digits, tmp, FLAGS.seconds, FLAGS.batching_parameters_file
+      )
+    tables.append(serve_batching.table(figures["batching"]))
+  figures["machine"]["loadavg_after"] = os.getloadavg()
+  out = Path(FLAGS.out)
+  out.parent.mkdir(parents=True, exist_ok=True)
+  out.write_text(json.dumps(figures, indent=2) + "\n")
+  print("\n\n".join(tables))
+  print(
+    f"\nload average before/after: {figures['machine']['loadavg_before'][0]:.2f} / "
+    f"{figures['machine']['loadavg_after'][0]:.2f}; figures in {out}"
+  )
+
+
+def load_figures(digits, tf_serving_grpc, default_model_base) -> dict:
+  """The reference export in process and under load (the parts before batching)."""
   source = Path(FLAGS.model) if FLAGS.model else default_model_base() / "1"
   servable = tf_serving_grpc.load_and_warm_up(source, 1)
   figures = {
-    "machine": {"cpus": os.cpu_count(), "loadavg_before": os.getloadavg()},
     "in_process": in_process_floor(servable, digits),
     "breakdown": {f"batch_{b}": request_breakdown(servable, digits, b) for b in (1, 100)},
   }
@@ -283,15 +314,7 @@ def main(argv):
         "single_during_swap": load_run(server, digits, 1, tmp, swap_from=source),
         "grpc_batch_100": grpc_batch_run(server, digits, seconds=min(10, FLAGS.seconds)),
       }
-  figures["machine"]["loadavg_after"] = os.getloadavg()
-  out = Path(FLAGS.out)
-  out.parent.mkdir(parents=True, exist_ok=True)
-  out.write_text(json.dumps(figures, indent=2) + "\n")
-  print(table(figures))
-  print(
-    f"\nload average before/after: {figures['machine']['loadavg_before'][0]:.2f} / "
-    f"{figures['machine']['loadavg_after'][0]:.2f}; figures in {out}"
-  )
+  return figures
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ Kubernetes here: this is what can be checked without them.)"""
 import json
 import re
 import shlex
+import shutil
 import tomllib
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from kserve.protocol.dataplane import DataPlane
 
 from kmnist.cli import serve
 from kmnist.serve import app as app_lib
+from kmnist.serve import batching_parameters, model_config
 from kmnist.util.files import existing_versions, is_saved_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,3 +120,33 @@ def test_tf_serving_manifest_points_at_the_same_model_base():
   assert model["modelFormat"]["name"] == "tensorflow"
   assert model["storageUri"] == {e["name"]: e["value"] for e in custom["env"]}["STORAGE_URI"]
   assert model["storageUri"].endswith("/saved_model")  # a base of versions, as kmnist-train writes
+
+
+def test_the_family_config_names_the_three_models_where_the_image_has_them(tmp_path):
+  """deploy/models.config, copied into the image beside the reference export, serves softmax,
+  mlp and cnn once their bases are mounted as the Dockerfile's comment shows."""
+  copies = [exec_form(c) for c in dockerfile()["COPY"]]
+  (family,) = [c for c in copies if "deploy/models.config" in c]
+  assert family == ["deploy/models.config", "deploy/batching.config", "/models/"]
+  (reference,) = [c[1] for c in copies if c[0] == "kmnist/reference/saved_model"]
+  comment = re.sub(r"\\\n#\s*", " ", (ROOT / "Dockerfile").read_text())
+  (command,) = re.findall(r"docker run (.*kmnist-serve --host.*)", comment)
+  mounts = dict(re.findall(r"source=\"\$PWD/([^\"]+)\",target=(\S+)", command))
+  fv = parse_serve_flags(shlex.split(command.split("kmnist-serve ", 1)[1]))
+  assert fv.model_config_file == "/models/models.config" and fv.enable_batching
+  assert fv.batching_parameters_file == "/models/batching.config"
+  batching_parameters.read(ROOT / "deploy" / "batching.config")
+  # The container's /models as a directory here: the reference copied, the mounts as versions.
+  assert reference == "/models/kmnist"
+  shutil.copytree(ROOT / "kmnist" / "reference" / "saved_model", tmp_path / "kmnist")
+  for source, target in mounts.items():
+    assert source.startswith("exported/") and source.endswith("/saved_model")
+    (tmp_path / target.removeprefix("/models/") / "1").mkdir(parents=True)
+    (tmp_path / target.removeprefix("/models/") / "1" / "saved_model.pb").write_bytes(b"")
+  text = (ROOT / "deploy" / "models.config").read_text().replace("/models/", f"{tmp_path}/")
+  entries = model_config.parse(text, "deploy/models.config")
+  assert [(e.name, e.base_path.name) for e in entries] == [
+    ("softmax", "kmnist"),
+    ("mlp", "mlp"),
+    ("cnn", "cnn"),
+  ]
