@@ -6,9 +6,9 @@ Access-Control-Allow-Origin, -Methods (GET, POST), -Headers (Content-Type and th
 binary header) and -Max-Age; an actual request from an allowed origin gets
 Access-Control-Allow-Origin (the origin itself, with Vary: Origin, or * when any origin is
 allowed); no credentials are allowed (the server has no cookies or logins). Other origins get no
-CORS header, so browsers keep their pages from reading the answers. (TF Serving's
---enable_cors_support allows every origin, *; here the origins are listed.) A refused preflight is
-one line, {"error": ...}, like every refusal of this server.
+CORS header, so browsers keep their pages from reading the answers. (TF Serving's http_server.cc,
+with --enable_cors_support, allows every origin, *; here the origins are listed.) A refused
+preflight is one line, {"error": ...}, like every refusal of this server.
 """
 
 import logging
