@@ -151,7 +151,7 @@ def test_batched_answers_are_the_unbatched_ones(served, synthetic_datasets):
   requests = [digits[i : i + n] for i, n in zip(range(0, 60, 3), [1, 2, 3] * 7, strict=False)]
   servable = served.current
   alone = [servable.run(servable.signature(None), r) for r in requests]  # as without batching
-  with app_client(served, max_batch_size=32, batch_timeout_micros=2000) as client:
+  with app_client(served, max_batch_size=32, batch_timeout_micros=50_000) as client:
     before = batch_sizes()
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
       replies = list(
