@@ -7,8 +7,8 @@
 # Without the mount it serves the reference export shipped in the package. The model family (the
 # softmax regression, the MLP and the CNN) from one TF Serving model config file, batched:
 #   docker run --rm -p 8501:8501 -p 8500:8500 \
-#     --mount type=bind,source="$PWD/exported/mlp/saved_model",target=/models/mlp \
-#     --mount type=bind,source="$PWD/exported/cnn/saved_model",target=/models/cnn \
+#     --mount type=bind,source="$PWD/runs/mlp/saved_model",target=/models/mlp \
+#     --mount type=bind,source="$PWD/runs/cnn/saved_model",target=/models/cnn \
 #     kmnist-serve --host=0.0.0.0 --model_config_file=/models/models.config \
 #     --enable_batching --batching_parameters_file=/models/batching.config
 FROM python:3.11-slim

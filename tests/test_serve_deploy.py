@@ -140,7 +140,7 @@ def test_the_family_config_names_the_three_models_where_the_image_has_them(tmp_p
   assert reference == "/models/kmnist"
   shutil.copytree(ROOT / "kmnist" / "reference" / "saved_model", tmp_path / "kmnist")
   for source, target in mounts.items():
-    assert source.startswith("exported/") and source.endswith("/saved_model")
+    assert source.startswith("runs/") and source.endswith("/saved_model")
     (tmp_path / target.removeprefix("/models/") / "1").mkdir(parents=True)
     (tmp_path / target.removeprefix("/models/") / "1" / "saved_model.pb").write_bytes(b"")
   text = (ROOT / "deploy" / "models.config").read_text().replace("/models/", f"{tmp_path}/")
