@@ -167,15 +167,24 @@ class Batcher:
     try:
       outputs = run(inputs)
     except Exception as e:  # each request of the batch gets the error, as it would alone
+      results = [(task.future, None, e) for task in batch.tasks]
+    else:
+      results, start = [], 0
       for task in batch.tasks:
-        task.loop.call_soon_threadsafe(_settle, task.future, None, e)
-      return
-    start = 0
-    for task in batch.tasks:
-      end = start + len(task.array)
-      result = {name: value[start:end] for name, value in outputs.items()}
-      task.loop.call_soon_threadsafe(_settle, task.future, result, None)
-      start = end
+        end = start + len(task.array)
+        rows = {name: value[start:end] for name, value in outputs.items()}
+        results.append((task.future, rows, None))
+        start = end
+    loops = {}  # one wake-up per event loop, not one per request
+    for task, result in zip(batch.tasks, results, strict=True):
+      loops.setdefault(task.loop, []).append(result)
+    for loop, settled in loops.items():
+      loop.call_soon_threadsafe(_settle_all, settled)
+
+
+def _settle_all(results) -> None:
+  for future, result, error in results:
+    _settle(future, result, error)
 
 
 def _settle(future: asyncio.Future, result, error) -> None:
