@@ -36,7 +36,9 @@ def cpu_seconds(pid: int) -> float:
   return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run(digits: np.ndarray, workdir, seconds: float, batching_file, clients=CLIENTS) -> dict:
+def run(
+  digits: np.ndarray, workdir, seconds: float, batching_file, clients=CLIENTS, modes=("off", "on")
+) -> dict:
   """{"off": {clients: figures}, "on": {...}, "batching_parameters": the file's text}."""
   workdir = Path(workdir)
   base = workdir / "cnn"
@@ -47,7 +49,8 @@ def run(digits: np.ndarray, workdir, seconds: float, batching_file, clients=CLIE
     "off": [],
     "on": ["--enable_batching", f"--batching_parameters_file={batching_file}"],
   }
-  for mode, flags in settings.items():
+  for mode in modes:
+    flags = settings[mode]
     with serve_load.ServerProcess(base, "--model_name=cnn", "--grpc_port=0", *flags) as server:
       serve_load.run_locust(server.url, digits, 16, 3, workdir=workdir, model_name="cnn")  # warm
       figures[mode] = {}
