@@ -53,3 +53,23 @@ def test_time_to_the_target_is_the_first_epoch_that_reaches_it():
   clock.points = [(10.0, 0.98), (20.0, 0.9921), (30.0, 0.991)]
   assert clock.seconds_to(0.992) == 20.0 and clock.seconds_to(0.995) is None
   assert kerasio.build().count_params() == 34_826
+
+
+def test_the_batching_table_compares_the_most_clients():
+  from benchmarks import serve_batching
+
+  def run(rps, errors=0):
+    return {
+      "requests_per_s": rps,
+      "p50_ms": 1.0,
+      "p99_ms": 2.0,
+      "errors": errors,
+      "rss_before_mib": 700.0,
+      "rss_after_mib": 701.0,
+      "server_cpu_cores": 0.5,
+    }
+
+  figures = {"off": {1: run(100), 64: run(400)}, "on": {1: run(100), 64: run(1000, errors=2)}}
+  table = serve_batching.table(figures)
+  assert "| on | 64 | 1,000 | 1.0 | 2.0 | 2 | 700 → 701 MiB | 0.50 |" in table
+  assert table.endswith("At 64 clients, batching on: 2.50x the unbatched requests/s, 2 errors.")
