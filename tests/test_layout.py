@@ -135,6 +135,7 @@ def test_the_commands_and_light_modules_import_no_tensorflow_tfds_or_matplotlib(
     "kmnist.cli.predict",
     "kmnist.cli.visualize",
     "kmnist.cli.serve",
+    "kmnist.cli.serve_config",
     "kmnist.data.spec",
     "kmnist.data.splits",
     "kmnist.models.registry",
@@ -143,6 +144,10 @@ def test_the_commands_and_light_modules_import_no_tensorflow_tfds_or_matplotlib(
     "kmnist.export.record",
     "kmnist.training.config",
     "kmnist.predict.model_paths",
+    "kmnist.serve.version_policy",
+    "kmnist.serve.versions",
+    "kmnist.serve.model_config",
+    "kmnist.serve.batching_parameters",
   ]
   heavy = ("tensorflow", "keras", "tensorflow_datasets", "matplotlib")
   script = (
