@@ -121,8 +121,10 @@ def test_timeout_padding_and_errors():
   def broken(array):
     raise RuntimeError("the model failed")
 
+  # Another key: a key's queue runs the function it was opened with (a servable's signature), and
+  # the first key's may still be open while the worker thread comes round.
   with pytest.raises(RuntimeError, match="the model failed"):
-    asyncio.run(gather(batcher, broken, [np.zeros((1, 1))]))
+    asyncio.run(gather(batcher, broken, [np.zeros((1, 1))], key="b"))
   batcher.stop()
 
 

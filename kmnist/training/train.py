@@ -90,8 +90,14 @@ def run(
       # non-chief workers save to a temporary directory and delete it); only the chief keeps
       # outputs.
       with tempfile.TemporaryDirectory(prefix="kmnist-worker-") as scratch:
+        # The same variants as the chief: their calibration's predictions are collective too.
         exporter.export_and_verify(
-          model, datasets, scratch, chief=False, reference_logits=test_logits
+          model,
+          datasets,
+          scratch,
+          tflite_variants=config.tflite,
+          chief=False,
+          reference_logits=test_logits,
         )
       return RunResult(
         model=model, metrics=run_metrics, saved_model_dir=None, tflite_paths={}, tflite_report={}
