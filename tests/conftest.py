@@ -1,6 +1,7 @@
 """Shared fixtures: small learnable synthetic data for fast tests, the real vendored MNIST for
 slow ones."""
 
+import fcntl
 import gzip
 import os
 import socket
@@ -144,10 +145,14 @@ def no_network():
 @pytest.fixture(scope="session")
 def real_data_dir(tmp_path_factory, no_network) -> str:
   """A TFDS data_dir with `mnist` prepared from the files vendored in kmnist, with the network
-  refused."""
-  data_dir = str(tmp_path_factory.mktemp("tensorflow_datasets"))
-  mnist.load(data_dir=data_dir)  # Prepares once per session (~13 s).
-  return data_dir
+  refused: once per test session, by whichever xdist worker asks first (the other waits for it,
+  then reads the decoded-split cache in a fraction of a second)."""
+  base = tmp_path_factory.getbasetemp()
+  session = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # shared by workers
+  with open(session / "tensorflow_datasets.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    mnist.load(data_dir=str(session / "tensorflow_datasets"))  # prepares it the first time (~13 s)
+  return str(session / "tensorflow_datasets")
 
 
 @pytest.fixture(scope="session")
@@ -166,12 +171,11 @@ def real_run(tmp_path_factory, real_data_dir):
   )
 
 
-REAL_DATA_FIXTURES = {"real_data_dir", "real_datasets", "real_run"}
-
-
 def pytest_collection_modifyitems(items):
-  """The tests on the real data share one xdist worker, which prepares it once."""
+  """The tests of the default real-data run share one xdist worker, which makes the run once; the
+  other real-data tests go to either (they share the prepared data: real_data_dir)."""
   for item in items:
-    real = REAL_DATA_FIXTURES & set(getattr(item, "fixturenames", ()))
-    if real and not item.get_closest_marker("xdist_group"):  # a group of its own may run alongside
-      item.add_marker(pytest.mark.xdist_group("real_data"))
+    if "real_run" in getattr(item, "fixturenames", ()) and not item.get_closest_marker(
+      "xdist_group"
+    ):
+      item.add_marker(pytest.mark.xdist_group("real_run"))

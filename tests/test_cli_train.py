@@ -134,7 +134,6 @@ def test_an_existing_export_version_is_refused_before_training(tmp_path):
       "multi_worker",
       "TF_CONFIG task index 1 is outside the 1 'worker' addresses",
     ),
-    ("", "tpu", "--strategy=tpu: no TPU is reachable from this machine"),
     ("", "multi_worker", "--strategy=multi_worker needs TF_CONFIG, naming the cluster"),
   ],
 )

@@ -70,9 +70,9 @@ def assert_same_model(metrics: dict, single: dict, images: np.ndarray):
 
 
 # Every model on the synthetic digits; the CNN with --augment, which must give every replica its
-# rows of the same augmented global batch. The fast suite runs the softmax regression (plain SGD:
-# exact to float rounding) and the CNN (Adam, synchronized batch norm, augmentation) under both
-# strategies; the MLP adds no path of its own (Adam as the CNN), so its runs are in the slow suite.
+# rows of the same augmented global batch. The fast suite mirrors the softmax regression (plain SGD:
+# exact to float rounding) and the CNN (Adam, synchronized batch norm, augmentation) over two CPUs;
+# clusters of processes, and the MLP (Adam as the CNN: no path of its own), are in the slow suite.
 MODEL_RUNS = {
   "softmax": [],
   "mlp": ["--model=mlp", "--warmup_steps=10"],
@@ -80,17 +80,19 @@ MODEL_RUNS = {
 }
 
 
-@pytest.fixture(
-  scope="module",
-  params=[
+def models(*names: str, slow=()) -> list:
+  """Parameters for `single_device`: one xdist worker per model trains its one-device run."""
+  return [
     pytest.param(
       name,
       marks=[pytest.mark.xdist_group(f"distribute_{name}")]
-      + ([pytest.mark.slow] if name == "mlp" else []),
+      + ([pytest.mark.slow] if name in slow else []),
     )
-    for name in MODEL_RUNS
-  ],
-)
+    for name in names
+  ]
+
+
+@pytest.fixture(scope="module")
 def single_device(request, tmp_path_factory, synthetic_datasets):
   """The one-device run the strategies are held to, in this process (the same command's `run`,
   with the synthetic digits synthetic_cli.py trains on)."""
@@ -103,6 +105,7 @@ def single_device(request, tmp_path_factory, synthetic_datasets):
   return args, json.loads((run_dir / "run" / "metrics.json").read_text())
 
 
+@pytest.mark.parametrize("single_device", models(*MODEL_RUNS, slow=("mlp",)), indirect=True)
 def test_mirrored_on_two_cpus_is_the_single_device_model(
   tmp_path, single_device, synthetic_datasets
 ):
@@ -112,6 +115,8 @@ def test_mirrored_on_two_cpus_is_the_single_device_model(
   assert_same_model(metrics, single, synthetic_datasets.test.images)
 
 
+@pytest.mark.slow  # two processes forming a cluster; the fast suite mirrors over two CPUs above
+@pytest.mark.parametrize("single_device", models("softmax", "cnn"), indirect=True)  # MLP: no path
 def test_two_workers_are_the_single_device_model(tmp_path, single_device, synthetic_datasets):
   args, single = single_device
   metrics = train_in_cluster(tmp_path, SYNTHETIC_CLI, args + ["--strategy=multi_worker"])
@@ -135,11 +140,8 @@ def test_global_batch_not_divisible_by_the_workers_is_refused(tmp_path):
   assert not (tmp_path / "worker0").exists() and not (tmp_path / "worker1").exists()
 
 
-@pytest.mark.parametrize(
-  "dead, survivor",
-  [(1, 0), pytest.param(0, 1, marks=pytest.mark.slow)],  # the chief holds TF's coordination service
-  ids=["worker dies", "chief dies"],
-)
+@pytest.mark.slow  # a cluster and TensorFlow's 10 s heartbeat timeout
+@pytest.mark.parametrize("dead, survivor", [(1, 0), (0, 1)], ids=["worker dies", "chief dies"])
 def test_a_dead_worker_stops_the_other_with_a_clear_error(tmp_path, dead, survivor):
   long_run = ["--strategy=multi_worker", "--steps=100000", "--eval_every=1000", "--batch_size=50"]
   commands = cluster_commands(tmp_path, SYNTHETIC_CLI, long_run)
