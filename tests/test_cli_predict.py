@@ -114,6 +114,7 @@ def test_any_file_gets_one_line_and_the_good_ones_are_still_classified(
   assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # two commands; the bundle's predictions in process: test_predict_classify.py
 def test_an_image_classifier_bundle_classifies_and_a_cut_one_is_one_line(
   tmp_path, classifier_bundles, mnist_digits
 ):

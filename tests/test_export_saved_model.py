@@ -96,6 +96,7 @@ def test_signature_contract_in_saved_model_pb(export_dir):
       ]
 
 
+@pytest.mark.slow  # TensorFlow's own command; the contract itself is read in process above
 def test_saved_model_cli_lists_the_contract(export_dir):
   cli = Path(sys.executable).parent / "saved_model_cli"
   result = subprocess.run(

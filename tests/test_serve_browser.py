@@ -50,6 +50,10 @@ if missing_browser():
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
+# Chromium and a real server: end to end, in the slow suite (the page's parts in process:
+# test_serve_page.py).
+pytestmark = pytest.mark.slow
+
 
 def arc(cx, cy, rx, ry, start, end, n=30):
   return [

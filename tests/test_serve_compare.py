@@ -23,6 +23,9 @@ from kmnist.export import record, saved_model
 from kmnist.models import registry
 from kmnist.predict.model_paths import reference_export
 
+# Chromium and a real server with three models: end to end, in the slow suite.
+pytestmark = pytest.mark.slow
+
 CLIENT_PAGE = """<!doctype html><html><body><script>
 async function ask(url, digit) {
   const response = await fetch(url, {method: "POST", headers: {"Content-Type": "application/json"},

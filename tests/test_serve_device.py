@@ -48,7 +48,8 @@ STROKES = {
 
 
 # One server for the module, in file order on one worker: the last test kills it.
-pytestmark = pytest.mark.xdist_group("serve_device")
+# A real server (and Chromium for the phone): end to end, in the slow suite.
+pytestmark = [pytest.mark.xdist_group("serve_device"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,10 @@ from benchmarks.serve_load import ServerProcess, http_json
 from kmnist.export import record, saved_model
 from kmnist.models import registry
 
+# A real server with three models over REST and gRPC: end to end, in the slow suite (the
+# config, policies, labels and batching in process: test_serve_model_config.py and others).
+pytestmark = pytest.mark.slow
+
 BATCHING = "max_batch_size { value: 32 } batch_timeout_micros { value: 1000 }"
 
 

@@ -13,6 +13,10 @@ import pytest
 from benchmarks import serve_load
 from kmnist.export import saved_model
 
+# A real server under locust: end to end, in the slow suite (the swap's logic in process:
+# test_serve_versions.py).
+pytestmark = pytest.mark.slow
+
 USERS = 16
 # Far above normal (a p99 of 20-60 ms on 2 shared cores): only a stall or a request stuck behind the
 # swap's loading would reach it.

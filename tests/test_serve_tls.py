@@ -74,6 +74,7 @@ def test_a_bad_certificate_stops_the_command_before_tensorflow(certificate):
   assert imported == "tensorflow imported: False"
 
 
+@pytest.mark.slow  # a real server over TLS
 def test_the_page_rest_and_grpc_over_tls(certificate, mnist_digits):
   trusting = ssl.create_default_context(cafile=str(certificate / "ca.pem"))
   flags = [f"--ssl_certfile={certificate / 'cert.pem'}", f"--ssl_keyfile={certificate / 'key.pem'}"]

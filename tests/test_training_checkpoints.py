@@ -76,6 +76,7 @@ def finish(process) -> str:
   return out
 
 
+@pytest.mark.slow  # a child process killed and rerun; resuming itself: the in-process tests below
 def test_sigkill_then_rerun_resumes_to_bit_identical_weights(tmp_path, synthetic_datasets):
   killed_dir = tmp_path / "killed"
   killed = start_child(killed_dir)

@@ -105,7 +105,7 @@ def single_device(request, tmp_path_factory, synthetic_datasets):
   return args, json.loads((run_dir / "run" / "metrics.json").read_text())
 
 
-@pytest.mark.parametrize("single_device", models(*MODEL_RUNS, slow=("mlp",)), indirect=True)
+@pytest.mark.parametrize("single_device", models(*MODEL_RUNS, slow=("mlp", "cnn")), indirect=True)
 def test_mirrored_on_two_cpus_is_the_single_device_model(
   tmp_path, single_device, synthetic_datasets
 ):
