@@ -89,16 +89,6 @@ def test_the_cnns_batch_norm_uses_the_whole_global_batch():
   assert len(norms) == 3 and all(layer.synchronized for layer in norms)
 
 
-def test_cosine_schedule_warms_up_then_decays_to_zero():
-  config = TrainConfig(model="cnn", steps=1000, warmup_steps=100, learning_rate=0.004)
-  schedule = optimization.learning_rate(config)
-  rates = [float(schedule(step)) for step in (0, 50, 100, 550, 1000)]
-  assert rates[0] == 0 and rates[1] == pytest.approx(0.002) and rates[2] == pytest.approx(0.004)
-  assert rates[3] == pytest.approx(0.002, rel=1e-3) and rates[4] == pytest.approx(0.0, abs=1e-9)
-  assert optimization.learning_rate(TrainConfig()) == 0.5  # the tutorial's: constant
-  assert isinstance(optimization.optimizer(config), keras.optimizers.Adam)
-
-
 def build_toy() -> keras.Model:
   """A model this test alone knows: no module of kmnist names it."""
   inputs = keras.Input((28, 28), name="image")

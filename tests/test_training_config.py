@@ -153,7 +153,11 @@ def test_tf_config_is_checked_before_tensorflow_sees_it():
 
 def test_each_model_brings_its_schedule_and_flags_override_it():
   cnn = TrainConfig(model="cnn")
-  assert (cnn.optimizer, cnn.lr_schedule, cnn.model_dir) == ("adam", "cosine", "runs/kmnist-cnn")
+  assert (cnn.optimizer, cnn.lr_schedule, cnn.model_dir) == (
+    "adam",
+    "warm_restart",
+    "runs/kmnist-cnn",
+  )
   augmented = TrainConfig(model="cnn", augment=True)
   assert augmented.steps > cnn.steps and augmented.model_dir == "runs/kmnist-cnn-augment"
   mine = TrainConfig(model="cnn", steps=1000, learning_rate=0.01, model_dir="runs/mine")
@@ -182,7 +186,7 @@ def test_defaults_that_depend_on_steps_follow_the_steps_asked_for():
   # Tried as a new user would: a short CNN run (the model's warmup of 215 steps and epoch of 430
   # were once refused for --steps=60, flags the user never set).
   short = TrainConfig(model="cnn", steps=60).validate()
-  assert (short.warmup_steps, short.eval_every) == (6, 60)  # 10 % of the steps; one epoch of 60
+  assert (short.warmup_steps, short.eval_every) == (1, 60)  # 1/43 of the steps; one epoch of 60
   assert TrainConfig(model="cnn", steps=1000).eval_every == 250  # the largest divisor under 430
   assert TrainConfig(model="mlp", steps=1000).warmup_steps == 50  # the mlp's 5 %
   assert TrainConfig(model="cnn", lr_schedule="constant").warmup_steps == 0  # no warmup then
@@ -200,10 +204,13 @@ def test_defaults_that_depend_on_steps_follow_the_steps_asked_for():
   [
     (dict(model="resnet"), "--model=resnet is not known; use one of softmax, mlp, cnn"),
     (dict(optimizer="rmsprop"), "--optimizer=rmsprop is not known; use one of sgd, adam"),
-    (dict(lr_schedule="step"), "--lr_schedule=step is not known; use one of constant, cosine"),
+    (
+      dict(lr_schedule="step"),
+      "--lr_schedule=step is not known; use one of constant, cosine, warm_restart",
+    ),
     (
       dict(warmup_steps=10),
-      "--warmup_steps=10 needs --lr_schedule=cosine (it is constant)",
+      "--warmup_steps=10 needs --lr_schedule=cosine or warm_restart (it is constant)",
     ),
     (
       dict(model="cnn", warmup_steps=5000),

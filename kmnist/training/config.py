@@ -20,7 +20,8 @@ from kmnist.util import files
 from kmnist.util.errors import KmnistError
 
 OPTIMIZERS = ("sgd", "adam")
-LR_SCHEDULES = ("constant", "cosine")  # cosine: linear warmup over --warmup_steps, then to 0
+LR_SCHEDULES = ("constant", "cosine", "warm_restart")  # each said in --lr_schedule's help
+WARMUP_SCHEDULES = ("cosine", "warm_restart")
 
 
 def setting(default, help_text, *, choices=None, per_model=False, positive=False, weights=False):
@@ -65,18 +66,17 @@ class TrainConfig:
     positive=True,
   )
   optimizer: str | None = setting(None, "Optimizer", choices=OPTIMIZERS, per_model=True)
-  learning_rate: float | None = setting(
-    None, "Learning rate (the peak, on a schedule)", per_model=True
-  )
+  learning_rate: float | None = setting(None, "Learning rate (a schedule's peak)", per_model=True)
   lr_schedule: str | None = setting(
     None,
-    "constant, or cosine (linear warmup over --warmup_steps, then cosine decay to 0)",
+    "constant; cosine (linear warmup over --warmup_steps, then cosine decay to 0); or warm_restart "
+    "(the same, reaching 0 at a seventh of --steps, then a cosine from half the peak to 0)",
     choices=LR_SCHEDULES,
     per_model=True,
   )
   warmup_steps: int | None = setting(
     None,
-    "Steps of linear learning-rate warmup (cosine); unset, the model's share of --steps",
+    "Linear warmup steps (cosine, warm_restart); unset, the model's share of --steps",
     per_model=True,
   )
   label_smoothing: float | None = setting(
@@ -159,8 +159,8 @@ class TrainConfig:
     if isinstance(steps, int) and steps > 0:
       divisors = [d for d in range(1, min(steps, schedule.eval_every) + 1) if steps % d == 0]
       default("eval_every", divisors[-1])
-      cosine = (self.lr_schedule or schedule.lr_schedule) == "cosine"
-      default("warmup_steps", round(schedule.warmup * steps) if cosine else 0)
+      warms = (self.lr_schedule or schedule.lr_schedule) in WARMUP_SCHEDULES
+      default("warmup_steps", round(schedule.warmup * steps) if warms else 0)
     default("warmup_steps", 0)  # a --steps that is no count of steps is refused by validate()
     for field in dataclasses.fields(self):
       if field.metadata["per_model"] and hasattr(schedule, field.name):
@@ -192,10 +192,9 @@ class TrainConfig:
       raise KmnistError(
         f"--warmup_steps={self.warmup_steps} must be at least 0 and below --steps={self.steps}"
       )
-    if self.warmup_steps and self.lr_schedule != "cosine":
-      raise KmnistError(
-        f"--warmup_steps={self.warmup_steps} needs --lr_schedule=cosine (it is {self.lr_schedule})"
-      )
+    if self.warmup_steps and self.lr_schedule not in WARMUP_SCHEDULES:
+      needs = f"needs --lr_schedule=cosine or warm_restart (it is {self.lr_schedule})"
+      raise KmnistError(f"--warmup_steps={self.warmup_steps} {needs}")
     if self.seed < 0:
       raise KmnistError(f"--seed={self.seed} must be >= 0")
     if self.steps % self.eval_every:
