@@ -3,6 +3,7 @@
 import os
 
 import numpy as np
+import pytest
 
 from benchmarks import kerasio, models
 from kmnist.data.splits import Datasets, Split
@@ -15,6 +16,7 @@ def first(split: Split, n: int) -> Split:
   return Split(split.images[:n], split.labels[:n])
 
 
+@pytest.mark.slow  # a benchmark's plumbing: two short trainings and a picture
 def test_the_model_benchmark_reports_every_figure(tmp_path, synthetic_datasets):
   # A fraction of the training digits: the figures' bookkeeping is the subject, not what the models
   # learn (the test split stays whole: the export checks' bars are shares of it).

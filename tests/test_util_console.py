@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 import synthetic_cli
 
 from kmnist.util import console
@@ -100,6 +101,7 @@ def test_progress_counts_in_place_on_a_terminal_and_says_the_end_elsewhere():
   assert shown.getvalue() == "Preparing...\nPreparing: done\n"
 
 
+@pytest.mark.slow  # a whole default command; the filter's lines: the tests above
 def test_a_default_run_prints_no_line_that_looks_like_an_error(tmp_path):
   # The synthetic digits' kmnist-train, int8 (the converter's fully_quantize) and float (LiteRT's
   # XNNPACK line) exports, on this machine without a GPU (cuInit's failure).
