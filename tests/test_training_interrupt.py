@@ -9,6 +9,15 @@ import pytest
 from kmnist.training import interrupt
 
 
+@pytest.fixture(autouse=True)
+def python_default_ctrl_c():
+  # As in a command's process: other tests in this worker may have left a handler of their own
+  # (an in-process server's, for one), which the second Ctrl-C below would reach instead.
+  previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+  yield
+  signal.signal(signal.SIGINT, previous)
+
+
 def press_ctrl_c():
   signal.raise_signal(signal.SIGINT)  # in this thread, now: a kill() may reach another thread first
 
