@@ -35,8 +35,8 @@ SCORE_EVERY_S, FINE_UNTIL_S = 2.0, 20.0
 
 
 class EpochClock(keras.callbacks.Callback):
-  """Training time so far and the test accuracy after about every SCORE_EVERY_S of training, and at
-  every epoch's end; the scoring itself is not timed."""
+  """Training time so far and the test accuracy after about every SCORE_EVERY_S of training (a
+  quarter of it over the first FINE_UNTIL_S), and at every epoch's end; the scoring is not timed."""
 
   def __init__(self, test, images=None, every_s: float = SCORE_EVERY_S):
     super().__init__()

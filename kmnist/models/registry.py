@@ -146,7 +146,7 @@ register(
     "cnn",
     "kmnist.models.cnn:build",
     # 5 epochs of 430 batches of 128 (55,040 images), 50 steps of warmup to a large peak, settled
-    # after the first epoch, then restarted; 15 epochs with --augment, at a gentler rate.
+    # by step 307, then restarted; 15 epochs with --augment, on one cosine at a gentler rate.
     Schedule(2150, 128, "adam", 2e-2, "warm_restart", 1 / 43, 0.1, 430),
     Schedule(6450, 128, "adam", 3e-3, "cosine", 1 / 30, 0.1, 430),
     "filters",
