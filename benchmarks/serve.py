@@ -74,7 +74,7 @@ def request_breakdown(servable, digits: np.ndarray, batch: int, repeats: int = 2
   """Milliseconds per request of each step the server runs, on one real body, in process."""
   import orjson
 
-  from kmnist.serve import tf_serving_rest
+  from kmnist.serve.protocols import tf_serving_rest
 
   body = json.dumps(
     {"signature_name": "serving_default", "instances": digits[:batch].tolist()}
@@ -265,7 +265,7 @@ def main(argv):
 
   from kmnist.cli.serve import default_model_base
   from kmnist.data import mnist
-  from kmnist.serve import tf_serving_grpc
+  from kmnist.serve.protocols import tf_serving_grpc
 
   # The floor runs with kmnist-serve's default threading (one thread each), as the server does.
   tf.config.threading.set_intra_op_parallelism_threads(1)

@@ -1,5 +1,6 @@
-"""kmnist.serve.batching: TF Serving's batch scheduler semantics, with a stand-in model, then the
-served model in process: the same answers batched, and a full queue answered 503 at once."""
+"""kmnist.serve.repository.batching: TF Serving's batch scheduler semantics, with a stand-in model,
+then the served model in process: the same answers batched, and a full queue answered 503 at
+once."""
 
 import asyncio
 import concurrent.futures
@@ -13,12 +14,13 @@ from kserve.model_repository import ModelRepository
 from kserve.protocol.dataplane import DataPlane
 
 from kmnist.export import saved_model
-from kmnist.serve import app as app_lib
-from kmnist.serve import batching, tf_serving_grpc, versions
 from kmnist.serve import model as serve_model
 from kmnist.serve import server as server_lib
-from kmnist.serve.batching_parameters import Parameters
-from kmnist.serve.servable import BadRequest
+from kmnist.serve.protocols import tf_serving_grpc
+from kmnist.serve.repository import batching, versions
+from kmnist.serve.repository.batching_parameters import Parameters
+from kmnist.serve.repository.servable import BadRequest
+from kmnist.serve.web import app as app_lib
 
 
 class Model:

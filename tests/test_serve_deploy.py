@@ -16,8 +16,8 @@ from kserve.model_repository import ModelRepository
 from kserve.protocol.dataplane import DataPlane
 
 from kmnist.cli import serve
-from kmnist.serve import app as app_lib
-from kmnist.serve import batching_parameters, model_config
+from kmnist.serve.repository import batching_parameters, model_config
+from kmnist.serve.web import app as app_lib
 from kmnist.util.files import existing_versions, is_saved_model
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,7 +1,7 @@
 """The page's "on this device" mode, in Debian's Chromium as a phone (390x844, touch): digits drawn
 with a finger are answered in the page by the int8 bundle (LiteRT.js) as the server answers them,
 from the same picture as the server prepares it; with the server killed, the page comes back from
-its service worker and still answers. Also the server side of the mode (kmnist.serve.device).
+its service worker and still answers. Also the server side of the mode (kmnist.serve.web.on_device).
 
     KMNIST_SERVE_PHONE_SCREENSHOT=docs/serve_phone.png python -m pytest tests/test_serve_device.py
 keeps the phone-size screenshot (README's picture).
@@ -21,7 +21,7 @@ from test_serve_browser import CHROMIUM, CHROMIUM_FLAGS, arc
 
 from benchmarks.serve_load import ServerProcess, http_json
 from kmnist.predict.model_paths import reference_export
-from kmnist.serve import device
+from kmnist.serve.web import on_device
 
 PHONE = {
   "viewport": {"width": 390, "height": 844},
@@ -76,7 +76,7 @@ def test_a_version_exported_without_the_bundle_is_named(tmp_path):
   version_dir.mkdir(parents=True)
   servable = types.SimpleNamespace(path=version_dir, version=3)
   with pytest.raises(HTTPException) as missing:
-    device.served_file(servable, "kmnist", "kmnist_int8_classifier.tflite")
+    on_device.served_file(servable, "kmnist", "kmnist_int8_classifier.tflite")
   assert missing.value.status_code == 404
   assert missing.value.detail.startswith(
     f"version 3 of kmnist has no kmnist_int8_classifier.tflite ({tmp_path}/tflite/3/"

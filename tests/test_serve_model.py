@@ -14,8 +14,9 @@ from tensorflow_serving.apis import model_pb2, predict_pb2
 from kmnist.export import saved_model
 from kmnist.models import registry
 from kmnist.serve import model as serve_model
-from kmnist.serve import tf_serving_grpc, versions
-from kmnist.serve.servable import BadRequest
+from kmnist.serve.protocols import tf_serving_grpc
+from kmnist.serve.repository import versions
+from kmnist.serve.repository.servable import BadRequest
 
 
 @pytest.fixture(scope="module")

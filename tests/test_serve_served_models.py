@@ -1,5 +1,5 @@
-"""kmnist.serve.served_models: the served set follows the model config file (stand-in loader and
-models, kserve's own ModelRepository; no TensorFlow)."""
+"""kmnist.serve.repository.model_set: the served set follows the model config file (stand-in loader
+and models, kserve's own ModelRepository; no TensorFlow)."""
 
 import logging
 
@@ -7,7 +7,7 @@ import pytest
 from kserve.model_repository import ModelRepository
 from test_serve_versions import FakeLoader, make_version
 
-from kmnist.serve import served_models, versions
+from kmnist.serve.repository import model_set, versions
 from kmnist.util.errors import KmnistError
 
 
@@ -55,10 +55,10 @@ def served_from(bases, text):
   path = bases / "models.config"
   path.write_text(text)
   repository = ModelRepository()
-  served = served_models.ServedModels(
+  served = model_set.ServedModels(
     repository, FakeLoader(), Model, poll_seconds=0, source=f"--model_config_file={path}"
   )
-  served.apply(served_models.model_config.read(path))
+  served.apply(model_set.model_config.read(path))
   served.start()
   return served, repository, path
 

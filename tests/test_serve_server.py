@@ -35,10 +35,11 @@ from benchmarks.readme_clients import readme_grpc_client, readme_rest_client
 from benchmarks.serve_load import ServerProcess, http_json, wait_for_version
 from kmnist.export import saved_model
 from kmnist.models import registry
-from kmnist.serve import app as app_lib
 from kmnist.serve import model as serve_model
 from kmnist.serve import server as server_lib
-from kmnist.serve import tf_serving_grpc, versions
+from kmnist.serve.protocols import tf_serving_grpc
+from kmnist.serve.repository import versions
+from kmnist.serve.web import app as app_lib
 
 MAX_BATCH, MAX_BYTES = 50, 200_000
 

@@ -6,7 +6,8 @@ import dataclasses
 
 from absl import flags
 
-from kmnist.serve import batching_parameters, model_config
+from kmnist.serve.repository import batching_parameters, model_config
+from kmnist.serve.web import address
 from kmnist.util.errors import KmnistError
 
 
@@ -106,8 +107,7 @@ def origin_problem(origin: str) -> str | None:
 
 def announce(fv, served, log, tls_files=None) -> None:
   """One line per model served: where it comes from and where to reach it."""
-  host = f"[{fv.host}]" if ":" in fv.host else fv.host
-  url = f"{'https' if tls_files else 'http'}://{host}:{fv.http_port}"
+  url = f"{'https' if tls_files else 'http'}://{address.in_url(fv.host)}:{fv.http_port}"
   grpc = f"{fv.host}:{fv.grpc_port}{' (TLS)' if tls_files else ''}" if fv.grpc_port else "off"
   for name in served.names:
     versions = served.versions(name)

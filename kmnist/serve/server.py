@@ -26,11 +26,12 @@ from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.protocol.model_repository_extension import ModelRepositoryExtension
 from kserve.protocol.rest.server import RESTServer
 
-from kmnist.serve import tf_serving_grpc
-from kmnist.serve.app import DEFAULT_MAX_REQUEST_BYTES, create_app
-from kmnist.serve.batching import QueueFullError
-from kmnist.serve.servable import BadRequest
-from kmnist.serve.versions import UnknownLabelError, VersionNotFoundError
+from kmnist.serve.protocols import tf_serving_grpc
+from kmnist.serve.repository.batching import QueueFullError
+from kmnist.serve.repository.servable import BadRequest
+from kmnist.serve.repository.versions import UnknownLabelError, VersionNotFoundError
+from kmnist.serve.web import address
+from kmnist.serve.web.app import DEFAULT_MAX_REQUEST_BYTES, create_app
 
 logger = logging.getLogger("kmnist.serve")
 
@@ -118,14 +119,13 @@ class KmnistGRPCServer(GRPCServer):
       InferenceServicer(self._data_plane, self._model_repository_extension), self._server
     )
     tf_serving_grpc.add_to_server(self._server, self._data_plane)
-    host = f"[{self._host}]" if ":" in self._host else self._host
     if self._tls_files:
       certfile, keyfile = self._tls_files
       with open(keyfile, "rb") as key, open(certfile, "rb") as cert:
         credentials = grpc.ssl_server_credentials([(key.read(), cert.read())])
-      self._server.add_secure_port(f"{host}:{self._port}", credentials)
+      self._server.add_secure_port(f"{address.in_url(self._host)}:{self._port}", credentials)
     else:
-      self._server.add_insecure_port(f"{host}:{self._port}")
+      self._server.add_insecure_port(f"{address.in_url(self._host)}:{self._port}")
     await self._server.start()
     await self._server.wait_for_termination()
 

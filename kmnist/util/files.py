@@ -139,6 +139,12 @@ def is_saved_model(path) -> bool:
   return (Path(path) / "saved_model.pb").is_file()
 
 
+def saved_model_versions(base) -> list[int]:
+  """The complete SavedModel versions under a TF Serving base (an integer directory holding
+  saved_model.pb), ascending: what a server may serve."""
+  return [v for v in existing_versions(base) if is_saved_model(Path(base) / str(v))]
+
+
 def check_writable_directory(path, flag: str) -> None:
   """Fails, naming `flag`, unless `path` is (or can become) a directory this process can write.
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from kmnist.predict.images import decode_picture, to_mnist
-from kmnist.serve.servable import BadRequest
+from kmnist.serve.repository.servable import BadRequest
 from kmnist.util.errors import KmnistError
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"

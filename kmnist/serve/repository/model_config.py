@@ -16,10 +16,10 @@ from pathlib import Path
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from kmnist.serve import version_policy
-from kmnist.serve.version_policy import Policy
+from kmnist.serve.repository import version_policy
+from kmnist.serve.repository.version_policy import Policy
 from kmnist.util.errors import KmnistError, one_line
-from kmnist.util.files import existing_versions, is_saved_model
+from kmnist.util.files import is_saved_model, saved_model_versions
 
 LABEL = re.compile(r"[A-Za-z0-9_]+")  # TF Serving's REST API: a label is word characters
 URL_UNSAFE = "/:?#% "
@@ -27,6 +27,11 @@ EXAMPLE = (
   'model_config_list { config { name: "cnn" base_path: "/models/cnn" model_platform: '
   '"tensorflow" } }'
 )
+
+
+def usable_in_urls(name: str) -> bool:
+  """Whether a model name can stand in TF Serving's URLs (/v1/models/<name>...) as it is."""
+  return bool(name) and not any(c in name for c in URL_UNSAFE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +106,7 @@ def _entry(model, line: int, source: str, seen: set) -> ModelEntry:
   name = model.name
   if not name:
     raise KmnistError(f'{at}: a config has no name; give each model a name: "cnn"')
-  if any(c in name for c in URL_UNSAFE):
+  if not usable_in_urls(name):
     raise KmnistError(f"{at}: model name {name!r} cannot be used in a URL; give a plain name")
   if name in seen:  # TF Serving's words
     raise KmnistError(f"{at}: Illegal to list model {name} multiple times in config list")
@@ -143,9 +148,7 @@ def _entry(model, line: int, source: str, seen: set) -> ModelEntry:
 
 def _check_versions(entry: ModelEntry, text: str, source: str) -> None:
   """The policy serves a version among those on disk now, and each label names one it serves."""
-  found = [
-    v for v in existing_versions(entry.base_path) if is_saved_model(entry.base_path / str(v))
-  ]
+  found = saved_model_versions(entry.base_path)
   served = entry.policy.aspired(found)
   if not served:
     raise KmnistError(

@@ -9,6 +9,12 @@ UNAVAILABLE (HTTP 503), as TF Serving does. A free thread takes the oldest close
 one once it is full or its first request has waited `batch_timeout_micros`. The batch's inputs are
 concatenated, run through the signature once (padded to the next of `allowed_batch_sizes`, if
 given, with copies of its first example) and the outputs split back to the requests.
+
+Why a scheduler of kmnist's own rather than a library's: TF Serving's is C++ inside its model
+server (not a Python package); kserve's Python server has none (KServe batches in its Go agent,
+a sidecar outside this process); TensorFlow's in-graph BatchFunction would need every SavedModel
+exported again; Ray Serve's @serve.batch brings a cluster runtime. A few hundred lines give TF
+Serving's semantics exactly: its parameters file, its queue refusal, its padding.
 """
 
 import asyncio
@@ -21,8 +27,8 @@ import time
 import numpy as np
 from prometheus_client import Histogram
 
-from kmnist.serve.batching_parameters import Parameters
-from kmnist.serve.servable import BadRequest
+from kmnist.serve.repository.batching_parameters import Parameters
+from kmnist.serve.repository.servable import BadRequest
 
 logger = logging.getLogger("kmnist.serve")
 

@@ -16,8 +16,8 @@ import logging
 import threading
 from pathlib import Path
 
-from kmnist.serve import model_config
-from kmnist.serve.versions import VersionManager
+from kmnist.serve.repository import model_config
+from kmnist.serve.repository.versions import VersionManager
 from kmnist.util.errors import KmnistError, one_line
 
 logger = logging.getLogger("kmnist.serve")

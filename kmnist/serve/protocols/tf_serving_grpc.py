@@ -21,8 +21,8 @@ from tensorflow_serving.apis import (
 )
 
 from kmnist.export import saved_model
-from kmnist.serve.servable import BadRequest, Servable, Signature, check_array
-from kmnist.serve.versions import VersionManager, VersionNotFoundError
+from kmnist.serve.repository.servable import BadRequest, Servable, Signature, check_array
+from kmnist.serve.repository.versions import VersionManager
 
 WARMUP_RECORDS_LIMIT = 1000  # TF Serving replays at most this many
 # TF Serving's error codes (tensorflow/core/protobuf/error_codes.proto) by the names REST reports.
@@ -157,11 +157,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
     _require_name(spec)
     versions = self._dataplane.get_model_from_registry(spec.name).versions
     version = spec.version.value if spec.HasField("version") else None
-    if spec.version_label:
-      version = versions.label_version(spec.version_label)
-    statuses = versions.status(version)
-    if not statuses:
-      raise VersionNotFoundError(f"Could not find version {version} of model {spec.name}")
+    statuses = versions.status(version, spec.version_label or None)
     response = get_model_status_pb2.GetModelStatusResponse()
     for status in statuses:
       entry = response.model_version_status.add(

@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse
 from starlette.exceptions import HTTPException
 
 from kmnist.export import formats
-from kmnist.serve import page
+from kmnist.serve.web import page
 
 SERVICE_WORKER = page.STATIC_DIR / "sw.js"
 TFLITE_FILES = {formats.tflite_filename(variant) for variant in formats.TFLITE_VARIANTS}
@@ -25,7 +25,7 @@ mimetypes.add_type("text/javascript", ".js")
 
 
 def router(dataplane) -> APIRouter:
-  """GET /sw.js and GET /v1/models/<name>/tflite/<file>, for the app (kmnist.serve.app)."""
+  """GET /sw.js and GET /v1/models/<name>/tflite/<file>, for the app (kmnist.serve.web.app)."""
   routes = APIRouter()
 
   @routes.get("/sw.js", include_in_schema=False)

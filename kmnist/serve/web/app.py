@@ -29,9 +29,10 @@ from kserve.protocol.rest.v2_endpoints import register_v2_endpoints
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
-from kmnist.serve import cors, device, page, tf_serving_routes
-from kmnist.serve.batching import QueueFullError
-from kmnist.serve.versions import UnknownLabelError, VersionNotFoundError
+from kmnist.serve.protocols import tf_serving_routes
+from kmnist.serve.repository.batching import QueueFullError
+from kmnist.serve.repository.versions import UnknownLabelError, VersionNotFoundError
+from kmnist.serve.web import cors, on_device, page
 
 logger = logging.getLogger("kmnist.serve")
 
@@ -168,7 +169,7 @@ def create_app(
     return {"pixels": page.prepare_picture(await request.body()).tolist()}
 
   app.include_router(router)
-  app.include_router(device.router(dataplane))  # the page's "on this device" mode
+  app.include_router(on_device.router(dataplane))  # the page's "on this device" mode
   app.include_router(tf_serving_routes.router(dataplane, repository_extension))
   app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
   metrics = APIRouter()
