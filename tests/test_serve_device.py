@@ -9,19 +9,16 @@ keeps the phone-size screenshot (README's picture).
 
 import os
 import signal
-import types
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 from playwright.sync_api import sync_playwright  # noqa: I001 (after the browser module's skip)
-from starlette.exceptions import HTTPException
 from test_serve_browser import CHROMIUM, CHROMIUM_FLAGS, arc
 
 from benchmarks.serve_load import ServerProcess, http_json
 from kmnist.predict.model_paths import reference_export
-from kmnist.serve.web import on_device
 
 PHONE = {
   "viewport": {"width": 390, "height": 844},
@@ -69,18 +66,6 @@ def test_the_served_versions_bundle_and_the_service_worker_are_served(served):
     assert reply.headers["Content-Type"].startswith("text/javascript")
   status, reply = http_json(f"{served.url}/v1/models/kmnist/tflite/model.bin")
   assert status == 404 and "model.bin is not a kmnist TFLite file" in reply["error"]
-
-
-def test_a_version_exported_without_the_bundle_is_named(tmp_path):
-  version_dir = tmp_path / "saved_model" / "3"
-  version_dir.mkdir(parents=True)
-  servable = types.SimpleNamespace(path=version_dir, version=3)
-  with pytest.raises(HTTPException) as missing:
-    on_device.served_file(servable, "kmnist", "kmnist_int8_classifier.tflite")
-  assert missing.value.status_code == 404
-  assert missing.value.detail.startswith(
-    f"version 3 of kmnist has no kmnist_int8_classifier.tflite ({tmp_path}/tflite/3/"
-  )
 
 
 def drawings():

@@ -111,7 +111,9 @@ def load_and_warm_up(directory, version: int) -> Servable:
 
 def signature_def_map(servable: Servable) -> get_model_metadata_pb2.SignatureDefMap:
   """The served signatures' SignatureDefs exactly as saved_model.pb has them."""
-  saved = saved_model_pb2.SavedModel.FromString((servable.path / "saved_model.pb").read_bytes())
+  saved = saved_model_pb2.SavedModel.FromString(
+    servable.saved_model_pb or (servable.path / "saved_model.pb").read_bytes()
+  )
   result = get_model_metadata_pb2.SignatureDefMap()
   for name, signature_def in saved.meta_graphs[0].signature_def.items():
     if name in servable.signatures:
