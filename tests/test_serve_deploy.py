@@ -80,9 +80,13 @@ def test_dockerfile_copies_what_exists_and_runs_kmnist_serve_with_its_flags():
 
 @pytest.fixture(scope="module")
 def client():
+  import types
+
   from fastapi.testclient import TestClient
 
-  app = app_lib.create_app(DataPlane(model_registry=ModelRepository()), None)
+  repository = ModelRepository()  # readiness needs each model to serve a version: a stand-in
+  repository.update(types.SimpleNamespace(name="kmnist", ready=True))
+  app = app_lib.create_app(DataPlane(model_registry=repository), None)
   with TestClient(app) as client:
     yield client
 

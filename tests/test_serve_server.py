@@ -208,6 +208,7 @@ def server(base, tmp_path_factory):
     "--poll_seconds=0.2",
     f"--max_batch_size={MAX_BATCH}",
     f"--max_request_bytes={MAX_BYTES}",
+    "--max_requests_in_flight=400",  # the hang-up test holds 300 bodies open at once
   ) as process:
     process.base = local
     yield process

@@ -171,6 +171,7 @@ def main(argv):
 
   from kmnist.serve import model as model_lib
   from kmnist.serve import server as server_lib
+  from kmnist.serve.operations import api_key, gate, health, telemetry
   from kmnist.serve.protocols import tf_serving_grpc
   from kmnist.serve.repository import batching, model_set
 
@@ -183,6 +184,9 @@ def main(argv):
   gc.collect()
   gc.freeze()
   tls_files = tls.check(fv.ssl_certfile, fv.ssl_keyfile)
+  telemetry.setup()
+  keys = settings.api_keys and api_key.Keys(settings.api_keys)
+  operations = gate.Operations(health.Health(max_in_flight=fv.max_requests_in_flight), keys)
   server = server_lib.KmnistModelServer(
     fv.host,
     fv.http_port,
@@ -191,6 +195,8 @@ def main(argv):
     fv.access_log,
     tls_files=tls_files,
     cors_allowed_origins=settings.cors_allowed_origins,
+    operations=operations,
+    drain_seconds=fv.drain_seconds,
   )
   batcher = settings.batching and batching.Batcher(settings.batching)
   served = model_set.ServedModels(
@@ -200,6 +206,7 @@ def main(argv):
     fv.poll_seconds,
     settings.source,
   )
+  operations.logging_of = served.logging_of
   served.apply(settings.entries)
   served.start(fv.model_config_file, fv.model_config_file_poll_wait_seconds)
   serve_config.announce(fv, served, logging.getLogger("kmnist.serve"), tls_files)

@@ -13,14 +13,17 @@ a batch with other requests to the same version (batching.py). :explain answers 
 plus the softmax model's evidence map (the drawing page uses it).
 """
 
+import asyncio
 import dataclasses
 import functools
+import hashlib
 
 import kserve
 import numpy as np
 from kserve.protocol.infer_type import InferRequest
 from tensorflow_serving.apis import predict_pb2
 
+from kmnist.serve.operations import metrics
 from kmnist.serve.protocols import open_inference, tf_serving_grpc, tf_serving_rest
 from kmnist.serve.repository.servable import BadRequest, Servable, Signature
 
@@ -92,7 +95,18 @@ class KmnistModel(kserve.Model):
   def _signatures(self) -> list[Signature]:
     return [s for _, s in sorted(self.versions.current.signatures.items())]
 
-  def preprocess(self, payload, headers=None) -> Prepared:
+  async def preprocess(self, payload, headers=None) -> Prepared:
+    # Off the event loop (as the model's run below): parsing a large body takes milliseconds, and
+    # the loop must keep answering the probes.
+    prepared = await asyncio.to_thread(self._prepare, payload, headers)
+    call = metrics.CURRENT.get()
+    if call is not None:  # what the operator's metrics and request log say of it
+      call.version, call.examples = str(prepared.servable.version), len(prepared.array)
+      call.digest = hashlib.sha256(np.ascontiguousarray(prepared.array).tobytes()).hexdigest()
+      call.pixels = prepared.array
+    return prepared
+
+  def _prepare(self, payload, headers=None) -> Prepared:
     servable = self._servable(payload, headers or {})  # once: it answers, whatever swaps
     if isinstance(payload, InferRequest):
       signature, array = open_inference.request_array(payload, servable, self.max_batch_size)
@@ -118,7 +132,7 @@ class KmnistModel(kserve.Model):
   async def predict(self, payload: Prepared, headers=None) -> Result:
     servable, signature = payload.servable, payload.signature
     if self.batcher is None:
-      return Result(payload, servable.run(signature, payload.array))
+      return Result(payload, await asyncio.to_thread(servable.run, signature, payload.array))
     run = functools.partial(servable.run, signature)
     key = (servable, signature.name)  # only requests to one version and signature batch together
     return Result(payload, await self.batcher.run(key, run, payload.array, self.name))
@@ -141,7 +155,10 @@ class KmnistModel(kserve.Model):
       self.name, prepared.original, prepared.servable, prepared.signature, result.outputs
     )
 
-  def explain(self, payload: Prepared, headers=None) -> dict:
+  async def explain(self, payload: Prepared, headers=None) -> dict:
+    return await asyncio.to_thread(self._explain, payload)
+
+  def _explain(self, payload: Prepared) -> dict:
     """What the page shows: per image the outputs, and for the softmax model the evidence map of
     the predicted digit (weight x pixel, 28x28; with the bias it sums to the digit's logit)."""
     if payload.protocol != "v1":

@@ -44,6 +44,11 @@ class ServedModels:
   def names(self) -> list[str]:
     return list(self._entries)
 
+  def logging_of(self, name: str):
+    """The request log settings of model `name` (None: not logged)."""
+    entry = self._entries.get(name)
+    return entry.logging if entry is not None else None
+
   def versions(self, name: str) -> VersionManager:
     return self._repository.get_model(name).versions
 

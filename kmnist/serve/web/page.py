@@ -7,16 +7,49 @@ centred by its centre of mass in 28x28). tests/test_serve_page.py holds both pat
 pixels.
 """
 
+import functools
+import hashlib
 import io
+import re
 from pathlib import Path
 
 import numpy as np
+from fastapi import staticfiles
+from fastapi.responses import HTMLResponse
 
 from kmnist.predict.images import decode_picture, to_mnist
 from kmnist.serve.repository.servable import BadRequest
 from kmnist.util.errors import KmnistError
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+# A static file asked for with ?v=<this kmnist's digest of them> never changes: browsers keep it.
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+@functools.cache
+def static_version() -> str:
+  """A digest of the page's own files: a new kmnist's page asks for new URLs, never old scripts."""
+  digest = hashlib.sha256()
+  for path in sorted(STATIC_DIR.glob("*.*")):
+    digest.update(path.name.encode() + path.read_bytes())
+  return digest.hexdigest()[:12]
+
+
+def index_response() -> HTMLResponse:
+  """index.html, its own scripts and style asked for by versioned URLs; itself never cached."""
+  html = (STATIC_DIR / "index.html").read_text()
+  html = re.sub(r'"(/static/[\w.-]+\.(?:js|css))"', rf'"\1?v={static_version()}"', html)
+  return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
+
+
+class StaticFiles(staticfiles.StaticFiles):
+  """/static/: immutable by a versioned URL (?v=...), revalidated (no-cache) otherwise."""
+
+  async def get_response(self, path: str, scope):
+    response = await super().get_response(path, scope)
+    versioned = f"v={static_version()}".encode() in scope.get("query_string", b"")
+    response.headers["Cache-Control"] = IMMUTABLE if versioned else "no-cache"
+    return response
 
 
 def prepare_picture(data: bytes) -> np.ndarray:
