@@ -47,7 +47,6 @@ class Operations:
 
   def finish(self, call: metrics.Call, status: str) -> None:
     metrics.finish(call, status)
-    telemetry.annotate(call)
     self.log.write(self.logging_of(call.model), call, status)
 
 
@@ -100,6 +99,7 @@ class RestGate:
       nonlocal status
       if message["type"] == "http.response.start":
         status = str(message["status"])
+        telemetry.annotate(call)  # while the request's span is open
         if draining or self.ops.health.draining:  # clients open a new connection, elsewhere
           message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
       await send(message)

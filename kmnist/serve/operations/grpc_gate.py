@@ -9,7 +9,7 @@ import grpc
 from kserve import errors as kserve_errors
 from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
 
-from kmnist.serve.operations import api_key, gate, health, metrics
+from kmnist.serve.operations import api_key, gate, health, metrics, telemetry
 from kmnist.serve.repository.batching import QueueFullError
 from kmnist.serve.repository.servable import BadRequest
 from kmnist.serve.repository.versions import UnknownLabelError, VersionNotFoundError
@@ -56,6 +56,7 @@ class GrpcGate(ExceptionToStatusInterceptor):
       return await super().intercept(admitted, request, context, method_name)
     finally:
       metrics.CURRENT.reset(token)
+      telemetry.annotate(call)
       code = context.code()
       self.ops.finish(call, getattr(code, "name", None) or "OK")
 
