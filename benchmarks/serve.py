@@ -11,7 +11,9 @@ Prints a table and writes the figures as JSON (--out). On this machine, load gen
     response, JSON writing (each measured in process on the same body), kserve's own Prometheus
     timings from the server, and the rest (HTTP, uvicorn/FastAPI/kserve routing, waiting);
   * batching off and on: single digits to the cnn at 1, 16 and 64 clients (serve_batching.py).
---parts picks among "load" (all of the above but the last) and "batching".
+  * the soak (serve_soak.py): 10 minutes of mixed traffic while the server is operated.
+--parts picks among "load" (all of the above but the last two), "batching" and "soak"; the default
+is load and batching; `--parts=soak --out=runs/serve_soak.json` runs the soak alone.
 """
 
 import json
@@ -39,7 +41,12 @@ flags.DEFINE_string("out", "runs/serve_benchmark.json", "Where to write the figu
 flags.DEFINE_integer("users", 16, "Concurrent clients.")
 flags.DEFINE_float("seconds", 20, "Length of each load run.")
 flags.DEFINE_integer("max_requests", 100_000, "Each load run stops after this many requests.")
-flags.DEFINE_list("parts", ["load", "batching"], "Which measurements: load, batching.")
+flags.DEFINE_list(
+  "parts",
+  ["load", "batching"],
+  "Which measurements: load, batching, soak (10 minutes; not default).",
+)
+flags.DEFINE_float("soak_seconds", 600, "Length of the soak (--parts=soak).")
 flags.DEFINE_string(
   "batching_parameters_file",
   "deploy/batching.config",
@@ -282,6 +289,19 @@ def main(argv):
         digits, tmp, FLAGS.seconds, FLAGS.batching_parameters_file
       )
     tables.append(serve_batching.table(figures["batching"]))
+  if "soak" in FLAGS.parts:
+    from benchmarks import serve_soak
+    from kmnist.predict.model_paths import reference_export
+
+    with tempfile.TemporaryDirectory() as tmp:
+      figures["soak"] = serve_soak.run(
+        digits[:500],
+        tmp,
+        FLAGS.soak_seconds,
+        os.path.expanduser(FLAGS.data_dir),
+        reference_export(),
+      )
+    tables.append(serve_soak.table(figures["soak"]))
   figures["machine"]["loadavg_after"] = os.getloadavg()
   out = Path(FLAGS.out)
   out.parent.mkdir(parents=True, exist_ok=True)
