@@ -11,8 +11,9 @@ Prints a table and writes the figures as JSON (--out). On this machine, load gen
     response, JSON writing (each measured in process on the same body), kserve's own Prometheus
     timings from the server, and the rest (HTTP, uvicorn/FastAPI/kserve routing, waiting);
   * batching off and on: single digits to the cnn at 1, 16 and 64 clients (serve_batching.py).
-  * the soak (serve_soak.py): 10 minutes of mixed traffic while the server is operated.
---parts picks among "load" (all of the above but the last two), "batching" and "soak"; the default
+  * the soak (serve_soak.py): 10 minutes of mixed traffic while the server is operated;
+  * the flood (serve_soak.py): the probes' latency while 32 clients flood the page's endpoint.
+--parts picks among "load" (the first four), "batching", "soak" and "flood"; the default
 is load and batching; `--parts=soak --out=runs/serve_soak.json` runs the soak alone.
 """
 
@@ -44,7 +45,7 @@ flags.DEFINE_integer("max_requests", 100_000, "Each load run stops after this ma
 flags.DEFINE_list(
   "parts",
   ["load", "batching"],
-  "Which measurements: load, batching, soak (10 minutes; not default).",
+  "Which measurements: load, batching, soak (10 minutes), flood (the last two not by default).",
 )
 flags.DEFINE_float("soak_seconds", 600, "Length of the soak (--parts=soak).")
 flags.DEFINE_string(
@@ -302,6 +303,13 @@ def main(argv):
         reference_export(),
       )
     tables.append(serve_soak.table(figures["soak"]))
+  if "flood" in FLAGS.parts:
+    from benchmarks import serve_soak
+    from kmnist.predict.model_paths import reference_export
+
+    with tempfile.TemporaryDirectory() as tmp:
+      figures["flood"] = serve_soak.flood(digits, tmp, reference_export())
+    tables.append(serve_soak.flood_table(figures["flood"]))
   figures["machine"]["loadavg_after"] = os.getloadavg()
   out = Path(FLAGS.out)
   out.parent.mkdir(parents=True, exist_ok=True)

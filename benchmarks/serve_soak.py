@@ -353,3 +353,70 @@ def table(f: dict) -> str:
   for api, a in f["by_api"].items():
     rows.append(f"| {api} | {a['requests']:,} | {a['p50_ms']:.1f} | {a['p99_ms']:.1f} |")
   return "\n".join(rows)
+
+
+PROBER = """
+import json, sys, time, urllib.request
+url, seconds, latencies = sys.argv[1], float(sys.argv[2]), []
+end = time.monotonic() + seconds
+while time.monotonic() < end:
+  for kind in ("live", "ready"):
+    start = time.perf_counter()
+    urllib.request.urlopen(url + "/v2/health/" + kind, timeout=10).read()
+    latencies.append((time.perf_counter() - start) * 1000)
+  time.sleep(0.05)
+print(json.dumps(latencies))
+"""
+
+
+def flood(digits, workdir, reference: Path, seconds: float = 20, clients_n: int = 32) -> dict:
+  """The probes while the page's endpoint is flooded: `clients_n` clients post drawings to
+  /demo/prepare back to back, and /v2/health/live and /ready are asked every 50 ms."""
+  picture = Image.fromarray(255 - digits[0]).resize((280, 280))
+  png = io.BytesIO()
+  picture.save(png, format="PNG")
+  base = Path(workdir) / "flood" / "saved_model"
+  shutil.copytree(reference / "saved_model", base)
+  answered, refused, stop = [0], [0], threading.Event()
+  with ServerProcess(base, log_path=Path(workdir) / "flood.log") as server:
+
+    def flooding():
+      while not stop.is_set():
+        try:
+          post(f"{server.url}/demo/prepare", png.getvalue(), "image/png")
+          answered[0] += 1
+        except urllib.error.HTTPError:
+          refused[0] += 1  # 429 beyond --max_requests_in_flight
+
+    threads = [threading.Thread(target=flooding) for _ in range(clients_n)]
+    for thread in threads:
+      thread.start()
+    # The prober is a process of its own: the flooding threads' GIL must not delay its clock.
+    prober = subprocess.run(
+      [sys.executable, "-c", PROBER, server.url, str(seconds)],
+      capture_output=True, text=True, timeout=seconds + 60,
+    )  # fmt: skip
+    stop.set()
+    for thread in threads:
+      thread.join()
+  every = json.loads(prober.stdout)
+  return {
+    "clients": clients_n,
+    "seconds": seconds,
+    "drawings_per_s": answered[0] / seconds,
+    "refused_429": refused[0],
+    "probes": len(every),
+    "probe_p50_ms": float(np.percentile(every, 50)),
+    "probe_p99_ms": float(np.percentile(every, 99)),
+    "probe_max_ms": float(max(every)),
+    "probes_over_100ms": int(sum(ms > 100 for ms in every)),
+  }
+
+
+def flood_table(f: dict) -> str:
+  return (
+    f"\nProbes while {f['clients']} clients flood /demo/prepare ({f['drawings_per_s']:.0f} "
+    f"drawings/s, {f['refused_429']} refused with 429): {f['probes']} probes, p50 "
+    f"{f['probe_p50_ms']:.1f} ms, p99 {f['probe_p99_ms']:.1f} ms, worst {f['probe_max_ms']:.1f} "
+    f"ms, {f['probes_over_100ms']} over 100 ms."
+  )

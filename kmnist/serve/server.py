@@ -16,6 +16,7 @@ What kserve 0.21 does not do, and how it is added here without patching kserve:
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from concurrent import futures
 
@@ -170,6 +171,9 @@ class KmnistModelServer(ModelServer):
     self.operations = operations or gate.Operations(health.Health(self.registered_models))
     self.operations.health.registry = self.registered_models
     self.drain_seconds = drain_seconds
+    # The heavy work (parsing, inference, the page's PNGs) runs on the loop's default executor:
+    # one thread per core, so the event loop (and its probes) competes with few threads for the GIL.
+    self.max_asyncio_workers = os.cpu_count() or 1
 
     async def ready():  # Open Inference's ServerReady (gRPC): the same readiness as REST's
       return self.operations.health.ready()[0]

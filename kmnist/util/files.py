@@ -68,7 +68,10 @@ class Staged:
 
   def publish(self) -> Path:
     if self.final_path.exists():  # os.rename would silently replace an empty directory.
-      raise FileExistsError(f"{self.final_path} already exists; refusing to overwrite it")
+      raise KmnistError(
+        f"{self.final_path} appeared while this run wrote it (another run exporting into the same "
+        "directory took the number); it is never overwritten: run again for the next free version"
+      )
     os.rename(self.path, self.final_path)
     self.published = True
     return self.final_path

@@ -23,6 +23,7 @@ REST_CALLS = [
   (re.compile(r"/demo/prepare()$"), "page"),
 ]
 GRPC_CALLS = {"Predict": "tf_serving_grpc", "ModelInfer": "open_inference_grpc"}
+PROBES = ("/v2/health/live", "/v2/health/ready")  # liveness, readiness (health.py)
 QUIET_SECONDS = 10  # refusals come in floods: one log line per kind this often (metrics count all)
 _last_logged: dict = {}
 
@@ -79,6 +80,11 @@ class RestGate:
     if scope["type"] != "http":
       return await self.app(scope, receive, send)
     method, path = scope["method"], scope["path"]
+    if path in PROBES:  # answered here, first: no routing, no key, never refused
+      ready, why = (True, "") if path == PROBES[0] else self.ops.health.ready()
+      key = "live" if path == PROBES[0] else "ready"
+      body = {key: ready, **({"error": why} if why else {})}
+      return await JSONResponse(body, 200 if ready else 503)(scope, receive, send)
     call = rest_call(method, path)
     keys = self.ops.keys
     authorization = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")

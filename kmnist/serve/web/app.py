@@ -173,17 +173,6 @@ def create_app(
     body = await request.body()
     return {"pixels": (await asyncio.to_thread(page.prepare_picture, body)).tolist()}
 
-  @router.get("/v2/health/live")
-  async def live():
-    """Liveness: the process answers."""
-    return {"live": True}
-
-  @router.get("/v2/health/ready")
-  async def ready():
-    """Readiness: every model serves a version, and the server is not draining."""
-    ready, why = operations.health.ready()
-    return ORJSON({"ready": ready, **({"error": why} if why else {})}, 200 if ready else 503)
-
   app.include_router(router)
   app.include_router(on_device.router(dataplane))  # the page's "on this device" mode
   app.include_router(tf_serving_routes.router(dataplane, repository_extension))
@@ -214,6 +203,8 @@ def create_app(
   for exception, handler in handlers:
     app.add_exception_handler(exception, handler)
   app.add_middleware(BodyLimit, max_bytes=max_request_bytes)
+  # The probes answered first (/v2/health/live and /ready), then the API key, admission and each
+  # request's metrics and log.
   app.add_middleware(gate.RestGate, operations=operations)
   if cors_allowed_origins:  # outermost: a preflight is answered before any limit or route
     app.add_middleware(cors.Cors, allow_origins=cors_allowed_origins)
