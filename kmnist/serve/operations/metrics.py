@@ -86,3 +86,37 @@ def reference() -> list[dict]:
       }
     )
   return rows
+
+
+def markdown() -> str:
+  """docs/reference/serve-metrics.md: the metrics and the request log's fields, from the code."""
+  from kmnist.serve.operations import request_log  # noqa: PLC0415 (only the docs need it)
+
+  rows = [
+    "# kmnist-serve's metrics and request logs",
+    "",
+    "Generated from `kmnist/serve/operations/metrics.py` and `request_log.py` (tests/"
+    "test_serve_gate.py holds this page to them). `/metrics` also carries kserve's own "
+    "`request_preprocess_seconds`, `request_predict_seconds`, `request_postprocess_seconds` and "
+    "`request_explain_seconds` (label `model_name`), and prometheus_client's process metrics.",
+    "",
+    "| metric | type | labels | what it counts |",
+    "| --- | --- | --- | --- |",
+  ]
+  for row in reference():
+    labels = ", ".join(f"`{label}`" for label in row["labels"]) or "none"
+    rows.append(f"| `{row['name']}` | {row['type']} | {labels} | {row['help']} |")
+  rows += ["", "Labels:", "", "```", __doc__.split("Labels:\n", 1)[1].split("No TensorFlow")[0]]
+  rows[-1] = rows[-1].rstrip() + "\n```"
+  rows += [
+    "",
+    "## Request logs",
+    "",
+    "One JSON object per line, these fields in this order: "
+    + ", ".join(f"`{field}`" for field in request_log.FIELDS)
+    + ", and `inputs` (the pixels) only with `--request_log_inputs`.",
+    "",
+    request_log.__doc__.replace("No TensorFlow here.", "").strip(),
+    "",
+  ]
+  return "\n".join(rows)
