@@ -2,6 +2,7 @@
 touched."""
 
 import dataclasses
+import importlib.util
 import json
 import re
 
@@ -45,6 +46,18 @@ from kmnist.util.errors import KmnistError
 def test_invalid_values_name_the_flag(overrides, flag):
   with pytest.raises(KmnistError, match=flag):
     TrainConfig(**overrides).validate()
+
+
+def test_mediapipe_check_needs_a_bundle_and_mediapipe(monkeypatch):
+  with pytest.raises(KmnistError, match=re.escape("--tflite=float,int8 names none; add")):
+    TrainConfig(mediapipe_check=True, tflite=("float", "int8")).validate()
+  real_find_spec = importlib.util.find_spec
+  monkeypatch.setattr(
+    importlib.util, "find_spec", lambda name: None if name == "mediapipe" else real_find_spec(name)
+  )
+  with pytest.raises(KmnistError, match=re.escape("pip install 'kmnist[mobile]'")):
+    TrainConfig(mediapipe_check=True).validate()
+  TrainConfig().validate()  # off by default: the run needs no MediaPipe
 
 
 def test_the_defaults_are_the_tutorials_schedule_and_valid():
