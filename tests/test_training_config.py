@@ -74,7 +74,7 @@ def test_the_defaults_are_the_tutorials_schedule_and_valid():
     "warmup_steps": 0,
     "label_smoothing": 0.0,
     "seed": 0,
-    "eval_every": 100,
+    "eval_every": 1000,
   }
 
 
