@@ -31,7 +31,11 @@ flags.DEFINE_string(
   os.path.join("~", "tensorflow_datasets"),
   "TFDS data directory (prepared if needed).",
 )
-flags.DEFINE_string("out", "runs/benchmark.json", "Where to write the figures as JSON.")
+flags.DEFINE_string(
+  "out",
+  "runs/default_command.json",
+  "Where to write the figures as JSON (docs.generate publishes it).",
+)
 flags.DEFINE_integer("seed", 0, "Seed of the batch order (shared by all three implementations).")
 flags.DEFINE_integer(
   "repeats", 3, "Training-loop timings are the median of this many runs (this VM is noisy)."
@@ -54,7 +58,7 @@ flags.DEFINE_list(
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of the --models runs.")
 flags.DEFINE_boolean("kerasio", True, "With --models: also train the keras-io recipe on each seed.")
 flags.DEFINE_string(
-  "models_out", "runs/models_benchmark.json", "Where --models writes its figures."
+  "models_out", "runs/models.json", "Where --models writes its figures (and its picture, as .png)."
 )
 
 STEPS, BATCH, LEARNING_RATE = 1000, 100, 0.5  # the tutorial's schedule
