@@ -164,10 +164,12 @@ def devices() -> dict:
   }
 
 
-def benchmark(names, seeds, datasets, data_dir: str, with_kerasio: bool, progress=None) -> dict:
+def benchmark(
+  stamp: dict, names, seeds, datasets, data_dir: str, with_kerasio: bool, progress=None
+) -> dict:
   """Every run; `progress(figures)` is called after each, so a long benchmark keeps what it has.
-  Then each model's whole command, as a user runs it."""
-  figures = {"machine": devices(), "target": TARGET, "runs": [], "commands": {}}
+  Then each model's whole command, as a user runs it. `stamp` (benchmarks.stamp) says how."""
+  figures = {"stamp": stamp, "machine": devices(), "target": TARGET, "runs": [], "commands": {}}
   jobs = [(run_model, (name, datasets, seed, data_dir)) for name in names for seed in seeds]
   jobs += [(run_kerasio, (datasets, seed)) for seed in seeds] if with_kerasio else []
   for job, args in jobs:

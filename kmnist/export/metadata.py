@@ -21,8 +21,8 @@ import flatbuffers
 import numpy as np
 from tensorflow.lite.python import schema_py_generated as schema
 
-from kmnist.export import metadata_schema_py_generated as md
 from kmnist.export.formats import LABELS_FILENAME
+from kmnist.third_party.tflite_metadata import metadata_schema_py_generated as md
 
 METADATA_NAME = "TFLITE_METADATA"
 METADATA_IDENTIFIER, MODEL_IDENTIFIER = b"M001", b"TFL3"
