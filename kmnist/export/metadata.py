@@ -2,7 +2,7 @@
 
 This does what MediaPipe's MetadataPopulator does (mediapipe/tasks/python/metadata/metadata.py),
 without mediapipe: its 1.x wheel lacks the C++ helper the populator imports, and 0.10.21, which has
-it, pins protobuf<5 and numpy<2 (BUILD_NOTES, "TFLite for phones"):
+it, pins protobuf<5 and numpy<2 (BUILD_NOTES.md, the upgrade checklist):
 
   1. the ModelMetadata table is built from `metadata_schema_py_generated` objects (the classes flatc
      generates from metadata_schema.fbs, vendored) and packed by flatbuffers under the file
