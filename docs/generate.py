@@ -42,7 +42,7 @@ PAGES = {
   ),
   "default_command": (
     "The default command",
-    "benchmarks.__main__",
+    "benchmarks.command",
     "python -m benchmarks",
     "`kmnist-train` as README runs it, turn about with the tutorial's own TF1 program; where its "
     "seconds go; kmnist's training loop against NumPy and TF1 on the same batches; each export.",
