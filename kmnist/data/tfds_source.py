@@ -91,9 +91,11 @@ def prepare(builder, manual_dir, version_dir: Path, progress) -> None:
 
 
 def png_bytes(image) -> bytes:
-  """A digit [28, 28, 1] (or [28, 28]) as an 8-bit gray PNG, as TFDS would store it."""
+  """A digit [28, 28, 1] (or [28, 28]) as an 8-bit gray PNG, as TFDS would store it. zlib's level
+  1: 3 % larger than the default level 6 on MNIST's digits, in two thirds of the time."""
   buffer = io.BytesIO()
-  PIL.Image.fromarray(np.asarray(image, np.uint8).reshape(IMAGE_SHAPE), "L").save(buffer, "png")
+  gray = PIL.Image.fromarray(np.asarray(image, np.uint8).reshape(IMAGE_SHAPE), "L")
+  gray.save(buffer, "png", compress_level=1)
   return buffer.getvalue()
 
 
