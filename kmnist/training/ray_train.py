@@ -35,7 +35,12 @@ PATH_FLAGS = ("model_dir", "export_dir", "data_dir", "manual_dir")
 # Read by Ray Train's controller, which the driver's environment reaches. Preemption is a lost
 # worker like any other (the run starts again at step 0 either way); printing through Ray Train's
 # logger would show each worker line twice.
-RAY_TRAIN_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0", "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}
+# kmnist uses Ray Train's v2 API whatever the environment says.
+RAY_TRAIN_ENV = {
+  "RAY_TRAIN_V2_ENABLED": "1",
+  "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
+  "RAY_TRAIN_ENABLE_PRINT_PATCH": "0",
+}
 
 
 def run(config: TrainConfig, log: Callable[[str], None] = print, progress=None) -> train.RunResult:
