@@ -2,6 +2,7 @@
 touched."""
 
 import dataclasses
+import importlib.util
 import json
 import re
 import sys
@@ -64,6 +65,18 @@ def test_ray_workers_need_the_ray_extra_and_no_tf_config(monkeypatch):
     TrainConfig(ray_workers=2).validate()
 
 
+def test_mediapipe_check_needs_a_bundle_and_mediapipe(monkeypatch):
+  with pytest.raises(KmnistError, match=re.escape("--tflite=float,int8 names none; add")):
+    TrainConfig(mediapipe_check=True, tflite=("float", "int8")).validate()
+  real_find_spec = importlib.util.find_spec
+  monkeypatch.setattr(
+    importlib.util, "find_spec", lambda name: None if name == "mediapipe" else real_find_spec(name)
+  )
+  with pytest.raises(KmnistError, match=re.escape("pip install 'kmnist[mobile]'")):
+    TrainConfig(mediapipe_check=True).validate()
+  TrainConfig().validate()  # off by default: the run needs no MediaPipe
+
+
 def test_the_defaults_are_the_tutorials_schedule_and_valid():
   config = TrainConfig().validate()
   assert (config.steps, config.batch_size, config.learning_rate, config.seed) == (1000, 100, 0.5, 0)
@@ -78,7 +91,7 @@ def test_the_defaults_are_the_tutorials_schedule_and_valid():
     "warmup_steps": 0,
     "label_smoothing": 0.0,
     "seed": 0,
-    "eval_every": 100,
+    "eval_every": 1000,
   }
 
 

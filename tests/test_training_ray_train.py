@@ -22,6 +22,7 @@ from kmnist.cli import train as train_cli
 from kmnist.training import ray_train, train
 from kmnist.training.config import TrainConfig
 from kmnist.util.errors import KmnistError
+from kmnist.util.stopwatch import Stopwatch
 
 # Ray Train 2.60's report of a worker whose process died (the part kmnist reads: rank, pid, node).
 HEALTH_CHECK_FAILED = """A worker health check failed.
@@ -114,14 +115,16 @@ def test_a_cluster_out_of_reach_or_gpus_a_local_ray_lacks_are_one_line(fake_ray,
 def test_run_prepares_the_data_on_one_machine_returns_worker_0s_result_and_stops_ray(
   fake_ray, monkeypatch, tmp_path
 ):
-  loaded, result = [], object()
+  loaded = []
+  result = train.RunResult(None, {"seconds": {"training": 2.0}}, None, {}, {})  # worker 0's
   fit = types.SimpleNamespace(fit=lambda: types.SimpleNamespace(return_value=result))
   monkeypatch.setattr(ray_train.mnist, "load", lambda data_dir, *_, **__: loaded.append(data_dir))
   monkeypatch.setattr(ray_train, "trainer", lambda config: fit)
   monkeypatch.delenv("RAY_ADDRESS", raising=False)
-  config = TrainConfig(ray_workers=2, data_dir=str(tmp_path))
-  assert ray_train.run(config, log=lambda line: None) is result
+  config, clock = TrainConfig(ray_workers=2, data_dir=str(tmp_path)), Stopwatch()
+  assert ray_train.run(config, log=lambda line: None, clock=clock) is result
   assert loaded == [str(tmp_path)] and fake_ray.shutdown == 1
+  assert list(clock.seconds) == ["data", "training", "ray"] and clock.seconds["training"] == 2.0
   monkeypatch.setenv("RAY_ADDRESS", "ray://head:10001")  # as `ray job submit` sets it
   assert ray_train.run(config, log=lambda line: None) is result
   assert loaded == [str(tmp_path)] and fake_ray.init[-1] == dict(address="ray://head:10001")

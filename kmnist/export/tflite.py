@@ -87,7 +87,10 @@ def unit_range_archive(model: keras.Model) -> keras.export.ExportArchive:
   archive = keras.export.ExportArchive()
   archive.track(model)
 
-  @tf.function(input_signature=[tf.TensorSpec((None,) + IMAGE_SHAPE, tf.float32, name="image")])
+  @tf.function(
+    input_signature=[tf.TensorSpec((None,) + IMAGE_SHAPE, tf.float32, name="image")],
+    autograph=False,
+  )
   def serve_unit_range(image):
     # Pins the input's quantization to 256 steps over [0, 1] (scale 1/255, zero point 0), whatever
     # range the calibration images happen to cover; for pixels / 255 it is the identity.

@@ -1,10 +1,10 @@
 """Everything one training run needs, as plain values, and the checks made before any work starts.
 
-Each setting is declared once, here, as a `TrainConfig` field: its default, its help text and its
-simple checks (`setting`); kmnist-train makes its flags from the fields (kmnist.cli.common). A
-model's schedule settings left unset take the model's defaults (kmnist.models.registry), scaled to
-the steps asked for. Nothing here imports TensorFlow, so a bad flag or path is reported in a
-fraction of a second.
+Each setting is declared once, here, as a `TrainConfig` field (kmnist.util.settings): its default,
+its help text and its simple checks; kmnist-train makes its flags from the fields
+(kmnist.cli.common). A model's schedule settings left unset take the model's defaults
+(kmnist.models.registry), scaled to the steps asked for. Nothing here imports TensorFlow, so a bad
+flag or path is reported in a fraction of a second.
 """
 
 import dataclasses
@@ -17,26 +17,11 @@ from kmnist.models import registry
 from kmnist.training import strategies
 from kmnist.util import files
 from kmnist.util.errors import KmnistError
+from kmnist.util.settings import choices_of, setting
 
 OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = ("constant", "cosine", "warm_restart")  # each said in --lr_schedule's help
 WARMUP_SCHEDULES = ("cosine", "warm_restart")
-
-
-def setting(default, help_text, *, choices=None, per_model=False, positive=False, weights=False):
-  """A TrainConfig field together with its flag's help and its simple checks.
-
-  `choices` (a tuple, or a function giving one) makes an enum flag; `per_model`: left unset (None),
-  the model's schedule decides; `positive`: a positive integer; `weights`: the value decides the
-  trained weights, so a checkpoint is resumed only under the same value (every per-model one does).
-  """
-  metadata = dict(help=help_text, choices=choices, per_model=per_model, positive=positive)
-  return dataclasses.field(default=default, metadata={**metadata, "weights": weights or per_model})
-
-
-def choices_of(field: dataclasses.Field) -> tuple | None:
-  choices = field.metadata.get("choices")
-  return choices() if callable(choices) else choices
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,6 +140,12 @@ class TrainConfig:
     "integer) raw-tensor files; float_classifier, int8_classifier image-classifier bundles for "
     "MediaPipe Tasks (RGB in, metadata inside).",
   )
+  mediapipe_check: bool = setting(
+    False,
+    "Also run each image-classifier bundle through MediaPipe's ImageClassifier on the 10,000 test "
+    "digits, held to its LiteRT accuracy (needs the `mobile` extra; seconds per bundle). Every "
+    "file is checked against Keras with LiteRT either way.",
+  )
 
   def __post_init__(self):
     schedule = registry.get(self.model).default_schedule(bool(self.augment))
@@ -214,6 +205,8 @@ class TrainConfig:
       )
     strategies.check_flags(self)  # the replicas and the cluster: TF_CONFIG's or Ray's
     formats.check_tflite_variants(self.tflite)
+    if self.mediapipe_check:
+      formats.check_mediapipe_check(self.tflite)
     return self
 
   def check_paths(self) -> "TrainConfig":

@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import os
 import re
+import time
 from collections.abc import Callable
 
 import ray
@@ -30,6 +31,7 @@ from kmnist.data import mnist
 from kmnist.training import train
 from kmnist.training.config import TrainConfig
 from kmnist.util.errors import KmnistError, one_line
+from kmnist.util.stopwatch import Stopwatch
 
 PATH_FLAGS = ("model_dir", "export_dir", "data_dir", "manual_dir")
 # Read by Ray Train's controller, which the driver's environment reaches. Preemption is a lost
@@ -43,14 +45,23 @@ RAY_TRAIN_ENV = {
 }
 
 
-def run(config: TrainConfig, log: Callable[[str], None] = print, progress=None) -> train.RunResult:
+def run(
+  config: TrainConfig,
+  log: Callable[[str], None] = print,
+  progress=None,
+  clock: Stopwatch | None = None,
+) -> train.RunResult:
   """Trains `config` on --ray_workers Ray workers; returns worker 0's RunResult (model=None: the
-  model stays with the workers, its exports are where worker 0 wrote them)."""
+  model stays with the workers, its exports are where worker 0 wrote them). `clock` gets worker 0's
+  stages, and as "ray" the rest of the time Ray took (starting itself and the workers)."""
+  clock = clock or Stopwatch()
   config = worker_config(config)
   address = config.ray_address or os.environ.get("RAY_ADDRESS")
   if address is None:
     # One machine: its workers share --data_dir, so the data is prepared once, here, first.
-    mnist.load(config.data_dir, config.manual_dir, log=log, progress=progress)
+    with clock("data"):
+      mnist.load(config.data_dir, config.manual_dir, log=log, progress=progress)
+  start = time.perf_counter()
   connect(address, config)
   try:
     log(
@@ -58,11 +69,16 @@ def run(config: TrainConfig, log: Callable[[str], None] = print, progress=None) 
       f"on {address or 'a local Ray on this machine'}; worker 0 writes {config.model_dir} and "
       f"{config.export_dir}"
     )
-    return trainer(config).fit().return_value
+    result = trainer(config).fit().return_value
   except TrainingFailedError as e:
     raise KmnistError(failure_line(e, config.ray_workers)) from None
   finally:
     ray.shutdown()  # a local Ray stops with it; a cluster is only disconnected from
+  stages = result.metrics.get("seconds", {})
+  for stage, seconds in stages.items():
+    clock.add(stage, seconds)
+  clock.add("ray", time.perf_counter() - start - sum(stages.values()))
+  return result
 
 
 def worker_config(config: TrainConfig) -> TrainConfig:
