@@ -2,12 +2,12 @@
 (two processes on 127.0.0.1) and on 2 workers of a local Ray (`--ray_workers=2`), on the real MNIST
 with the tutorial's schedule: `python -m benchmarks.distribute` (a few minutes).
 
-Prints the scaling-out table and writes it as JSON (`--out`, with the machine's load averages before
-and after): each run's test accuracy, wall time (a Ray run's includes starting Ray) and the largest
-difference of its exported logits from the one-device run's on the 10,000 test digits; exits 1 if a
-run did not train the one-device model (logits within 1e-4: plain SGD carries float rounding through
-linearly). The tests (tests/test_training_distribute_runs.py) run the same processes, with the
-helpers below.
+Prints the scaling-out table and writes it as JSON (`--out`, stamped: date, commit, processor,
+command, load average; docs/benchmarks/distribute.md shows it): each run's test accuracy, wall time
+and the largest difference of its exported logits from the one-device run's on the 10,000 test
+digits; exits 1 if a run did not train the one-device model (logits within 1e-4: plain SGD carries
+float rounding through linearly). The tests (tests/test_training_distribute_runs.py) run the same
+processes, with the helpers below.
 """
 
 import contextlib
@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from absl import app, flags, logging
 
+from benchmarks import stamp
 from kmnist.export import saved_model
 
 REAL_CLI = ["-m", "kmnist.cli.train"]
@@ -30,7 +31,7 @@ RUN_TIMEOUT_S = 600  # generous: 2 shared cores; a hang fails instead of blockin
 MAX_LOGIT_DIFF = 1e-4
 
 flags.DEFINE_string("data_dir", os.path.join("~", "tensorflow_datasets"), "TFDS data directory.")
-flags.DEFINE_string("out", "runs/distribute_benchmark.json", "Where to write the figures as JSON.")
+flags.DEFINE_string("out", "runs/distribute.json", "Where to write the figures as JSON.")
 
 
 def free_ports(n: int) -> list[int]:
@@ -158,24 +159,12 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)  # TFDS's and TensorFlow's INFO lines
   from kmnist.data import mnist
 
+  figures = {"stamp": stamp.stamp(), "rows": []}
   data_dir = os.path.expanduser(flags.FLAGS.data_dir)
   test = mnist.load(data_dir).test  # prepared once, before the workers read it together
-  runs = {
-    "kmnist-train --strategy=default": (train_alone, ["--strategy=default"]),
-    "kmnist-train --strategy=mirrored --cpu_replicas=2": (
-      train_alone,
-      ["--strategy=mirrored", "--cpu_replicas=2"],
-    ),
-    "2 workers --strategy=multi_worker on 127.0.0.1": (
-      train_in_cluster,
-      ["--strategy=multi_worker"],
-    ),
-    "kmnist-train --ray_workers=2 (a local Ray)": (train_on_ray, []),
-  }
-  rows, single = [], None
-  load_before = os.getloadavg()
+  single = None
   with tempfile.TemporaryDirectory(prefix="kmnist-distribute-") as scratch:
-    for i, (name, (train, args)) in enumerate(runs.items()):
+    for i, (name, train, args) in enumerate(RUNS):
       run_dir = Path(scratch) / str(i)
       run_dir.mkdir()
       start = time.perf_counter()
@@ -183,38 +172,56 @@ def main(argv):
       seconds = time.perf_counter() - start
       logits = exported_logits(metrics, test.images)
       single = logits if single is None else single
-      diff = float(np.max(np.abs(logits - single)))
-      rows.append(
-        dict(run=name, test_accuracy=metrics["test_accuracy"], seconds=seconds, diff=diff)
+      figures["rows"].append(
+        {
+          "run": name,
+          "test_accuracy": metrics["test_accuracy"],
+          "seconds": round(seconds, 1),
+          "max_logit_difference": float(np.max(np.abs(logits - single))),
+        }
       )
-  figures = {
-    "machine": f"{os.cpu_count()} cores",
-    "load_average": {"before": load_before, "after": os.getloadavg()},
-    "rows": rows,
-  }
+  figures["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
   Path(flags.FLAGS.out).parent.mkdir(parents=True, exist_ok=True)
   Path(flags.FLAGS.out).write_text(json.dumps(figures, indent=2) + "\n")
   print(table(figures))
-  return 0 if all(row["diff"] <= MAX_LOGIT_DIFF for row in rows) else 1
+  same = all(row["max_logit_difference"] <= MAX_LOGIT_DIFF for row in figures["rows"])
+  return 0 if same else 1
+
+
+# (what the table calls the run, how it is started, its flags beside --data_dir)
+RUNS = [
+  ("one device: `kmnist-train --strategy=default`", train_alone, ["--strategy=default"]),
+  (
+    "2 replicas on one CPU: `kmnist-train --strategy=mirrored --cpu_replicas=2`",
+    train_alone,
+    ["--strategy=mirrored", "--cpu_replicas=2"],
+  ),
+  (
+    "2 workers started by hand on 127.0.0.1, each `kmnist-train --strategy=multi_worker` with its "
+    "`TF_CONFIG`",
+    train_in_cluster,
+    ["--strategy=multi_worker"],
+  ),
+  ("2 workers of a local Ray: `kmnist-train --ray_workers=2`", train_on_ray, []),
+]
 
 
 def table(figures: dict) -> str:
-  """The figures as a markdown table, the machine and its load averages under it."""
+  """The runs as a Markdown table (the first is the one-device run the others are held to), and the
+  load average when they ended."""
   lines = [
-    "| run | test accuracy | time | exported logits vs one device |",
-    "| --- | --- | --- | --- |",
+    "| run | test accuracy | wall time | exported logits vs one device |",
+    "| --- | ---: | ---: | --- |",
   ]
   for i, row in enumerate(figures["rows"]):
-    diff = f"max difference {row['diff']:.1g}" if i else ""
-    lines.append(
-      f"| `{row['run']}` | {row['test_accuracy']:.4f} | {row['seconds']:.0f} s | {diff} |"
-    )
-  load = figures["load_average"]
-  lines.append(
-    f"\n{figures['machine']}; load average (1, 5, 15 min) "
-    f"{', '.join(f'{x:.1f}' for x in load['before'])} before, "
-    f"{', '.join(f'{x:.1f}' for x in load['after'])} after."
-  )
+    diff = f"max difference {row['max_logit_difference']:.1g}" if i else "(the reference)"
+    lines.append(f"| {row['run']} | {row['test_accuracy']:.4f} | {row['seconds']:.0f} s | {diff} |")
+  after = ", ".join(f"{x:.2f}" for x in figures["load_average_after"])
+  lines += [
+    "",
+    f"Load average (1, 5, 15 min) at the end: {after}. A wall time is the whole command's, "
+    "start-up included (a Ray run's includes starting Ray and its workers).",
+  ]
   return "\n".join(lines)
 
 
