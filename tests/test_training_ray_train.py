@@ -7,6 +7,7 @@ test_training_config.py and test_cli_train.py."""
 import dataclasses
 import logging
 import os
+import pickle
 import sys
 import types
 from pathlib import Path
@@ -21,6 +22,7 @@ from ray.train.v2.api.exceptions import ControllerError, WorkerGroupError
 from kmnist.cli import train as train_cli
 from kmnist.training import ray_train, train
 from kmnist.training.config import TrainConfig
+from kmnist.training.distribute import LostPeerError
 from kmnist.util.errors import KmnistError
 from kmnist.util.stopwatch import Stopwatch
 
@@ -145,12 +147,20 @@ def test_run_prepares_the_data_on_one_machine_returns_worker_0s_result_and_stops
       {r: KmnistError("--batch_size=51 is the global batch and must be ...") for r in (0, 1)},
       "--batch_size=51 is the global batch and must be ...",
     ),
-    (  # the chief's TensorFlow noticed the lost peer before Ray did
-      {0: KmnistError("lost /job:worker/task:1 of the multi-worker cluster (UnavailableError)")},
-      "lost /job:worker/task:1 of the multi-worker cluster (UnavailableError)",
+    (  # the chief's TensorFlow noticed the lost peer before Ray did: said in Ray's terms
+      {
+        0: LostPeerError(
+          "lost /job:worker/task:1 ...: restart all of them", "/job:worker/task:1", "Un"
+        )
+      },
+      "lost Ray worker 1 of 2 (TensorFlow: Un), so training cannot go on; run the same command "
+      "again (a cluster run starts at step 0)",
     ),
     (
-      {1: WorkerHealthCheckFailedError(HEALTH_CHECK_FAILED, ActorDiedError())},
+      {
+        0: LostPeerError("lost /job:worker/task:1 ...", "/job:worker/task:1", "UnavailableError"),
+        1: WorkerHealthCheckFailedError(HEALTH_CHECK_FAILED, ActorDiedError()),
+      },
       "lost Ray worker 1 of 2 (pid 17178 on 10.1.2.3: ActorDiedError), so training cannot go on; "
       "run the same command again (a cluster run starts at step 0)",
     ),
@@ -158,6 +168,14 @@ def test_run_prepares_the_data_on_one_machine_returns_worker_0s_result_and_stops
 )
 def test_a_failed_run_ends_with_the_workers_fault_or_the_lost_worker(failures, line):
   assert ray_train.failure_line(WorkerGroupError("...", failures), workers=2) == line
+
+
+def test_a_lost_peer_crosses_from_a_ray_worker_whole():
+  sent = pickle.loads(
+    pickle.dumps(LostPeerError("lost it", "/job:worker/task:1", "UnavailableError"))
+  )
+  assert (str(sent), sent.peer, sent.cause) == ("lost it", "/job:worker/task:1", "UnavailableError")
+  assert isinstance(sent, KmnistError)
 
 
 def test_a_controller_failure_is_one_line_and_a_bug_is_raised_whole():

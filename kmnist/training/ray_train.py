@@ -28,7 +28,7 @@ from ray.train.v2.api.exceptions import ControllerError, TrainingFailedError
 from ray.train.v2.tensorflow.tensorflow_trainer import TensorflowTrainer
 
 from kmnist.data import mnist
-from kmnist.training import train
+from kmnist.training import distribute, train
 from kmnist.training.config import TrainConfig
 from kmnist.util.errors import KmnistError, one_line
 from kmnist.util.stopwatch import Stopwatch
@@ -157,23 +157,33 @@ def worker_loop(values: dict) -> train.RunResult | None:
 
 
 def failure_line(error: TrainingFailedError, workers: int) -> str:
-  """The line a failed Ray run ends with: a worker's own KmnistError (a bad flag, a full disk, a
-  lost TensorFlow peer), else the worker Ray lost; anything else is not a fault kmnist knows, and
-  is raised whole."""
+  """The line a failed Ray run ends with: the worker that was lost (as Ray or a peer's TensorFlow
+  noticed first), else a worker's own KmnistError (a bad flag, a full disk); anything else is not a
+  fault kmnist knows, and is raised whole."""
   failures = sorted(getattr(error, "worker_failures", {}).items())
-  for _, failure in failures:
-    if isinstance(failure, KmnistError):
-      return str(failure)
   for rank, failure in failures:
     if isinstance(failure, WorkerHealthCheckFailedError | ray.exceptions.RayActorError):
       pid = re.search(r"\bpid[=:] ?(\d+)", str(failure))
       ip = re.search(r"\bnode_ip='([^']+)'", str(failure))
-      where = f"pid {pid[1] if pid else '?'} on {ip[1] if ip else '?'}"
       cause = type(getattr(failure, "health_check_failure", failure)).__name__
-      return (
-        f"lost Ray worker {rank} of {workers} ({where}: {cause}), so training cannot go on; run "
-        "the same command again (a cluster run starts at step 0)"
-      )
+      where = f"pid {pid[1] if pid else '?'} on {ip[1] if ip else '?'}"
+      return lost_worker_line(rank, workers, f"{where}: {cause}")
+  for _, failure in failures:
+    task = re.fullmatch(r"/job:worker/task:(\d+)", getattr(failure, "peer", None) or "")
+    if (
+      isinstance(failure, distribute.LostPeerError) and task
+    ):  # Ray's rank i is TF_CONFIG's worker i
+      return lost_worker_line(int(task[1]), workers, f"TensorFlow: {failure.cause}")
+  for _, failure in failures:
+    if isinstance(failure, KmnistError):
+      return str(failure)
   if isinstance(error, ControllerError):
     return f"Ray Train could not run the workers ({one_line(error.controller_failure)})"
   raise error
+
+
+def lost_worker_line(rank: int, workers: int, how: str) -> str:
+  return (
+    f"lost Ray worker {rank} of {workers} ({how}), so training cannot go on; run the same command "
+    "again (a cluster run starts at step 0)"
+  )

@@ -31,10 +31,11 @@ QUIET = (
   r"fully_quantize: \d+, inference_type: \d+, input_inference_type: \w+, "
   r"output_inference_type: \w+",
   r"INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.",
-  # Ray Train's placement-group cleaner asks Ray's state API every few seconds, and a Ray without
-  # its dashboard (ray[default], which kmnist's ray extra leaves out) does not serve it.
-  r"Failed to query Ray Train Controller actor state\. State API may be temporarily "
-  r"unavailable\. Continuing to monitor\.",
+  # Ray Train's placement-group cleaner, an actor of Ray's own housekeeping: it asks Ray's state
+  # API every few seconds, which a Ray without its dashboard (ray[default], which kmnist's ray extra
+  # leaves out) does not serve, and its thread can die with a traceback when a local Ray stops under
+  # it (Ray 2.60 catches only the state API's own error there; ray-project/ray#65447).
+  r"(?:\x1b\[\d+m)?\(PlacementGroupCleaner pid=\d+(?:, ip=[^)]+)?\)(?:\x1b\[0m)? .*",
 )
 # Ray shows its actors' lines on the driver behind the actor's name, "(RayTrainWorker pid=7) "
 # (", ip=..." on another node; coloured), and a line several printed alike once more, with
