@@ -2,7 +2,7 @@
 #
 # kmnist-serve (the default target): the kmnist SavedModel behind KServe's model server, answering
 # TensorFlow Serving's REST (8501) and gRPC (8500) APIs, the Open Inference Protocol and the
-# drawing page. Run it as TF Serving's image is run (README.md, "Docker and Kubernetes"):
+# drawing page. Run it as TF Serving's image is run (docs/guides/docker-kubernetes.md):
 #   docker build -t kmnist-serve .
 #   docker run --rm -p 8501:8501 -p 8500:8500 \
 #     --mount type=bind,source="$PWD/exported/saved_model",target=/models/kmnist kmnist-serve

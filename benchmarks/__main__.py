@@ -187,39 +187,6 @@ def export_figures(model, datasets) -> dict:
   return figures
 
 
-def table(figures: dict) -> str:
-  loops = figures["training_loop"]
-  rows = [
-    "| implementation (1000 steps x 100) | examples/s | seconds (steady) | test accuracy |",
-    "| --- | ---: | ---: | ---: |",
-  ]
-  for name in ("kmnist", "numpy", "tf1"):
-    f = loops[name]
-    rows.append(
-      f"| {name} | {f['examples_per_second']:,.0f} | {f['seconds_steady']:.3f} | "
-      f"{f['test_accuracy']:.4f} |"
-    )
-  rows.append(
-    f"\nkmnist tracing: {loops['kmnist']['tracing_seconds']:.2f} s; kmnist/NumPy throughput "
-    f"{loops['kmnist_over_numpy']:.2f}x, kmnist/TF1 {loops['kmnist_over_tf1']:.2f}x"
-  )
-  if "end_to_end" in figures:
-    rows.append("\n" + command.table(figures["end_to_end"]))
-  ex = figures["export"]
-  rows.append(f"\nSavedModel export: {ex['saved_model_export_seconds']:.2f} s")
-  rows.append(
-    "| TFLite variant | convert s | bytes | 1 image µs | batch of 1000 ms |\n| --- | ---: | ---: "
-    "| ---: | ---: |"
-  )
-  for key, f in ex.items():
-    if key.startswith("tflite_"):
-      rows.append(
-        f"| {key[7:]} | {f['convert_seconds']:.2f} | {f['size_bytes']:,} | "
-        f"{f['single_image_invoke_us']:.1f} | {f['batch_1000_ms']:.2f} |"
-      )
-  return "\n".join(rows)
-
-
 def main(argv):
   del argv
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -236,6 +203,7 @@ def main(argv):
     partial = Path(FLAGS.models_out).with_suffix(".partial.json")
     partial.parent.mkdir(parents=True, exist_ok=True)
     figures = models.benchmark(
+      stamp.stamp(),
       FLAGS.models,
       seeds,
       datasets,
@@ -263,7 +231,7 @@ def main(argv):
   loops["kmnist_over_numpy"] = kmnist["examples_per_second"] / loops["numpy"]["examples_per_second"]
   loops["kmnist_over_tf1"] = kmnist["examples_per_second"] / loops["tf1"]["examples_per_second"]
   figures.update(training_loop=loops, export=export_figures(model, datasets))
-  write_figures(figures, FLAGS.out, table(figures))
+  write_figures(figures, FLAGS.out, command.table(figures))
 
 
 def write_figures(figures: dict, path: str, text: str) -> None:

@@ -104,7 +104,7 @@ def median_stages(runs: list) -> dict:
   return {"start-up and the rest": rest, **stages}
 
 
-def table(figures: dict) -> str:
+def commands_table(figures: dict) -> str:
   """The whole-command comparison, then kmnist's seconds stage by stage."""
   f = figures
   kmnist, tf1 = statistics.median(f["kmnist_seconds"]), statistics.median(f["tf1_seconds"])
@@ -124,4 +124,40 @@ def table(figures: dict) -> str:
     "| --- | ---: |",
   ]
   rows += [f"| {name} | {seconds:.2f} |" for name, seconds in f["stages"].items()]
+  return "\n".join(rows)
+
+
+def table(figures: dict) -> str:
+  """`python -m benchmarks`'s figures: the whole command against the TF1 program first; then the
+  training loops, the exports."""
+  loops = figures["training_loop"]
+  rows = [commands_table(figures["end_to_end"]), ""] if "end_to_end" in figures else []
+  rows += [
+    "The training loop alone (its first call's tracing apart), on the same batches:",
+    "",
+    "| implementation (1000 steps x 100) | examples/s | seconds (steady) | test accuracy |",
+    "| --- | ---: | ---: | ---: |",
+  ]
+  for name in ("kmnist", "numpy", "tf1"):
+    f = loops[name]
+    rows.append(
+      f"| {name} | {f['examples_per_second']:,.0f} | {f['seconds_steady']:.3f} | "
+      f"{f['test_accuracy']:.4f} |"
+    )
+  rows.append(
+    f"\nkmnist tracing: {loops['kmnist']['tracing_seconds']:.2f} s; kmnist/NumPy throughput "
+    f"{loops['kmnist_over_numpy']:.2f}x, kmnist/TF1 {loops['kmnist_over_tf1']:.2f}x"
+  )
+  ex = figures["export"]
+  rows.append(f"\nSavedModel export: {ex['saved_model_export_seconds']:.2f} s\n")
+  rows.append(
+    "| TFLite variant | convert s | bytes | 1 image µs | batch of 1000 ms |\n| --- | ---: | ---: "
+    "| ---: | ---: |"
+  )
+  for key, f in ex.items():
+    if key.startswith("tflite_"):
+      rows.append(
+        f"| {key[7:]} | {f['convert_seconds']:.2f} | {f['size_bytes']:,} | "
+        f"{f['single_image_invoke_us']:.1f} | {f['batch_1000_ms']:.2f} |"
+      )
   return "\n".join(rows)

@@ -30,9 +30,6 @@ REAL_CLI = ["-m", "kmnist.cli.train"]
 RUN_TIMEOUT_S = 600  # generous: 2 shared cores; a hang fails instead of blocking
 MAX_LOGIT_DIFF = 1e-4
 
-flags.DEFINE_string("data_dir", os.path.join("~", "tensorflow_datasets"), "TFDS data directory.")
-flags.DEFINE_string("out", "runs/distribute.json", "Where to write the figures as JSON.")
-
 
 def free_ports(n: int) -> list[int]:
   sockets = [socket.socket() for _ in range(n)]
@@ -226,4 +223,8 @@ def table(figures: dict) -> str:
 
 
 if __name__ == "__main__":
+  # Defined here, not on import: the tests and the docs generator import this module's helpers and
+  # its table() beside other benchmarks that define flags of the same names.
+  flags.DEFINE_string("data_dir", os.path.join("~", "tensorflow_datasets"), "TFDS data directory.")
+  flags.DEFINE_string("out", "runs/distribute.json", "Where to write the figures as JSON.")
   app.run(main)

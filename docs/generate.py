@@ -23,7 +23,7 @@ from pathlib import Path
 
 from absl import flags
 
-from benchmarks import stamp
+from benchmarks import models, stamp
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -32,9 +32,17 @@ BENCHMARKS = DOCS / "benchmarks"
 # Each benchmark page: the name of its JSON (and of the page) -> (title, the module whose table()
 # renders it, the command that remakes the JSON in runs/, what it measures).
 PAGES = {
+  "models": (
+    "The models",
+    "benchmarks.models",
+    "python -m benchmarks --models=softmax,mlp,cnn,cnn+augment --seeds=0,1,2",
+    "Each model's default run on three seeds beside keras-io's `mnist_convnet` recipe, in the same "
+    "process on the same machine: test accuracy, training time, when each first reaches 99.0 % and "
+    "99.2 %, accuracy after equal training times, the TFLite files, each model's whole command.",
+  ),
   "default_command": (
     "The default command",
-    "benchmarks.__main__",
+    "benchmarks.command",
     "python -m benchmarks",
     "`kmnist-train` as README runs it, turn about with the tutorial's own TF1 program; where its "
     "seconds go; kmnist's training loop against NumPy and TF1 on the same batches; each export.",
@@ -98,10 +106,16 @@ def benchmark_page(name: str, figures: dict) -> str:
   """A benchmark's JSON as its page: what it measures, its stamp, its tables, how to remake it."""
   title, module, command, about = PAGES[name]
   table = importlib.import_module(module).table(figures)
+  picture = f"![{title}: the benchmark's picture]({name}.png)\n\n" * picture_of(name).is_file()
   return (
-    f"# {title}\n\n{about}\n\n{stamp.line(figures['stamp'])}\n\n{table}\n\n"
+    f"# {title}\n\n{about}\n\n{stamp.line(figures['stamp'])}\n\n{picture}{table}\n\n"
     f"Remake: `{command}`, then `python -m docs.generate --publish runs/{name}.json`.\n"
   )
+
+
+def picture_of(name: str) -> Path:
+  """The picture a benchmark drew beside its JSON (published with it), if any."""
+  return BENCHMARKS / f"{name}.png"
 
 
 def benchmark_figures() -> dict:
@@ -113,13 +127,44 @@ def published() -> list:
   return [name for name in PAGES if (BENCHMARKS / f"{name}.json").is_file()]
 
 
+# README's results table: one row per model, from the models benchmark.
+README_MODELS = ("softmax", "mlp", "cnn")
+
+
 def readme_blocks(figures: dict) -> dict:
   """README's generated blocks: {name: text}."""
   blocks = {}
   if "default_command" in figures:
     output = figures["default_command"]["end_to_end"]["stdout"].rstrip("\n")
-    blocks["output"] = f"```\n$ kmnist-train\n{output}\n```"
+    blocks["output"] = f"```text\n$ kmnist-train\n{output}\n```"
+  if "models" in figures:
+    blocks["results"] = results_table(figures["models"])
   return blocks
+
+
+def results_table(figures: dict) -> str:
+  """Accuracy, time and phone file of each of README_MODELS, stamped as measured."""
+  grouped, commands = models.by_model(figures), figures.get("commands", {})
+  rows = [
+    "| `--model` | test accuracy, mean of seeds | training | whole command | int8 TFLite file |",
+    "| --- | ---: | ---: | ---: | ---: |",
+  ]
+  for name in README_MODELS:
+    runs = grouped[name]
+    accuracy = sum(r["test_accuracy"] for r in runs) / len(runs)
+    training = sum(r["training_seconds"] for r in runs) / len(runs)
+    command = f"{commands[name]:.0f} s" if name in commands else "—"
+    size = runs[0]["tflite"]["int8"]["size_bytes"]
+    rows.append(
+      f"| `{name}` | {100 * accuracy:.2f} % | {training:.0f} s | {command} | {size / 1000:.0f} KB |"
+    )
+  s = figures["stamp"]
+  rows.append(
+    f"\nSeeds {', '.join(str(x) for x in sorted({r['seed'] for r in figures['runs']}))}, "
+    f"{s['processor']} ({s['cores']} cores), {s['date'][:10]}: `{s['command']}`; every figure "
+    "with its machine and command is on the [benchmark pages](docs/benchmarks/index.md)."
+  )
+  return "\n".join(rows)
 
 
 def guide_blocks(figures: dict) -> dict:
@@ -139,8 +184,8 @@ def guide_blocks(figures: dict) -> dict:
 def with_blocks(text: str, blocks: dict) -> str:
   """`text` with each generated block's content replaced."""
   for name, content in blocks.items():
-    pattern = re.compile(rf"(<!-- generated: {name} -->\n).*?(\n<!-- end: {name} -->)", re.S)
-    text = pattern.sub(lambda m, c=content: m.group(1) + c + m.group(2), text)
+    pattern = re.compile(rf"(<!-- generated: {name} -->\n)(?:.*?\n)?(<!-- end: {name} -->)", re.S)
+    text = pattern.sub(lambda m, c=content: f"{m.group(1)}{c}\n{m.group(2)}", text)
   return text
 
 
@@ -191,6 +236,8 @@ def main(argv=None) -> int:
       print(f"{path}: not a benchmark with a page ({', '.join(PAGES)})", file=sys.stderr)
       return 2
     shutil.copyfile(path, BENCHMARKS / f"{name}.json")
+    if path.with_suffix(".png").is_file():
+      shutil.copyfile(path.with_suffix(".png"), picture_of(name))
   for path, content in pages().items():
     if differs(path, content):
       path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)

@@ -1,6 +1,7 @@
 """What the docs name, and where each kind of name is looked up (tests/test_docs.py checks them).
 
-The docs are README.md, BUILD_NOTES.md, exported/README.md, the Dockerfile and deploy/**/*.yaml.
+The docs are README.md, BUILD_NOTES.md, exported/README.md, the site's pages (docs/**/*.md), the
+Dockerfile and deploy/**/*.yaml.
 Names come from the markdown's inline code spans and the lines of its shell (and unlabelled) code
 blocks, from the Dockerfile's instructions, from the manifests' container args, and from the
 comments of the last two. The tree is read as text and ASTs: nothing of kmnist is imported here.
@@ -16,7 +17,13 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-MARKDOWN = ["README.md", "BUILD_NOTES.md", "exported/README.md"]
+# The site's pages (docs/), README, the design document and the export folder's note.
+MARKDOWN = [
+  "README.md",
+  "BUILD_NOTES.md",
+  "exported/README.md",
+  *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").rglob("*.md")),
+]
 # Folders of the repository a path in the docs may start with (exported/ holds its README).
 REPO_DIRS = {"kmnist", "tests", "benchmarks", "docs", "deploy", ".ci", "exported"}
 # What runs write, named in the docs as examples: not in the tree.

@@ -1,11 +1,13 @@
 """Reading MNIST through TFDS (mocked in the fast tests, the real prepared data in the slow ones)
 and the cache."""
 
+import io
 import json
 import tempfile
 from pathlib import Path
 
 import numpy as np
+import PIL.Image
 import pytest
 import tensorflow_datasets as tfds
 from hypothesis import given, settings
@@ -162,17 +164,18 @@ class PreparingBuilder:
   """Stands for TFDS's builder on a first run: it prints, warns and draws bars as TFDS does."""
 
   def __init__(self):
-    self.examples = 0
+    self.examples = []
 
   def _generate_examples(self):
-    yield from range(tfds_source.TOTAL_EXAMPLES)
+    for i in range(tfds_source.TOTAL_EXAMPLES):
+      yield i, {"image": np.full((28, 28, 1), i % 256, np.uint8), "label": i % 10}
 
   def download_and_prepare(self, download_config):
     import absl.logging
 
     print("Downloading and preparing dataset Unknown size ...")  # TFDS's termcolor.cprint
     absl.logging.warning("Variant folder %s has no %s", "/d/mnist/3.0.1", "dataset_info.json")
-    self.examples = sum(1 for _ in self._generate_examples())
+    self.examples = list(self._generate_examples())
 
 
 def test_the_first_run_shows_one_progress_display_and_nothing_of_tfds(tmp_path, capsys, caplog):
@@ -191,7 +194,12 @@ def test_the_first_run_shows_one_progress_display_and_nothing_of_tfds(tmp_path, 
   builder = PreparingBuilder()
   with tfds_source.quiet_tfds():
     tfds_source.prepare(builder, tmp_path, tmp_path / "mnist" / "3.0.1", Recorder)
-  assert builder.examples == tfds_source.TOTAL_EXAMPLES
+  assert len(builder.examples) == tfds_source.TOTAL_EXAMPLES
+  # Each picture reaches TFDS as the PNG of the very same pixels, its label unchanged.
+  for key, example in builder.examples[:300]:
+    with PIL.Image.open(io.BytesIO(example["image"])) as png:
+      assert png.mode == "L" and (np.asarray(png) == key % 256).all()
+    assert example["label"] == key % 10
   assert shown[0] == (f"Preparing MNIST in {tmp_path / 'mnist' / '3.0.1'} (first run only)", 70_000)
   assert shown[1:-1] == list(range(1, tfds_source.TOTAL_EXAMPLES + 1))
   assert shown[-1].startswith("done in ")

@@ -5,7 +5,7 @@ page must show. Without the browser this is skipped, saying why, except in CI (C
 fails instead.
 
     KMNIST_SERVE_SCREENSHOT=docs/assets/serve.png python -m pytest tests/test_serve_browser.py
-also keeps the screenshot (README's picture).
+also keeps the screenshot (the kmnist-serve guide's picture).
 """
 
 import io

@@ -75,7 +75,7 @@ def test_kserve_manifest_runs_the_image_with_flags_ports_and_probes_that_exist(c
   predictor = documents[("InferenceService", "kmnist")]["spec"]["predictor"]
   (container,) = predictor["containers"]
   assert container["name"] == "kserve-container"
-  assert container["image"].split(":")[0] == "kmnist-serve"  # the tag README builds
+  assert container["image"].split(":")[0] == "kmnist-serve"  # the tag the Docker guide builds
   fv = parse_serve_flags(container["args"])
   assert fv.model == "/mnt/models" and fv.host == "0.0.0.0"  # where KServe mounts STORAGE_URI
   (port,) = container["ports"]

@@ -16,7 +16,8 @@ import tensorflow as tf
 from kmnist.data.spec import IMAGE_SHAPE, NUM_CLASSES
 from kmnist.data.splits import Split
 
-# --augment: small turns and shifts, as handwriting varies (BUILD_NOTES.md, "Models").
+# --augment: small turns and shifts, as handwriting varies (BUILD_NOTES.md, "Settings, data,
+# models").
 MAX_DEGREES = 12.0
 MAX_SHIFT = 2.0
 

@@ -138,7 +138,7 @@ register(
     "the tutorial's softmax regression",
   )
 )
-# Why the others' schedules are what they are: BUILD_NOTES.md, "Models".
+# Why the others' schedules are what they are: BUILD_NOTES.md, "Settings, data, models".
 register(
   Entry(
     "mlp",

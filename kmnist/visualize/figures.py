@@ -74,33 +74,33 @@ def filters_figure(kernel: np.ndarray):
 
 def maps_figure(maps: np.ndarray, titles, title: str, label: str, grid, size=MAPS_SIZE):
   """Weight maps on one colour scale centred on 0 (so colours compare across maps), red < 0 <
-  blue, white between them."""
+  blue, white between them; each map's title stands above it."""
   limit = float(np.abs(maps).max()) or 1.0
   fig = _figure(size)
   ax = fig.subplots()
   ax.set_axis_off()
   # One sheet of tiles in one image, as mistakes_figure does: a tenth of the time of an axes each.
-  rows, cols = grid
   height, width = maps.shape[1:]
-  pad = max(1, round(0.3 * height))  # room for each map's title above it
-  tile_h, tile_w = height + pad, width + max(1, height // 6)
-  sheet = np.full((rows * tile_h, cols * tile_w), np.nan)
-  for k, (weights, name) in enumerate(zip(maps, titles, strict=False)):
-    top, left = (k // cols) * tile_h + pad, (k % cols) * tile_w
+  places, sheet_shape = tile_places(len(maps), grid, (height, width))
+  sheet = np.full(sheet_shape, np.nan)
+  for weights, name, (top, left) in zip(maps, titles, places, strict=False):
     sheet[top : top + height, left : left + width] = weights
-    ax.text(
-      left + (width - 1) / 2,
-      top - 0.6,
-      name,
-      ha="center",
-      va="bottom",
-      fontsize=14 if len(maps) <= 10 else 8,
-    )
+    fontsize = 14 if len(maps) <= 10 else 8
+    ax.text(left + (width - 1) / 2, top - 0.6, name, ha="center", va="bottom", fontsize=fontsize)
   colours = matplotlib.colormaps["RdBu"].with_extremes(bad="white")
   image = ax.imshow(sheet, cmap=colours, vmin=-limit, vmax=limit, interpolation="nearest")
   fig.colorbar(image, ax=ax, shrink=0.9, label=label)
   fig.suptitle(title)
   return fig
+
+
+def tile_places(count: int, grid, shape) -> tuple[list, tuple]:
+  """Where each of `count` maps of `shape` lies in a sheet of `grid` (rows, columns) tiles: [(top
+  row, left column)], and the sheet's shape; each tile leaves room above for its title."""
+  (rows, cols), (height, width) = grid, shape
+  tile_h, tile_w = height + max(1, round(0.3 * height)), width + max(1, height // 6)
+  places = [((k // cols) * tile_h + tile_h - height, (k % cols) * tile_w) for k in range(count)]
+  return places, (rows * tile_h, cols * tile_w)
 
 
 def confusion_figure(counts: np.ndarray):
