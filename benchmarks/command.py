@@ -88,9 +88,9 @@ def stage_order() -> list:
   from kmnist.export.formats import TFLITE_VARIANTS
 
   exports = [
-    f"{v}: {step}" for v in ("saved_model", *TFLITE_VARIANTS) for step in ("export", "check")
+    f"export: {v}{check}" for v in ("saved_model", *TFLITE_VARIANTS) for check in ("", " check")
   ]
-  exports.insert(2, "int8 calibration images")
+  exports.insert(2, "export: int8 calibration images")
   return ["import", "data", "training", "evaluation", *exports, "pictures"]
 
 

@@ -57,13 +57,9 @@ def read_data_sets(directory: Path):
   return train, validation, test
 
 
-def main(directory: Path) -> None:
-  import tensorflow as tf
-
-  tf.compat.v1.disable_eager_execution()
-  train, _, test = read_data_sets(directory)
-
-  # The tutorial's lines, with the numerically stable loss it recommends.
+def tutorial_graph(tf):
+  """The tutorial's lines, with the numerically stable loss it recommends: (x, y_, train_step,
+  accuracy)."""
   x = tf.compat.v1.placeholder(tf.float32, [None, 784])
   W = tf.Variable(tf.zeros([784, 10]))  # noqa: N806  (the tutorial's name)
   b = tf.Variable(tf.zeros([10]))
@@ -71,13 +67,22 @@ def main(directory: Path) -> None:
   y_ = tf.compat.v1.placeholder(tf.float32, [None, 10])
   cross_entropy = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=y_, logits=y))
   train_step = tf.compat.v1.train.GradientDescentOptimizer(0.5).minimize(cross_entropy)
+  correct_prediction = tf.equal(tf.argmax(y, 1), tf.argmax(y_, 1))
+  accuracy = tf.reduce_mean(tf.cast(correct_prediction, tf.float32))
+  return x, y_, train_step, accuracy
+
+
+def main(directory: Path) -> None:
+  import tensorflow as tf
+
+  tf.compat.v1.disable_eager_execution()
+  train, _, test = read_data_sets(directory)
+  x, y_, train_step, accuracy = tutorial_graph(tf)
   sess = tf.compat.v1.InteractiveSession()
   tf.compat.v1.global_variables_initializer().run()
   for _ in range(1000):
     batch_xs, batch_ys = train.next_batch(100)
     sess.run(train_step, feed_dict={x: batch_xs, y_: batch_ys})
-  correct_prediction = tf.equal(tf.argmax(y, 1), tf.argmax(y_, 1))
-  accuracy = tf.reduce_mean(tf.cast(correct_prediction, tf.float32))
   print(sess.run(accuracy, feed_dict={x: test.images, y_: test.labels}))
 
 

@@ -19,6 +19,13 @@ README = (ROOT / "README.md").read_text()
 MAX_README_BYTES, MAX_BUILD_NOTES_BYTES = 12 * 1024, 25 * 1024
 
 
+def command(module: str, *args, cwd) -> subprocess.CompletedProcess:
+  """A kmnist command run as README runs it, from `cwd`."""
+  return subprocess.run(
+    [sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True, timeout=300
+  )
+
+
 def block_after(text: str, command: str, language: str) -> str:
   """The ```language block that follows the code block running `command`."""
   after = text.split(command, 1)[1]
@@ -38,13 +45,7 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_second():
 
 @pytest.mark.slow  # a server and a prediction, as README shows them
 def test_readme_shows_what_kmnist_predict_and_kmnist_serve_really_answer():
-  predicted = subprocess.run(
-    [sys.executable, "-m", "kmnist.cli.predict", "docs/digits/7.png"],
-    cwd=ROOT,
-    capture_output=True,
-    text=True,
-    timeout=120,
-  )
+  predicted = command("kmnist.cli.predict", "docs/digits/7.png", cwd=ROOT)
   assert predicted.stdout.strip() == block_after(README, "kmnist-predict docs/digits/7.png", "text")
   body = (ROOT / "docs" / "digits" / "7.json").read_bytes()
   with ServerProcess(reference_export() / "saved_model") as server:
@@ -57,13 +58,7 @@ def test_the_readme_command_on_a_fresh_data_dir(tmp_path):
   # README's run command, as a user types it on a fresh clone (its data dir pointed into the test's
   # folder): TFDS prepares MNIST from the shipped files behind one display, then the default run
   # trains, scores, exports and draws, and prints what README shows.
-  result = subprocess.run(
-    [sys.executable, "-m", "kmnist.cli.train", "--data_dir=data"],
-    cwd=tmp_path,
-    capture_output=True,
-    text=True,
-    timeout=300,
-  )
+  result = command("kmnist.cli.train", "--data_dir=data", cwd=tmp_path)
   assert result.returncode == 0, result.stderr[-3000:]
   label = f"Preparing MNIST in {os.path.join('data', 'mnist', '3.0.1')} (first run only)"
   lines = result.stderr.splitlines()

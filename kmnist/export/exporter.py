@@ -57,10 +57,10 @@ def export_and_verify(
 
   Under a multi-worker strategy every worker calls this: the SavedModel write is a collective
   operation. A non-chief worker (`chief=False`) stops after it and gets None; only the chief checks
-  and converts. `about` (kmnist.export.record.make) is written into
-  both version directories, saying what the export is. `mediapipe_check` also runs each bundle
-  through MediaPipe's ImageClassifier (the `mobile` extra), held to its LiteRT accuracy. `clock`
-  gets the seconds of each export and each check.
+  and converts. `about` (kmnist.export.record.make) is written into both version directories,
+  saying what the export is. `mediapipe_check` also runs each bundle through MediaPipe's
+  ImageClassifier (the `mobile` extra), held to its LiteRT accuracy. `clock` gets the seconds of
+  each export and each check, as stages named `export: ...`.
   """
   clock = clock or Stopwatch()
   test = datasets.test
@@ -71,14 +71,14 @@ def export_and_verify(
   )
   sm_base, tfl_base = Path(export_dir) / "saved_model", Path(export_dir) / "tflite"
   version = files.free_version([sm_base, tfl_base], version)  # one number names the pair
-  with clock("saved_model: export"):
+  with clock("export: saved_model"):
     sm_dir = saved_model.export_saved_model(
       model, sm_base, version, warmup_images=one_digit_per_class(test), about=about
     )
   if not chief:
     return None
   try:
-    with clock("saved_model: check"):
+    with clock("export: saved_model check"):
       outputs = saved_model.predict_saved_model(sm_dir, test.images)
       check_outputs("saved_model", outputs, reference, test.labels)
   except BaseException:
@@ -87,7 +87,7 @@ def export_and_verify(
   # The int8 files' calibration images, chosen by the model's logits on the training split.
   calibration = None
   if any(variant in formats.INT8_VARIANTS for variant in tflite_variants):
-    with clock("int8 calibration images"):
+    with clock("export: int8 calibration images"):
       train = datasets.train.images
       calibration = tflite.calibration_images(train, registry.predict_logits(model, train))
 
@@ -157,19 +157,19 @@ def export_variant(
   try:
     # The int8 conversion and the bundles write their source SavedModel into the temporary
     # directory.
-    with disk.reported(tempfile.gettempdir()), clock(f"{variant}: export"):
+    with disk.reported(tempfile.gettempdir()), clock(f"export: {variant}"):
       if classifier:
         model_bytes = bundle.convert(variant, model, calibration)
         model_bytes = bundle.with_metadata(model_bytes, variant, about, version)
       else:
         model_bytes = tflite.convert(variant, sm_dir, model, calibration)
-    with clock(f"{variant}: check"):
+    with clock(f"export: {variant} check"):
       predict = bundle.predict_bundle if classifier else tflite.predict_tflite
       scores = check_outputs(variant, predict(model_bytes, test.images), reference, test.labels)
     if classifier:
       scores["mediapipe"] = None
       if mediapipe_check:
-        with clock(f"{variant}: MediaPipe check"):
+        with clock(f"export: {variant} MediaPipe check"):
           scores["mediapipe"] = mediapipe_scores(variant, model_bytes, test, scores)
   except disk.DiskError:
     raise  # the disk's fault, not the variant's: the whole export stops
