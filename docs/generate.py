@@ -9,7 +9,7 @@ Reference: each command's flags, from its own `define_flags` on a fresh FlagValu
 Benchmarks: docs/benchmarks/<name>.json is a benchmark's output as it wrote it (with its stamp:
 date, commit, processor, command); docs/benchmarks/<name>.md shows it through the benchmark's own
 table function. README's blocks between `<!-- generated: NAME -->` and `<!-- end: NAME -->` come
-from the same JSON.
+from the same JSON, and so do the guides' (the scaling-out guide's table).
 """
 
 import argparse
@@ -46,6 +46,14 @@ PAGES = {
     "python -m benchmarks",
     "`kmnist-train` as README runs it, turn about with the tutorial's own TF1 program; where its "
     "seconds go; kmnist's training loop against NumPy and TF1 on the same batches; each export.",
+  ),
+  "distribute": (
+    "Scaling out",
+    "benchmarks.distribute",
+    "python -m benchmarks.distribute",
+    "The tutorial's model on the real MNIST on one device, on 2 replicas of one CPU, on 2 workers "
+    "started by hand and on 2 workers of a local Ray, each held to the one-device model by its "
+    "exported logits (see the guide [Scaling out](../guides/scaling-out.md)).",
   ),
 }
 
@@ -159,6 +167,20 @@ def results_table(figures: dict) -> str:
   return "\n".join(rows)
 
 
+def guide_blocks(figures: dict) -> dict:
+  """The guides' generated blocks: {guide: {name: text}}, a benchmark's table where the guide
+  discusses it."""
+  blocks = {}
+  if "distribute" in figures:
+    data = figures["distribute"]
+    table = importlib.import_module("benchmarks.distribute").table(data)
+    blocks[DOCS / "guides" / "scaling-out.md"] = {
+      "distribute": f"{stamp.line(data['stamp'])}\n\n{table}\n\nRemake: "
+      "`python -m benchmarks.distribute` ([the benchmark's page](../benchmarks/distribute.md))."
+    }
+  return blocks
+
+
 def with_blocks(text: str, blocks: dict) -> str:
   """`text` with each generated block's content replaced."""
   for name, content in blocks.items():
@@ -178,6 +200,8 @@ def pages() -> dict:
     wanted[BENCHMARKS / f"{name}.md"] = benchmark_page(name, data)
   readme = ROOT / "README.md"
   wanted[readme] = with_blocks(readme.read_text(), readme_blocks(figures))
+  for guide, blocks in guide_blocks(figures).items():
+    wanted[guide] = with_blocks(guide.read_text(), blocks)
   # The reference export's picture, shown by the training guide (the site holds only docs/).
   wanted[DOCS / "assets" / "weights.png"] = (
     ROOT / "kmnist" / "reference" / "weights.png"

@@ -175,13 +175,21 @@ def dockerfile_commands() -> tuple[list[tuple[int, list[str]]], list[tuple[int, 
 
 
 def manifest_commands(name: str) -> tuple[list[tuple[int, list[str]]], list[tuple[int, str]]]:
-  """([(line, words)] of each container's args after the image's entrypoint, [(line, text)] of
-  comments). The image is the one the Dockerfile builds, so its entrypoint is the Dockerfile's."""
+  """([(line, words)] of each container's command and args, and of a RayJob's entrypoint,
+  [(line, text)] of comments). A container without a command runs the image's entrypoint, and the
+  image is the one the Dockerfile builds by default, so that entrypoint is the Dockerfile's."""
   text = (ROOT / name).read_text()
   (entrypoint,) = [words[:1] for _, words in dockerfile_commands()[0] if words[0] != "COPY"]
   lines = [n for n, line in enumerate(text.splitlines(), 1) if re.match(r"\s*args:", line)]
-  containers = [c for document in yaml.safe_load_all(text) for c in _containers(document)]
-  commands = [(n, [*entrypoint, *c["args"]]) for n, c in zip(lines, containers, strict=True)]
+  documents = list(yaml.safe_load_all(text))
+  containers = [c for document in documents for c in _containers(document)]
+  commands = [
+    (n, [*c.get("command", entrypoint), *c["args"]]) for n, c in zip(lines, containers, strict=True)
+  ]
+  for document in documents:
+    if document["kind"] == "RayJob":  # the command Ray runs on the cluster's head
+      (line,) = [n for n, t in enumerate(text.splitlines(), 1) if re.match(r"\s*entrypoint:", t)]
+      commands.append((line, words(document["spec"]["entrypoint"])))
   comments = [
     (n, t.split("#", 1)[1]) for n, t in enumerate(text.splitlines(), 1) if t.lstrip()[:1] == "#"
   ]

@@ -74,6 +74,7 @@ def error_lines(result):
       "--model_dir=/proc/1/kmnist",
       "kmnist-train: error: --model_dir=/proc/1/kmnist is not writable",
     ),
+    ("--ray_address=auto", "kmnist-train: error: --ray_address needs --ray_workers=N"),
   ],
 )
 def test_bad_flags_and_paths_stop_in_a_second_before_tensorflow(tmp_path, arg, expected):
@@ -147,6 +148,27 @@ def test_a_cluster_it_cannot_join_is_refused_before_touching_data(
   assert f"kmnist-train: error: {expected}" in result.stderr
   assert "Traceback" not in result.stderr
   assert list(tmp_path.iterdir()) == []
+
+
+def test_ray_workers_without_ray_name_the_extra_before_tensorflow(tmp_path):
+  # Ray and TensorFlow unimportable alike: the refusal comes before either is needed.
+  program = (
+    "import sys\nsys.modules.update(ray=None, tensorflow=None)\nsys.argv[0] = 'kmnist-train'\n"
+    "from kmnist.cli.train import cli\ncli()\n"
+  )
+  result = subprocess.run(
+    [sys.executable, "-c", program, "--ray_workers=2", "--data_dir=data"],
+    capture_output=True,
+    text=True,
+    cwd=tmp_path,
+    timeout=120,
+  )
+  assert result.returncode == 2
+  assert error_lines(result) == [
+    "kmnist-train: error: --ray_workers needs Ray, which is not installed here: pip install "
+    "'kmnist[ray]'"
+  ]
+  assert "Traceback" not in result.stderr and list(tmp_path.iterdir()) == []
 
 
 def test_helpfull_lists_the_flags():

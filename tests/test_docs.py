@@ -30,7 +30,7 @@ PLACEHOLDER_FLAGS = {"flag": "README's `--flag=value`: the form of a flagfile's 
 # Programs other than kmnist's that the docs run: their flags are theirs.
 OTHER_PROGRAMS = {
   "docker", "kubectl", "curl", "pip", "rm", "tensorboard", "saved_model_cli", "ruff", "apt-get",
-  "mkdocs",
+  "mkdocs", "ray",
 }  # fmt: skip
 IDENTIFIER = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 TEST_ID = re.compile(r"(?:tests/)?(test_\w+\.py)::(\w+)(?:::(\w+))?(?:\[.*\])?")

@@ -8,7 +8,6 @@ flag or path is reported in a fraction of a second.
 """
 
 import dataclasses
-import os
 from pathlib import Path
 
 from kmnist.data import mnist_files
@@ -97,6 +96,17 @@ class TrainConfig:
     "many replicas on one machine (to try distribution without GPUs).",
     positive=True,
   )
+  ray_workers: int = setting(
+    0,
+    "Train on this many Ray workers (Ray Train writes their TF_CONFIG for multi_worker; worker 0 "
+    "writes the outputs); 0: no Ray. Needs the ray extra.",
+  )
+  ray_address: str | None = setting(
+    None,
+    "With --ray_workers: the Ray cluster (auto, ray://host:10001); default: RAY_ADDRESS or a "
+    "local Ray started for the run.",
+  )
+  ray_use_gpu: bool = setting(False, "With --ray_workers: one GPU for each Ray worker.")
   data_dir: str = setting(DEFAULT_DATA_DIR, "TFDS data directory (prepared `mnist` is kept here).")
   manual_dir: str | None = setting(
     None,
@@ -193,14 +203,7 @@ class TrainConfig:
         f"--eval_every={self.eval_every} must divide --steps={self.steps} (validation runs every "
         "--eval_every steps)"
       )
-    if self.cpu_replicas > 1 and self.strategy not in strategies.CPU_REPLICA_STRATEGIES:
-      raise KmnistError(
-        f"--cpu_replicas={self.cpu_replicas} needs --strategy=mirrored or auto to have "
-        f"replicas to run (--strategy={self.strategy} uses one CPU device per process); drop "
-        "--cpu_replicas or change --strategy"
-      )
-    if self.strategy == "multi_worker":  # the cluster is part of the run's configuration
-      strategies.check_tf_config(os.environ.get("TF_CONFIG"))
+    strategies.check_flags(self)  # the replicas and the cluster: TF_CONFIG's or Ray's
     formats.check_tflite_variants(self.tflite)
     if self.mediapipe_check:
       formats.check_mediapipe_check(self.tflite)
@@ -214,12 +217,8 @@ class TrainConfig:
     """
     if self.manual_dir:
       mnist_files.check_manual_dir(self.manual_dir)
-    for flag, path in (
-      ("--model_dir", self.model_dir),
-      ("--export_dir", self.export_dir),
-      ("--data_dir", self.data_dir),
-    ):
-      files.check_writable_directory(path, flag)
+    for name in ("model_dir", "export_dir", "data_dir"):
+      files.check_writable_directory(getattr(self, name), f"--{name}")
     if self.export_version is not None:
       files.free_version(self.export_bases(), self.export_version)
     return self
