@@ -1,6 +1,8 @@
-# kmnist-serve in a container: the kmnist SavedModel behind KServe's model server, answering
+# Two images of kmnist from one file.
+#
+# kmnist-serve (the default target): the kmnist SavedModel behind KServe's model server, answering
 # TensorFlow Serving's REST (8501) and gRPC (8500) APIs, the Open Inference Protocol and the
-# drawing page. Run it as TF Serving's image is run (README.md, "Docker and Kubernetes"):
+# drawing page. Run it as TF Serving's image is run (docs/guides/docker-kubernetes.md):
 #   docker build -t kmnist-serve .
 #   docker run --rm -p 8501:8501 -p 8500:8500 \
 #     --mount type=bind,source="$PWD/exported",target=/models/kmnist kmnist-serve
@@ -13,11 +15,31 @@
 #     --mount type=bind,source="$PWD/runs/cnn",target=/models/cnn \
 #     kmnist-serve --host=0.0.0.0 --model_config_file=/models/models.config \
 #     --enable_batching --batching_parameters_file=/models/batching.config
-FROM python:3.11-slim
+#
+# kmnist-train (the `train` target): kmnist-train with Ray, the image of the training jobs in
+# deploy/training/ (a TFJob, an Indexed Job, a KubeRay RayJob):
+#   docker build --target train -t kmnist-train .
+#   docker run --rm kmnist-train --steps=100 --tflite=float
+FROM python:3.11-slim AS base
 
 WORKDIR /opt/kmnist
 COPY pyproject.toml README.md ./
 COPY kmnist ./kmnist
+
+FROM base AS train
+# KubeRay probes a Ray node with wget; the Ray of kmnist's ray extra, with its dashboard (Ray Jobs,
+# which a RayJob submits through), at the version deploy/training/rayjob.yaml names.
+RUN apt-get update && apt-get install -y --no-install-recommends wget \
+  && rm -rf /var/lib/apt/lists/*
+RUN pip install --no-cache-dir ".[ray]" "ray[default]==2.60.0"
+# A home, the runs' working directory: TFDS prepares MNIST in ~/tensorflow_datasets, Ray keeps its
+# records in ~/ray_results, a run without --model_dir writes runs/ there.
+RUN useradd --uid 1000 --create-home kmnist
+USER kmnist
+WORKDIR /home/kmnist
+ENTRYPOINT ["kmnist-train"]
+
+FROM base AS serve
 RUN pip install --no-cache-dir ".[serve]"
 
 # The reference export, served unless an export directory is mounted over /models/kmnist.

@@ -5,8 +5,9 @@ Prints a table and writes it as JSON (`--out`). Measured, in one process tree:
     time for the steps without tracing, and the tracing time; the NumPy floor and the tutorial's TF1
     program on the *same batches* (kmnist's `input_pipeline.batch_indices`), with the ratios and all
     three test accuracies;
-  * the default command end to end (data prepared; and a first run that prepares TFDS from the
-    shipped files), with each run's peak RSS;
+  * the default command end to end against the tutorial's whole TF1 program, turn about, and
+    where its seconds go; a first run that prepares TFDS from the shipped files
+    (benchmarks/command.py);
   * SavedModel export, TFLite conversion per variant, and TFLite latency (one image; a batch of
     1,000).
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from absl import app, flags
 
-from benchmarks import numpy_floor
+from benchmarks import command, numpy_floor, stamp
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -30,13 +31,23 @@ flags.DEFINE_string(
   os.path.join("~", "tensorflow_datasets"),
   "TFDS data directory (prepared if needed).",
 )
-flags.DEFINE_string("out", "runs/benchmark.json", "Where to write the figures as JSON.")
+flags.DEFINE_string(
+  "out",
+  "runs/default_command.json",
+  "Where to write the figures as JSON (docs.generate publishes it).",
+)
 flags.DEFINE_integer("seed", 0, "Seed of the batch order (shared by all three implementations).")
 flags.DEFINE_integer(
   "repeats", 3, "Training-loop timings are the median of this many runs (this VM is noisy)."
 )
 flags.DEFINE_boolean(
-  "end_to_end", True, "Also time the default command as subprocesses (the slow part)."
+  "end_to_end",
+  True,
+  "Also time the default command as a user runs it, turn about with the tutorial's TF1 program "
+  "(benchmarks/command.py).",
+)
+flags.DEFINE_integer(
+  "command_repeats", 5, "Runs of each whole command (kmnist-train, the TF1 program); medians."
 )
 flags.DEFINE_list(
   "models",
@@ -47,7 +58,7 @@ flags.DEFINE_list(
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of the --models runs.")
 flags.DEFINE_boolean("kerasio", True, "With --models: also train the keras-io recipe on each seed.")
 flags.DEFINE_string(
-  "models_out", "runs/models_benchmark.json", "Where --models writes its figures."
+  "models_out", "runs/models.json", "Where --models writes its figures (and its picture, as .png)."
 )
 
 STEPS, BATCH, LEARNING_RATE = 1000, 100, 0.5  # the tutorial's schedule
@@ -148,40 +159,6 @@ def numpy_run(datasets, batches) -> dict:
   }
 
 
-def timed_command(args, cwd) -> dict:
-  """Wall time, peak RSS and stdout of one child process (os.wait4: that child's own usage)."""
-  with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-    start = time.perf_counter()
-    process = subprocess.Popen(args, cwd=cwd, stdout=out, stderr=err)
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    out.seek(0), err.seek(0)
-    if process.returncode:
-      raise RuntimeError(f"{args} failed: {err.read()[-2000:]}")
-    return {"seconds": seconds, "peak_rss_mib": usage.ru_maxrss / 1024, "stdout": out.read()}
-
-
-def end_to_end(data_dir: str) -> dict:
-  """The default command as a user runs it: a first run preparing TFDS, then a prepared one."""
-  figures = {}
-  with tempfile.TemporaryDirectory() as tmp:
-    fresh = Path(tmp) / "fresh_data"
-    for name, args in (
-      ("first_run_preparing_tfds", [f"--data_dir={fresh}"]),
-      ("default_command_data_prepared", [f"--data_dir={data_dir}"]),
-    ):
-      run_dir = Path(tmp) / name
-      run_dir.mkdir()
-      result = timed_command([sys.executable, "-m", "kmnist.cli.train", *args], cwd=run_dir)
-      figures[name] = {
-        "seconds": result["seconds"],
-        "peak_rss_mib": result["peak_rss_mib"],
-        "test_accuracy": float(result["stdout"].split("test accuracy:")[1].split()[0]),
-      }
-  return figures
-
-
 def export_figures(model, datasets) -> dict:
   from kmnist.export import saved_model, tflite
 
@@ -210,45 +187,6 @@ def export_figures(model, datasets) -> dict:
   return figures
 
 
-def table(figures: dict) -> str:
-  loops = figures["training_loop"]
-  rows = [
-    "| implementation (1000 steps x 100) | examples/s | seconds (steady) | test accuracy |",
-    "| --- | ---: | ---: | ---: |",
-  ]
-  for name in ("kmnist", "numpy", "tf1"):
-    f = loops[name]
-    rows.append(
-      f"| {name} | {f['examples_per_second']:,.0f} | {f['seconds_steady']:.3f} | "
-      f"{f['test_accuracy']:.4f} |"
-    )
-  rows.append(
-    f"\nkmnist tracing: {loops['kmnist']['tracing_seconds']:.2f} s; kmnist/NumPy throughput "
-    f"{loops['kmnist_over_numpy']:.2f}x, kmnist/TF1 {loops['kmnist_over_tf1']:.2f}x"
-  )
-  if "end_to_end" in figures:
-    rows.append(
-      "\n| command | wall s | peak RSS MiB | test accuracy |\n| --- | ---: | ---: | ---: |"
-    )
-    for name, f in figures["end_to_end"].items():
-      rows.append(
-        f"| {name} | {f['seconds']:.1f} | {f['peak_rss_mib']:.0f} | {f['test_accuracy']:.4f} |"
-      )
-  ex = figures["export"]
-  rows.append(f"\nSavedModel export: {ex['saved_model_export_seconds']:.2f} s")
-  rows.append(
-    "| TFLite variant | convert s | bytes | 1 image µs | batch of 1000 ms |\n| --- | ---: | ---: "
-    "| ---: | ---: |"
-  )
-  for key, f in ex.items():
-    if key.startswith("tflite_"):
-      rows.append(
-        f"| {key[7:]} | {f['convert_seconds']:.2f} | {f['size_bytes']:,} | "
-        f"{f['single_image_invoke_us']:.1f} | {f['batch_1000_ms']:.2f} |"
-      )
-  return "\n".join(rows)
-
-
 def main(argv):
   del argv
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -265,6 +203,7 @@ def main(argv):
     partial = Path(FLAGS.models_out).with_suffix(".partial.json")
     partial.parent.mkdir(parents=True, exist_ok=True)
     figures = models.benchmark(
+      stamp.stamp(),
       FLAGS.models,
       seeds,
       datasets,
@@ -275,9 +214,10 @@ def main(argv):
     write_figures(figures, FLAGS.models_out, models.table(figures))
     print(f"(the picture: {models.draw(figures, Path(FLAGS.models_out).with_suffix('.png'))})")
     return
-  # The commands first, while this process is small: a child's peak RSS starts from its parent's at
-  # fork.
-  end_to_end_figures = end_to_end(FLAGS.data_dir) if FLAGS.end_to_end else None
+  figures = {"stamp": stamp.stamp()}
+  # The commands first, before this process loads TensorFlow and the data.
+  if FLAGS.end_to_end:
+    figures["end_to_end"] = command.measure(FLAGS.data_dir, FLAGS.command_repeats)
   datasets = mnist.load(FLAGS.data_dir)
   batches = batch_order(len(datasets.train), FLAGS.seed)
   runs = [kmnist_loop(datasets, FLAGS.seed) for _ in range(FLAGS.repeats)]
@@ -290,10 +230,8 @@ def main(argv):
   }
   loops["kmnist_over_numpy"] = kmnist["examples_per_second"] / loops["numpy"]["examples_per_second"]
   loops["kmnist_over_tf1"] = kmnist["examples_per_second"] / loops["tf1"]["examples_per_second"]
-  figures = {"training_loop": loops, "export": export_figures(model, datasets)}
-  if end_to_end_figures:
-    figures["end_to_end"] = end_to_end_figures
-  write_figures(figures, FLAGS.out, table(figures))
+  figures.update(training_loop=loops, export=export_figures(model, datasets))
+  write_figures(figures, FLAGS.out, command.table(figures))
 
 
 def write_figures(figures: dict, path: str, text: str) -> None:

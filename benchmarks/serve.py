@@ -38,7 +38,9 @@ flags.DEFINE_string(
   "TFDS data directory (MNIST is prepared there if needed).",
 )
 flags.DEFINE_string("model", None, "SavedModel version directory to serve; default: the reference.")
-flags.DEFINE_string("out", "runs/serve_benchmark.json", "Where to write the figures as JSON.")
+flags.DEFINE_string(
+  "out", "runs/serve.json", "Where to write the figures as JSON (docs.generate publishes it)."
+)
 flags.DEFINE_integer("users", 16, "Concurrent clients.")
 flags.DEFINE_float("seconds", 20, "Length of each load run.")
 flags.DEFINE_integer("max_requests", 100_000, "Each load run stops after this many requests.")

@@ -12,6 +12,8 @@ import time
 
 import numpy as np
 
+from benchmarks import tf1_program
+
 
 def main(data_path, out_path, repeats="3"):
   repeats = int(repeats)
@@ -23,16 +25,7 @@ def main(data_path, out_path, repeats="3"):
   y_all = np.eye(10, dtype=np.float32)[data["train_labels"]]
   batches = data["batches"]
 
-  # The tutorial's lines, with the numerically stable loss it recommends.
-  x = tf.compat.v1.placeholder(tf.float32, [None, 784])
-  W = tf.Variable(tf.zeros([784, 10]))  # noqa: N806  (the tutorial's name)
-  b = tf.Variable(tf.zeros([10]))
-  y = tf.matmul(x, W) + b
-  y_ = tf.compat.v1.placeholder(tf.float32, [None, 10])
-  cross_entropy = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=y_, logits=y))
-  train_step = tf.compat.v1.train.GradientDescentOptimizer(0.5).minimize(cross_entropy)
-  correct = tf.equal(tf.argmax(y, 1), tf.argmax(y_, 1))
-  accuracy = tf.reduce_mean(tf.cast(correct, tf.float32))
+  x, y_, train_step, accuracy = tf1_program.tutorial_graph(tf)
 
   with tf.compat.v1.Session() as sess:
     timings = []

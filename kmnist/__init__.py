@@ -13,6 +13,7 @@ imports only the stages before it (tests/test_layout.py holds that):
     serve/      kmnist-serve: TF Serving's and Open Inference's APIs, the drawing page
     cli/        the four commands: flags, checks, printing; the one place imports are deferred
     reference/  the default command's export, shipped as package data
+    third_party/  code kmnist did not write, vendored unchanged with its licence and origin
 """
 
 __version__ = "0.1.0"

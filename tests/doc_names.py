@@ -1,6 +1,7 @@
 """What the docs name, and where each kind of name is looked up (tests/test_docs.py checks them).
 
-The docs are README.md, BUILD_NOTES.md, exported/README.md, the Dockerfile and deploy/**/*.yaml.
+The docs are README.md, BUILD_NOTES.md, exported/README.md, the site's pages (docs/**/*.md), the
+Dockerfile and deploy/**/*.yaml.
 Names come from the markdown's inline code spans and the lines of its shell (and unlabelled) code
 blocks, from the Dockerfile's instructions, from the manifests' container args, and from the
 comments of the last two. The tree is read as text and ASTs: nothing of kmnist is imported here.
@@ -16,7 +17,13 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-MARKDOWN = ["README.md", "BUILD_NOTES.md", "exported/README.md"]
+# The site's pages (docs/), README, the design document and the export folder's note.
+MARKDOWN = [
+  "README.md",
+  "BUILD_NOTES.md",
+  "exported/README.md",
+  *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").rglob("*.md")),
+]
 # Folders of the repository a path in the docs may start with (exported/ holds its README).
 REPO_DIRS = {"kmnist", "tests", "benchmarks", "docs", "deploy", ".ci", "exported"}
 # What runs write, named in the docs as examples: not in the tree.
@@ -168,13 +175,21 @@ def dockerfile_commands() -> tuple[list[tuple[int, list[str]]], list[tuple[int, 
 
 
 def manifest_commands(name: str) -> tuple[list[tuple[int, list[str]]], list[tuple[int, str]]]:
-  """([(line, words)] of each container's args after the image's entrypoint, [(line, text)] of
-  comments). The image is the one the Dockerfile builds, so its entrypoint is the Dockerfile's."""
+  """([(line, words)] of each container's command and args, and of a RayJob's entrypoint,
+  [(line, text)] of comments). A container without a command runs the image's entrypoint, and the
+  image is the one the Dockerfile builds by default, so that entrypoint is the Dockerfile's."""
   text = (ROOT / name).read_text()
   (entrypoint,) = [words[:1] for _, words in dockerfile_commands()[0] if words[0] != "COPY"]
   lines = [n for n, line in enumerate(text.splitlines(), 1) if re.match(r"\s*args:", line)]
-  containers = [c for document in yaml.safe_load_all(text) for c in _containers(document)]
-  commands = [(n, [*entrypoint, *c["args"]]) for n, c in zip(lines, containers, strict=True)]
+  documents = list(yaml.safe_load_all(text))
+  containers = [c for document in documents for c in _containers(document)]
+  commands = [
+    (n, [*c.get("command", entrypoint), *c["args"]]) for n, c in zip(lines, containers, strict=True)
+  ]
+  for document in documents:
+    if document["kind"] == "RayJob":  # the command Ray runs on the cluster's head
+      (line,) = [n for n, t in enumerate(text.splitlines(), 1) if re.match(r"\s*entrypoint:", t)]
+      commands.append((line, words(document["spec"]["entrypoint"])))
   comments = [
     (n, t.split("#", 1)[1]) for n, t in enumerate(text.splitlines(), 1) if t.lstrip()[:1] == "#"
   ]

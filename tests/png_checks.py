@@ -4,7 +4,7 @@ drawn, and make logits with a chosen share of right answers."""
 import numpy as np
 from PIL import Image
 
-from kmnist.data.spec import NUM_CLASSES
+from kmnist.data.spec import IMAGE_SHAPE, NUM_CLASSES
 from kmnist.visualize import figures
 
 
@@ -14,26 +14,28 @@ def read_rgb(path) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
-def cell_colours(fig, png: np.ndarray) -> dict[str, np.ndarray]:
-  """{axes title: RGB [rows, cols, 3] sampled at the centre of each cell} for every map in `fig`
-  (every image of at most 28x28 cells).
+def cell_colours(fig, png: np.ndarray, shape=IMAGE_SHAPE) -> dict[str, np.ndarray]:
+  """{map title: RGB [rows, cols, 3] sampled at the centre of each cell} for every map (of `shape`)
+  of a sheet drawn by `figures.maps_figure`: each title stands above its map, at the place
+  `figures.tile_places` gives it.
 
   `png` must be `fig` saved at its own dpi (as kmnist.visualize.figures.save_png does), so the
   figure's layout in display pixels is the PNG's layout, with y flipped (display y grows upwards,
   PNG rows downwards).
   """
   fig.canvas.draw()
-  height = png.shape[0]
   cells = {}
   for ax in fig.axes:
-    for image in ax.images:
-      rows, cols = image.get_array().shape[:2]
-      if rows > 28 or cols > 28:
-        continue
-      box = image.get_window_extent()
-      ys = box.y1 - (np.arange(rows) + 0.5) * box.height / rows  # Row 0 is drawn at the top.
-      xs = box.x0 + (np.arange(cols) + 0.5) * box.width / cols
-      cells[ax.get_title()] = png[(height - ys).astype(int)[:, None], xs.astype(int)[None, :]]
+    if not ax.images or not ax.texts:
+      continue  # the colour bar
+    _, (tile_h, tile_w) = figures.tile_places(1, (1, 1), shape)
+    sheet_h, sheet_w = ax.images[0].get_array().shape
+    places, _ = figures.tile_places(len(ax.texts), (sheet_h // tile_h, sheet_w // tile_w), shape)
+    for text, (top, left) in zip(ax.texts, places, strict=True):
+      rows, cols = np.meshgrid(top + np.arange(shape[0]), left + np.arange(shape[1]), indexing="ij")
+      xy = ax.transData.transform(np.stack([cols.ravel(), rows.ravel()], axis=1))
+      x, y = xy[:, 0].astype(int), (png.shape[0] - xy[:, 1]).astype(int)
+      cells[text.get_text()] = png[y, x].reshape(*shape, 3)
   return cells
 
 

@@ -74,6 +74,7 @@ def error_lines(result):
       "--model_dir=/proc/1/kmnist",
       "kmnist-train: error: --model_dir=/proc/1/kmnist is not writable",
     ),
+    ("--ray_address=auto", "kmnist-train: error: --ray_address needs --ray_workers=N"),
   ],
 )
 def test_bad_flags_and_paths_stop_in_a_second_before_tensorflow(tmp_path, arg, expected):
@@ -149,6 +150,27 @@ def test_a_cluster_it_cannot_join_is_refused_before_touching_data(
   assert list(tmp_path.iterdir()) == []
 
 
+def test_ray_workers_without_ray_name_the_extra_before_tensorflow(tmp_path):
+  # Ray and TensorFlow unimportable alike: the refusal comes before either is needed.
+  program = (
+    "import sys\nsys.modules.update(ray=None, tensorflow=None)\nsys.argv[0] = 'kmnist-train'\n"
+    "from kmnist.cli.train import cli\ncli()\n"
+  )
+  result = subprocess.run(
+    [sys.executable, "-c", program, "--ray_workers=2", "--data_dir=data"],
+    capture_output=True,
+    text=True,
+    cwd=tmp_path,
+    timeout=120,
+  )
+  assert result.returncode == 2
+  assert error_lines(result) == [
+    "kmnist-train: error: --ray_workers needs Ray, which is not installed here: pip install "
+    "'kmnist[ray]'"
+  ]
+  assert "Traceback" not in result.stderr and list(tmp_path.iterdir()) == []
+
+
 def test_helpfull_lists_the_flags():
   result = run_cli("--helpfull")  # absl exits 1 after printing help; the text is what matters.
   for name in (
@@ -163,46 +185,6 @@ def test_helpfull_lists_the_flags():
     "--flagfile",
   ):
     assert name in result.stdout
-
-
-@pytest.mark.slow
-def test_the_readme_command_on_a_fresh_data_dir(tmp_path):
-  # The README's run command, as a user types it on a fresh clone (its data dir pointed into the
-  # test's folder): TFDS prepares MNIST from the shipped files (~13 s) behind one display, then the
-  # default run trains, scores, exports and draws.
-  import json
-
-  from kmnist.visualize import pictures
-
-  result = run_cli("--data_dir=data", cwd=tmp_path, timeout=300)
-  assert result.returncode == 0, result.stderr[-3000:]
-  label = f"Preparing MNIST in {os.path.join('data', 'mnist', '3.0.1')} (first run only)"
-  lines = result.stderr.splitlines()
-  assert lines[0] == f"{label}..." and len(lines) == 2, result.stderr
-  assert lines[1].startswith(f"{label}: done in ") and lines[1].endswith(
-    "; later runs start at once"
-  )
-  assert "Downloading and preparing" not in result.stdout
-  accuracy = float(result.stdout.split("test accuracy:")[1].split()[0])
-  assert accuracy >= 0.905
-  assert (tmp_path / "exported" / "saved_model" / "1" / "saved_model.pb").is_file()
-  tflite_dir = tmp_path / "exported" / "tflite" / "1"
-  for name in (
-    "kmnist_float.tflite",
-    "kmnist_dynamic.tflite",
-    "kmnist_int8.tflite",
-    "labels.txt",
-    "tflite_report.json",
-  ):
-    assert (tflite_dir / name).is_file()
-  assert (
-    tflite_dir / "tflite_report.md"
-  ).read_text() in result.stdout  # the report's table is printed too
-  metrics = json.loads((tmp_path / "runs" / "kmnist" / "metrics.json").read_text())
-  assert metrics["test_accuracy"] == pytest.approx(accuracy, abs=5e-5)
-  assert all((tmp_path / "runs" / "kmnist" / name).is_file() for name in pictures.PICTURES)
-  assert "Pictures: runs/kmnist/weights.png" in result.stdout
-  assert list((tmp_path / "runs" / "kmnist" / "logs" / "train").glob("events.out.tfevents.*"))
 
 
 @pytest.mark.slow

@@ -1,17 +1,19 @@
 """Reading MNIST through TFDS (mocked in the fast tests, the real prepared data in the slow ones)
 and the cache."""
 
+import io
 import json
 import tempfile
 from pathlib import Path
 
 import numpy as np
+import PIL.Image
 import pytest
 import tensorflow_datasets as tfds
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kmnist.data import mnist, splits
+from kmnist.data import mnist, splits, tfds_source
 
 
 def test_load_reads_three_splits_through_tfds(tmp_path):
@@ -27,7 +29,7 @@ def test_decoded_splits_are_cached_beside_the_prepared_dataset(
 ):
   cache = tmp_path / "mnist" / mnist.TFDS_VERSION / mnist.SPLITS_CACHE
   mnist.write_cache(cache, synthetic_datasets)
-  monkeypatch.setattr(mnist, "tfds", None)  # any TFDS use would now fail
+  monkeypatch.setattr(tfds_source, "decode", None)  # any TFDS use would now fail
   loaded = mnist.load(data_dir=str(tmp_path))
   for name in splits.SPLITS:
     np.testing.assert_array_equal(
@@ -72,7 +74,7 @@ def test_real_cache_matches_tfds(real_data_dir):
   )  # the fixture's first load wrote the cache; this one reads it
   builder = tfds.builder(f"mnist:{mnist.TFDS_VERSION}", data_dir=real_data_dir)
   for name, tfds_split in splits.SPLITS.items():
-    from_tfds = mnist.read_split(builder, tfds_split)
+    from_tfds = tfds_source.read_split(builder, tfds_split)
     np.testing.assert_array_equal(getattr(cached, name).images, from_tfds.images)
     np.testing.assert_array_equal(getattr(cached, name).labels, from_tfds.labels)
 
@@ -162,17 +164,18 @@ class PreparingBuilder:
   """Stands for TFDS's builder on a first run: it prints, warns and draws bars as TFDS does."""
 
   def __init__(self):
-    self.examples = 0
+    self.examples = []
 
   def _generate_examples(self):
-    yield from range(mnist.TOTAL_EXAMPLES)
+    for i in range(tfds_source.TOTAL_EXAMPLES):
+      yield i, {"image": np.full((28, 28, 1), i % 256, np.uint8), "label": i % 10}
 
   def download_and_prepare(self, download_config):
     import absl.logging
 
     print("Downloading and preparing dataset Unknown size ...")  # TFDS's termcolor.cprint
     absl.logging.warning("Variant folder %s has no %s", "/d/mnist/3.0.1", "dataset_info.json")
-    self.examples = sum(1 for _ in self._generate_examples())
+    self.examples = list(self._generate_examples())
 
 
 def test_the_first_run_shows_one_progress_display_and_nothing_of_tfds(tmp_path, capsys, caplog):
@@ -189,11 +192,16 @@ def test_the_first_run_shows_one_progress_display_and_nothing_of_tfds(tmp_path, 
       shown.append(text)
 
   builder = PreparingBuilder()
-  with mnist.quiet_tfds():
-    mnist.prepare(builder, tmp_path, tmp_path / "mnist" / "3.0.1", Recorder)
-  assert builder.examples == mnist.TOTAL_EXAMPLES
+  with tfds_source.quiet_tfds():
+    tfds_source.prepare(builder, tmp_path, tmp_path / "mnist" / "3.0.1", Recorder)
+  assert len(builder.examples) == tfds_source.TOTAL_EXAMPLES
+  # Each picture reaches TFDS as the PNG of the very same pixels, its label unchanged.
+  for key, example in builder.examples[:300]:
+    with PIL.Image.open(io.BytesIO(example["image"])) as png:
+      assert png.mode == "L" and (np.asarray(png) == key % 256).all()
+    assert example["label"] == key % 10
   assert shown[0] == (f"Preparing MNIST in {tmp_path / 'mnist' / '3.0.1'} (first run only)", 70_000)
-  assert shown[1:-1] == list(range(1, mnist.TOTAL_EXAMPLES + 1))
+  assert shown[1:-1] == list(range(1, tfds_source.TOTAL_EXAMPLES + 1))
   assert shown[-1].startswith("done in ")
   assert "Downloading and preparing" not in capsys.readouterr().out
   assert not [r for r in caplog.records if "Variant folder" in r.getMessage()]
@@ -222,7 +230,7 @@ def test_a_full_disk_while_tfds_prepares_is_one_line_naming_the_data_dir(tmp_pat
   from kmnist.util import disk
 
   full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "mnist" / "x.tmp"))
-  monkeypatch.setattr(mnist.tfds, "builder", lambda *a, **k: BrokenBuilder(False, full))
+  monkeypatch.setattr(tfds, "builder", lambda *a, **k: BrokenBuilder(False, full))
   with pytest.raises(
     disk.DiskError, match=f"^could not write {tmp_path / 'mnist'}: the disk is full"
   ):
@@ -235,7 +243,7 @@ def test_prepared_records_that_cannot_be_read_name_the_fix(tmp_path, monkeypatch
   from kmnist.util.errors import KmnistError
 
   damaged = tf.errors.DataLossError(None, None, "corrupted record at 12")
-  monkeypatch.setattr(mnist.tfds, "builder", lambda *a, **k: BrokenBuilder(True, damaged))
+  monkeypatch.setattr(tfds, "builder", lambda *a, **k: BrokenBuilder(True, damaged))
   version_dir = tmp_path / "mnist" / mnist.TFDS_VERSION
   with pytest.raises(
     KmnistError,

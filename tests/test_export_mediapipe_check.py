@@ -51,11 +51,13 @@ def test_mediapipe_refuses_the_raw_tensor_files(trained_model, synthetic_dataset
     mediapipe_check.classify(raw, np.zeros((1, 28, 28), np.uint8))
 
 
-def test_readmes_python_snippet_classifies_with_the_bundle(
+def test_the_guides_python_snippet_classifies_with_the_bundle(
   classifier_bundles, synthetic_datasets, tmp_path, monkeypatch, capsys
 ):
-  readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-  section = readme.split("## TFLite for phones")[1].split("\n## ")[0]
+  guide = (Path(__file__).resolve().parents[1] / "docs" / "guides" / "tflite.md").read_text()
+  section = guide.split("## The image-classifier bundles, with MediaPipe Tasks")[1].split("\n## ")[
+    0
+  ]
   snippet = section.split("```python\n")[1].split("```")[0]
   assert "np.zeros((28, 28, 3), np.uint8)" in snippet
   model_bytes = classifier_bundles["int8_classifier"]

@@ -6,7 +6,7 @@ import pytest
 
 from kmnist import __version__
 from kmnist.export import metadata, tflite
-from kmnist.export import metadata_schema_py_generated as md
+from kmnist.third_party.tflite_metadata import metadata_schema_py_generated as md
 
 
 def test_the_metadata_says_what_the_bundle_is(classifier_bundles):

@@ -1,5 +1,5 @@
 """TFLite conversion: every variant keeps the serving signature and the documented tensor
-contract, computes the Keras model's function, and reads as README's snippet says."""
+contract, computes the Keras model's function, and reads as the TFLite guide's snippet says."""
 
 from pathlib import Path
 
@@ -44,7 +44,7 @@ def test_int8_takes_raw_pixels_whatever_the_calibration_images_span(converted, s
   assert synthetic_datasets.train.images.max() < 255  # so the scale below is not simply calibrated
   scale, zero_point = tflite.input_details(converted["int8"])["quantization"]
   assert scale == pytest.approx(1 / 255, rel=1e-6) and zero_point == 0
-  # What README promises app developers: probability = (q + 128) / 256.
+  # What the docs promise app developers: probability = (q + 128) / 256.
   probabilities = tflite.output_details(converted["int8"])["probabilities"]["quantization"]
   assert probabilities == (1 / 256, -128)
 
@@ -101,21 +101,22 @@ def test_unknown_variant_is_refused(tmp_path):
     tflite.convert("int4", tmp_path, None, None)
 
 
-def readme_python_snippet() -> str:
-  readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-  section = readme.split("## TFLite models for app developers")[1].split("\n## ")[0]
+def guide_python_snippet() -> str:
+  """The TFLite guide's Python snippet for the raw-tensor files."""
+  guide = (Path(__file__).resolve().parents[1] / "docs" / "guides" / "tflite.md").read_text()
+  section = guide.split("## The raw-tensor files, with LiteRT")[1].split("\n## ")[0]
   return section.split("```python\n")[1].split("```")[0]
 
 
 @pytest.mark.parametrize("variant", tflite.VARIANTS)
-def test_readme_python_snippet_reads_every_variant(
+def test_guide_python_snippet_reads_every_variant(
   converted, trained_model, synthetic_datasets, tmp_path, monkeypatch, capsys, variant
 ):
   (tmp_path / "exported" / "tflite" / "1").mkdir(parents=True)
   (tmp_path / "exported" / "tflite" / "1" / f"kmnist_{variant}.tflite").write_bytes(
     converted[variant]
   )
-  snippet = readme_python_snippet()
+  snippet = guide_python_snippet()
   assert "kmnist_int8.tflite" in snippet and "np.zeros((1, 28, 28), np.uint8)" in snippet
   snippet = snippet.replace("kmnist_int8", f"kmnist_{variant}").replace(
     "np.zeros((1, 28, 28), np.uint8)", "image"

@@ -17,9 +17,9 @@ MAX_MODULE_LINES = 250
 # The stage packages, in pipeline order: each imports only those before it.
 STAGES = ["util", "data", "models", "export", "visualize", "training", "predict", "serve", "cli"]
 MAX_REPEATED_LINES = 6
-# Generated code, vendored as generated (flatc's output for the TFLite metadata schema): not held to
-# the size and repetition rules, which are about code written here.
-GENERATED = {"kmnist.export.metadata_schema_py_generated"}
+# Code kmnist did not write, vendored unchanged: not held to the size and repetition rules (they are
+# about code written here); it imports nothing of kmnist, and any stage may import it.
+THIRD_PARTY = "third_party"
 
 
 def module_name(path: Path) -> str:
@@ -75,9 +75,9 @@ def package_of(module: str) -> str:
 
 def test_the_root_holds_the_stages_and_nothing_else():
   root = {p.name for p in PACKAGE.iterdir() if p.name != "__pycache__"}
-  assert root == {"__init__.py", "reference", *STAGES}
+  assert root == {"__init__.py", "reference", THIRD_PARTY, *STAGES}
   described = ast.get_docstring(ast.parse((PACKAGE / "__init__.py").read_text()))
-  assert all(f"{stage}/" in described for stage in STAGES)
+  assert all(f"{stage}/" in described for stage in [*STAGES, THIRD_PARTY])
 
 
 def test_packages_import_one_way_down_the_pipeline():
@@ -87,7 +87,9 @@ def test_packages_import_one_way_down_the_pipeline():
   for name, path in known.items():
     for imported in imports_of(path, known):
       here, there = package_of(name), package_of(imported)
-      if here and there and here != there and STAGES.index(there) > STAGES.index(here):
+      if here == THIRD_PARTY or (
+        here and there in STAGES and here != there and STAGES.index(there) > STAGES.index(here)
+      ):
         wrong.add(f"{name} -> {imported}")
   assert sorted(wrong) == []
 
@@ -107,7 +109,7 @@ def test_modules_are_small():
   sizes = {
     name: len(path.read_text().splitlines())
     for name, path in modules().items()
-    if name not in GENERATED
+    if package_of(name) != THIRD_PARTY
   }
   assert {name: n for name, n in sizes.items() if n > MAX_MODULE_LINES} == {}
 
@@ -115,7 +117,7 @@ def test_modules_are_small():
 def test_no_block_of_more_than_six_lines_is_repeated():
   places = {}
   for name, path in modules().items():
-    if name in GENERATED:
+    if package_of(name) == THIRD_PARTY:
       continue
     lines = [
       (n, line.strip()) for n, line in enumerate(path.read_text().splitlines(), 1) if line.strip()

@@ -266,7 +266,8 @@ def test_blank_pictures_are_named_as_blank(level, spread, seed):
 
 
 def test_real_handwriting_is_neither_blank_nor_noise(mnist_digits):
-  # The 10,000 test digits: the check's margin on real digits is in BUILD_NOTES ("Faults").
+  # The 10,000 test digits: the check's margin on real digits (BUILD_NOTES.md, "Pictures, console,
+  # predict").
   from conftest import read_mnist_test_digits
 
   digits = read_mnist_test_digits(10_000).images

@@ -4,8 +4,8 @@ with a finger (touch events), the page's answer is read, and a screenshot is che
 page must show. Without the browser this is skipped, saying why, except in CI (CI set), where it
 fails instead.
 
-    KMNIST_SERVE_SCREENSHOT=docs/serve.png python -m pytest tests/test_serve_browser.py
-also keeps the screenshot (README's picture).
+    KMNIST_SERVE_SCREENSHOT=docs/assets/serve.png python -m pytest tests/test_serve_browser.py
+also keeps the screenshot (the kmnist-serve guide's picture).
 """
 
 import io

@@ -2,15 +2,12 @@
 its flags, the ports it listens on, the routes probed, the extra installed. (No Docker or
 Kubernetes here: this is what can be checked without them.)"""
 
-import json
 import re
 import shlex
 import shutil
 import tomllib
-from pathlib import Path
 
 import pytest
-import yaml
 from absl import flags
 from kserve.model_repository import ModelRepository
 from kserve.protocol.dataplane import DataPlane
@@ -21,23 +18,9 @@ from kmnist.serve.repository import batching_parameters, model_config
 from kmnist.serve.web import app as app_lib
 from kmnist.util.files import existing_versions, is_saved_model
 
-ROOT = Path(__file__).resolve().parent.parent
+from deploy_files import ROOT, dockerfile, exec_form, manifests
+
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-
-
-def dockerfile() -> dict[str, list]:
-  """Instruction -> its arguments, one entry per occurrence (continuation lines joined)."""
-  text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
-  instructions = {}
-  for line in text.splitlines():
-    if line.strip() and not line.lstrip().startswith("#"):
-      word, _, rest = line.strip().partition(" ")
-      instructions.setdefault(word, []).append(rest.strip())
-  return instructions
-
-
-def exec_form(argument: str) -> list[str]:
-  return json.loads(argument) if argument.startswith("[") else shlex.split(argument)
 
 
 def parse_serve_flags(args: list[str]) -> flags.FlagValues:
@@ -49,7 +32,8 @@ def parse_serve_flags(args: list[str]) -> flags.FlagValues:
 
 
 def test_dockerfile_copies_what_exists_and_runs_kmnist_serve_with_its_flags():
-  steps = dockerfile()
+  steps, serving = dockerfile(), dockerfile("serve")  # serve: what `docker build .` makes
+  assert steps["FROM"][-1].endswith(" AS serve")  # the last stage
   copies = [exec_form(c) for c in steps["COPY"]]
   for *sources, _ in copies:
     for source in sources:
@@ -58,13 +42,13 @@ def test_dockerfile_copies_what_exists_and_runs_kmnist_serve_with_its_flags():
   base = ROOT / model_copy[0]
   assert existing_versions(base)
   assert all(is_saved_model(base / str(v)) for v in existing_versions(base))
-  installs = [r for r in steps["RUN"] if "pip install" in r]
-  extras = set(re.findall(r'"\.\[([a-z,]+)\]"', " ".join(installs))[0].split(","))
-  assert extras <= set(PYPROJECT["project"]["optional-dependencies"])
+  installs = [r for r in serving["RUN"] if "pip install" in r]
+  (extras,) = re.findall(r'"\.\[([a-z,]+)\]"', " ".join(installs))
+  assert set(extras.split(",")) == {"serve"} <= set(PYPROJECT["project"]["optional-dependencies"])
 
-  (entrypoint,) = [exec_form(e) for e in steps["ENTRYPOINT"]]
+  (entrypoint,) = [exec_form(e) for e in serving["ENTRYPOINT"]]
   assert entrypoint == ["kmnist-serve"] and "kmnist-serve" in PYPROJECT["project"]["scripts"]
-  (cmd,) = [exec_form(c) for c in steps["CMD"]]
+  (cmd,) = [exec_form(c) for c in serving["CMD"]]
   fv = parse_serve_flags(cmd)
   assert fv.model == model_copy[1] and fv.host == "0.0.0.0"
   exposed = {int(p) for e in steps["EXPOSE"] for p in e.split()}
@@ -91,20 +75,12 @@ def client():
     yield client
 
 
-def manifests():
-  documents = {}
-  for path in sorted((ROOT / "deploy" / "kserve").glob("*.yaml")):
-    for document in yaml.safe_load_all(path.read_text()):
-      documents[(document["kind"], document["metadata"]["name"])] = document
-  return documents
-
-
 def test_kserve_manifest_runs_the_image_with_flags_ports_and_probes_that_exist(client):
   documents = manifests()
   predictor = documents[("InferenceService", "kmnist")]["spec"]["predictor"]
   (container,) = predictor["containers"]
   assert container["name"] == "kserve-container"
-  assert container["image"].split(":")[0] == "kmnist-serve"  # the tag README builds
+  assert container["image"].split(":")[0] == "kmnist-serve"  # the tag the Docker guide builds
   fv = parse_serve_flags(container["args"])
   assert fv.model == "/mnt/models" and fv.host == "0.0.0.0"  # where KServe mounts STORAGE_URI
   (port,) = container["ports"]

@@ -3,8 +3,9 @@ with a finger are answered in the page by the int8 bundle (LiteRT.js) as the ser
 from the same picture as the server prepares it; with the server killed, the page comes back from
 its service worker and still answers. Also the server side of the mode (kmnist.serve.web.on_device).
 
-    KMNIST_SERVE_PHONE_SCREENSHOT=docs/serve_phone.png python -m pytest tests/test_serve_device.py
-keeps the phone-size screenshot (README's picture).
+    KMNIST_SERVE_PHONE_SCREENSHOT=docs/assets/serve_phone.png \
+      python -m pytest tests/test_serve_device.py
+keeps the phone-size screenshot (the kmnist-serve guide's picture).
 """
 
 import os

@@ -130,6 +130,9 @@ def test_metrics_and_request_logs_per_model_version_api_and_status(repository, t
   )
   assert len(good["input_sha256"]) == 64 and np.array(good["inputs"]).shape == (1, 28, 28)
   assert (bad["status"], bad["version"]) == ("400", "")
+  assert (
+    REGISTRY.get_sample_value("kmnist_examples_total", {"model": "kmnist", "version": "1"}) >= 2
+  )
   metrics = client.get("/metrics").text
   for row in REGISTRY_ROWS:
     assert f"# TYPE {row['name'].removesuffix('_total')}" in metrics, row["name"]

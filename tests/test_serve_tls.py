@@ -1,4 +1,4 @@
-"""kmnist-serve over https and gRPC over TLS, with a certificate made in the test by README's own
+"""kmnist-serve over https and gRPC over TLS, with a certificate made in the test by the guide's own
 commands; and the flags' faults, one line each before TensorFlow loads."""
 
 import ssl
@@ -18,21 +18,22 @@ from kmnist.predict.model_paths import reference_export
 from kmnist.serve.web import tls
 from kmnist.util.errors import KmnistError
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+GUIDE = Path(__file__).resolve().parents[1] / "docs" / "guides" / "kmnist-serve.md"
 
 
-def readme_certificate_commands() -> str:
-  section = README.read_text().split("### Serving over https")[1].split("\n### ")[0]
+def guide_certificate_commands() -> str:
+  """The kmnist-serve guide's commands for a certificate authority and a server certificate."""
+  section = GUIDE.read_text().split("## Serving over https")[1].split("\n## ")[0]
   commands = section.split("```bash\n")[1].split("```")[0]
   return commands.split("kmnist-serve ")[0]  # all but serving
 
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory) -> Path:
-  """README's CA and server certificate, made in a directory of their own."""
+  """The guide's CA and server certificate, made in a directory of their own."""
   directory = tmp_path_factory.mktemp("tls")
   made = subprocess.run(
-    ["bash", "-euc", readme_certificate_commands()],
+    ["bash", "-euc", guide_certificate_commands()],
     cwd=directory,
     capture_output=True,
     text=True,

@@ -2,8 +2,10 @@
 touched."""
 
 import dataclasses
+import importlib.util
 import json
 import re
+import sys
 
 import pytest
 
@@ -40,11 +42,39 @@ from kmnist.util.errors import KmnistError
       dict(cpu_replicas=2, strategy="multi_worker"),
       "--cpu_replicas=2 needs --strategy=mirrored or auto",
     ),
+    (dict(ray_workers=-1), r"--ray_workers=-1 must be >= 0 \(0: no Ray\)"),
+    (dict(ray_address="auto"), "--ray_address needs --ray_workers=N, the number of Ray workers"),
+    (dict(ray_use_gpu=True), "--ray_use_gpu needs --ray_workers=N"),
+    (dict(ray_workers=2, strategy="mirrored"), "worker of a multi_worker .*; drop --strategy="),
+    (dict(ray_workers=2, cpu_replicas=2), "drop --cpu_replicas=2"),
   ],
 )
 def test_invalid_values_name_the_flag(overrides, flag):
   with pytest.raises(KmnistError, match=flag):
     TrainConfig(**overrides).validate()
+
+
+def test_ray_workers_need_the_ray_extra_and_no_tf_config(monkeypatch):
+  monkeypatch.delenv("TF_CONFIG", raising=False)  # Ray writes it on the workers it starts
+  for strategy in ("auto", "multi_worker"):
+    TrainConfig(ray_workers=2, strategy=strategy, ray_address="auto", ray_use_gpu=True).validate()
+  monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+  with pytest.raises(
+    KmnistError, match=r"^--ray_workers needs Ray, .*: pip install 'kmnist\[ray\]'$"
+  ):
+    TrainConfig(ray_workers=2).validate()
+
+
+def test_mediapipe_check_needs_a_bundle_and_mediapipe(monkeypatch):
+  with pytest.raises(KmnistError, match=re.escape("--tflite=float,int8 names none; add")):
+    TrainConfig(mediapipe_check=True, tflite=("float", "int8")).validate()
+  real_find_spec = importlib.util.find_spec
+  monkeypatch.setattr(
+    importlib.util, "find_spec", lambda name: None if name == "mediapipe" else real_find_spec(name)
+  )
+  with pytest.raises(KmnistError, match=re.escape("pip install 'kmnist[mobile]'")):
+    TrainConfig(mediapipe_check=True).validate()
+  TrainConfig().validate()  # off by default: the run needs no MediaPipe
 
 
 def test_the_defaults_are_the_tutorials_schedule_and_valid():
@@ -61,7 +91,7 @@ def test_the_defaults_are_the_tutorials_schedule_and_valid():
     "warmup_steps": 0,
     "label_smoothing": 0.0,
     "seed": 0,
-    "eval_every": 100,
+    "eval_every": 1000,
   }
 
 

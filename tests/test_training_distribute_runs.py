@@ -1,13 +1,18 @@
-"""kmnist-train on 2 replicas (two logical CPUs) and on a 2-worker cluster (two processes on
-127.0.0.1), each against the single-device run with the same global batch and seed.
+"""kmnist-train on 2 replicas (two logical CPUs), on a 2-worker cluster (two processes on
+127.0.0.1) and on 2 workers of a local Ray, each against the single-device run with the same global
+batch and seed.
 
 Each run is a fresh process: logical devices and a cluster's collectives are fixed when TensorFlow
-starts. The tests train on the synthetic digits (tests/synthetic_cli.py); the same comparison on the
-real MNIST, with its figures, is `python -m benchmarks.distribute`. Every process is bounded by a
-timeout and killed in `finally`.
+starts. The tests train on the synthetic digits (tests/synthetic_cli.py), but for Ray's, whose
+workers are processes Ray starts, on the real MNIST; the same comparisons on the real MNIST with the
+tutorial's schedule, with their figures, are `python -m benchmarks.distribute`. Every process is
+bounded by a timeout and killed in `finally`.
 """
 
 import json
+import os
+import re
+import signal
 import subprocess
 import time
 
@@ -17,13 +22,16 @@ import synthetic_cli
 from absl import flags
 
 from benchmarks.distribute import (
+  REAL_CLI,
   RUN_TIMEOUT_S,
   cluster_commands,
   exported_logits,
   outputs_of,
+  ray_env,
   started,
   train_alone,
   train_in_cluster,
+  train_on_ray,
 )
 from kmnist.cli import common
 from kmnist.cli import train as train_cli
@@ -92,17 +100,20 @@ def models(*names: str, slow=()) -> list:
   ]
 
 
-@pytest.fixture(scope="module")
-def single_device(request, tmp_path_factory, synthetic_datasets):
-  """The one-device run the strategies are held to, in this process (the same command's `run`,
-  with the synthetic digits synthetic_cli.py trains on)."""
-  args = SMALL_RUN + MODEL_RUNS[request.param]
+def train_here(run_dir, args: list[str], datasets=None) -> dict:
+  """The one-device run the others are held to, in this process: the same command's `run`."""
   fv = flags.FlagValues()
   train_cli.define_flags(fv)
-  run_dir = tmp_path_factory.mktemp("single")
   fv(["kmnist-train", *args, "--strategy=default", *outputs_of(run_dir)])
-  train.run(common.config_from_flags(fv), datasets_override=synthetic_datasets)
-  return args, json.loads((run_dir / "run" / "metrics.json").read_text())
+  train.run(common.config_from_flags(fv), datasets_override=datasets)
+  return json.loads((run_dir / "run" / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def single_device(request, tmp_path_factory, synthetic_datasets):
+  """The one-device run on the synthetic digits synthetic_cli.py trains on."""
+  args = SMALL_RUN + MODEL_RUNS[request.param]
+  return args, train_here(tmp_path_factory.mktemp("single"), args, synthetic_datasets)
 
 
 @pytest.mark.parametrize("single_device", models(*MODEL_RUNS, slow=("mlp", "cnn")), indirect=True)
@@ -190,3 +201,70 @@ def test_workers_started_with_different_flags_stop_naming_the_difference(tmp_pat
     ], log.read_text()[-3000:]
     assert "Epoch 1/" not in log.read_text()  # stopped before any training step
   assert not (tmp_path / "worker0").exists() and not (tmp_path / "worker1").exists()
+
+
+# Ray's workers load the real MNIST (the synthetic digits cannot be handed to processes Ray starts):
+# the softmax regression for the tutorial's exactness, a short CNN run for Adam, synchronized batch
+# norm and augmentation. Each run starts a local Ray of its own, as kmnist-train does without
+# --ray_address; one xdist worker runs them in turn.
+RAY_RUN = ["--tflite=float", "--novisualize"]
+RAY_MODEL_RUNS = {
+  "softmax": ["--steps=100", "--eval_every=50"],
+  "cnn": ["--model=cnn", "--steps=20", "--eval_every=10", "--warmup_steps=5", "--augment"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("ray")
+@pytest.mark.parametrize("model", RAY_MODEL_RUNS)
+def test_two_ray_workers_are_the_single_device_model(tmp_path, model, real_data_dir, real_datasets):
+  args = [*RAY_RUN, *RAY_MODEL_RUNS[model], f"--data_dir={real_data_dir}"]
+  single = train_here(tmp_path / "single", args)
+  (tmp_path / "ray").mkdir()
+  metrics = train_on_ray(tmp_path / "ray", REAL_CLI, args)
+  assert (metrics["replicas"], metrics["config"]["ray_workers"]) == (2, 2)
+  assert metrics["config"]["strategy"] == "multi_worker"
+  assert_same_model(metrics, single, real_datasets.test.images)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("ray")
+def test_a_lost_ray_worker_ends_the_run_in_one_line(tmp_path, real_data_dir):
+  long_run = [
+    "--ray_workers=2",
+    "--steps=100000",
+    "--eval_every=1000",
+    f"--data_dir={real_data_dir}",
+  ]
+  log = tmp_path / "train.log"
+  with started([(REAL_CLI + long_run + outputs_of(tmp_path), log, ray_env(tmp_path))]) as (
+    process,
+  ):
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while not (found := re.search(r"Ray worker 1 of 2: pid (\d+) on (\S+)", log.read_text())) or (
+      "Epoch 1/" not in log.read_text()  # training has started on both workers
+    ):
+      assert process.poll() is None, log.read_text()[-3000:]
+      assert time.monotonic() < deadline, "the Ray workers never started training"
+      time.sleep(0.2)
+    os.kill(int(found[1]), signal.SIGKILL)
+    killed_at = time.monotonic()
+    try:
+      returncode = process.wait(timeout=DEAD_WORKER_BOUND_S)
+    except subprocess.TimeoutExpired:
+      pytest.fail(f"kmnist-train still runs {DEAD_WORKER_BOUND_S} s after its Ray worker 1 died")
+    print(
+      f"kmnist-train stopped {time.monotonic() - killed_at:.1f} s after Ray worker 1 was killed"
+    )
+  text = log.read_text()
+  assert returncode == 2, text[-3000:]
+  # Ray's health check and the chief's TensorFlow race to notice: either names Ray worker 1.
+  (line,) = [line for line in text.splitlines() if line.startswith("kmnist-train: ")]
+  assert re.fullmatch(
+    rf"kmnist-train: error: lost Ray worker 1 of 2 \((pid {found[1]} on {re.escape(found[2])}: "
+    r"ActorDiedError|TensorFlow: UnavailableError)\), so training cannot go on; run the same "
+    r"command again \(a cluster run starts at step 0\)",
+    line,
+  ), text[-3000:]
+  assert "kmnist" not in "".join(re.findall(r"Traceback.*\n.*\n.*", text))  # none of kmnist's
+  assert not (tmp_path / "exported").exists()

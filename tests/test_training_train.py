@@ -203,12 +203,14 @@ def test_every_model_goes_through_every_stage(tmp_path, synthetic_datasets, name
 )
 def test_each_models_default_run_reaches_its_bar(tmp_path, real_data_dir, real_datasets, name, bar):
   # The bars (mean of seeds 0-2) held by seed 0 alone; the benchmark runs all three seeds.
+  require_mediapipe()
   config = TrainConfig(
     model=name,
     data_dir=real_data_dir,
     model_dir=str(tmp_path / "run"),
     export_dir=str(tmp_path / "exported"),
     visualize=False,
+    mediapipe_check=True,
   )
   result = train.run(config, datasets_override=real_datasets)
   print(f"{name}: test accuracy {result.metrics['test_accuracy']:.4f}")
@@ -217,10 +219,9 @@ def test_each_models_default_run_reaches_its_bar(tmp_path, real_data_dir, real_d
   rows = {row["variant"]: row for row in result.tflite_report["variants"]}
   assert abs(rows["int8"]["test_accuracy"] - result.metrics["test_accuracy"]) <= 0.001
   assert rows["int8"]["size_bytes"] <= 0.3 * rows["float"]["size_bytes"]
-  # The bundles of the same run where phones run them: the export scored each through MediaPipe's
-  # ImageClassifier on all 10,000 digits (kmnist.export.checks.check_mediapipe held it to LiteRT's
-  # accuracy and the metadata's digits); here, that it did, with the figures it wrote.
-  require_mediapipe()
+  # The bundles of the same run where phones run them: --mediapipe_check scored each through
+  # MediaPipe's ImageClassifier on all 10,000 digits (kmnist.export.checks.check_mediapipe held
+  # it to LiteRT's accuracy and the metadata's digits); here, that it did, with its figures.
   digits = [str(d) for d in range(10)]
   for variant in formats.CLASSIFIER_VARIANTS:
     through = rows[variant]["mediapipe"]

@@ -78,11 +78,13 @@ def test_hidden_units_are_the_strongest_and_filters_every_one():
   kernel = np.random.RandomState(0).randn(784, 64)
   kernel[:, 7] *= 10  # the strongest unit comes first
   fig = figures.hidden_units_figure(kernel)
-  titles = [ax.get_title() for ax in fig.axes if ax.images]
+  titles = [text.get_text() for ax in fig.axes for text in ax.texts]
   assert len(titles) == 32 and titles[0] == "unit 7"
   assert len(set(titles)) == 32
   filters = figures.filters_figure(np.random.RandomState(0).randn(3, 3, 1, 32))
-  assert [ax.get_title() for ax in filters.axes if ax.images] == [f"filter {i}" for i in range(32)]
+  assert [text.get_text() for ax in filters.axes for text in ax.texts] == [
+    f"filter {i}" for i in range(32)
+  ]
   with pytest.raises(ValueError, match="first Conv2D kernel"):
     figures.filters_figure(np.zeros((3, 3, 8, 32)))
   with pytest.raises(ValueError, match="first Dense kernel"):

@@ -155,7 +155,9 @@ def test_every_model_is_drawn_from_its_export(tmp_path, trained_models, syntheti
   drawn = pictures.draw_export(tmp_path / "pics", export, synthetic_datasets.test, {})
   assert sorted(drawn) == sorted(pictures.PICTURES)
   cells = cell_colours(
-    pictures.weights_figure(registry.get(name).picture, kernel), read_rgb(drawn["weights.png"])
+    pictures.weights_figure(registry.get(name).picture, kernel),
+    read_rgb(drawn["weights.png"]),
+    shape=kernel.shape[:2] if name == "cnn" else (28, 28),  # the 3x3 filters, or 28x28 maps
   )
   assert len(cells) == 32  # the 32 strongest hidden units, or the 32 filters
   limit = (

@@ -1,6 +1,7 @@
 """What every kmnist command does alike: quiet TensorFlow, absl flags, and a KmnistError as one
 line with exit 2."""
 
+import contextlib
 import dataclasses
 import os
 import sys
@@ -8,9 +9,8 @@ import typing
 
 from absl import app, flags, logging
 
-from kmnist.training import config
 from kmnist.training.config import TrainConfig
-from kmnist.util import console, disk
+from kmnist.util import console, disk, settings
 from kmnist.util.errors import KmnistError
 
 
@@ -29,7 +29,7 @@ def define_config_flags(fv: flags.FlagValues, names=None) -> None:
       help_text = f"{help_text}; default: the model's (see --model)."
     kinds = {bool: "boolean", int: "integer", float: "float", tuple: "list"}
     base = next(t for t in (bool, int, float, tuple, str) if _is(field.type, t))
-    choices = config.choices_of(field)
+    choices = settings.choices_of(field)
     kind, extra = (
       ("enum", {"enum_values": list(choices)}) if choices else (kinds.get(base, "string"), {})
     )
@@ -46,6 +46,21 @@ def config_from_flags(fv: flags.FlagValues) -> TrainConfig:
   """The TrainConfig the command line asks for (fields without a flag keep their defaults)."""
   values = {f.name: fv[f.name].value for f in dataclasses.fields(TrainConfig) if f.name in fv}
   return TrainConfig(**{name: tuple(v) if isinstance(v, list) else v for name, v in values.items()})
+
+
+@contextlib.contextmanager
+def without_pandas():
+  """Keras imports pandas, if installed, only to accept DataFrames, which kmnist never passes: a
+  third of a second of every command's start-up (the serve and test extras install it). Imports
+  inside run as if it were absent; afterwards pandas imports again for whoever needs it."""
+  hidden = "pandas" not in sys.modules
+  if hidden:
+    sys.modules["pandas"] = None  # makes `import pandas` raise ImportError
+  try:
+    yield
+  finally:
+    if hidden:
+      del sys.modules["pandas"]
 
 
 def run_command(name: str, define_flags, main) -> None:

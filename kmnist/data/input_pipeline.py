@@ -4,6 +4,9 @@ The training order is a function of the seed alone, kept apart from the pixels a
 indices: a resumed run skips the batches it has seen without touching pixels, the benchmarks feed
 other implementations exactly the same batches, and under a strategy each replica gathers only its
 rows (kmnist.training.batches).
+
+The functions traced here and in kmnist.export are straight-line TensorFlow: they are traced without
+autograph, whose rewrite of their source would only cost start-up time.
 """
 
 import math
@@ -13,7 +16,8 @@ import tensorflow as tf
 from kmnist.data.spec import IMAGE_SHAPE, NUM_CLASSES
 from kmnist.data.splits import Split
 
-# --augment: small turns and shifts, as handwriting varies (BUILD_NOTES.md, "Models").
+# --augment: small turns and shifts, as handwriting varies (BUILD_NOTES.md, "Settings, data,
+# models").
 MAX_DEGREES = 12.0
 MAX_SHIFT = 2.0
 
@@ -56,7 +60,9 @@ def train_dataset(
     # Seeded by (seed, step): a rerun, a resumed run and every strategy see the same digits.
     return (shift_and_rotate(x, tf.stack([tf.cast(seed, tf.int64), step])) if augment else x), y
 
-  ds = ds.enumerate(start=start_step).map(batch, num_parallel_calls=tf.data.AUTOTUNE)
+  ds = ds.enumerate(start=start_step).map(
+    tf.autograph.experimental.do_not_convert(batch), num_parallel_calls=tf.data.AUTOTUNE
+  )
   return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -100,6 +106,6 @@ def eval_dataset(split: Split, batch_size: int) -> tf.data.Dataset:
   ds = tf.data.Dataset.from_tensor_slices((split.images, split.labels)).cache()
   return (
     ds.batch(batch_size)
-    .map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
+    .map(tf.autograph.experimental.do_not_convert(preprocess), num_parallel_calls=tf.data.AUTOTUNE)
     .prefetch(tf.data.AUTOTUNE)
   )

@@ -9,3 +9,6 @@ import os
 NUM_CLASSES = 10  # the digits 0-9; class i is digit i
 IMAGE_SHAPE = (28, 28)  # uint8 pixels 0-255, white digit on black
 DEFAULT_DATA_DIR = os.path.join("~", "tensorflow_datasets")  # TFDS's own default
+TFDS_VERSION = (
+  "3.0.1"  # the TFDS `mnist` version kmnist prepares, pinned: the same bytes everywhere
+)

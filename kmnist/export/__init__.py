@@ -6,7 +6,7 @@
     tflite.py       the float, dynamic and int8 conversions, LiteRT inference and latency
     bundle.py       the image-classifier bundles for MediaPipe Tasks: RGB in, probabilities out
     metadata.py     the bundles' TFLite metadata and labels, written with the schema's classes
-    metadata_schema_py_generated.py  those classes, generated from metadata_schema.fbs (vendored)
+                    (vendored in kmnist.third_party.tflite_metadata)
     mediapipe_check.py  a bundle through MediaPipe's metadata reader and ImageClassifier (the
                     `mobile` extra; imported only when mediapipe is installed)
     checks.py       how close an export must come to Keras, and the check

@@ -52,7 +52,7 @@ def classifier_archive(model: keras.Model, quantized: bool) -> keras.export.Expo
 
   spec = tf.TensorSpec((1, *IMAGE_SHAPE, CHANNELS), tf.float32, name="image")
 
-  @tf.function(input_signature=[spec])
+  @tf.function(input_signature=[spec], autograph=False)
   def classify(image):
     gray = pin(tf.nn.conv2d(pin(image), luma, strides=1, padding="VALID"))
     logits = model(tf.reshape(gray, (1, *IMAGE_SHAPE)), training=False)
@@ -117,22 +117,29 @@ def with_metadata(model_bytes: bytes, variant: str, about: dict | None, version:
 
 def model_input(model, images_uint8: np.ndarray) -> np.ndarray:
   """Gray digits as the bundle's input: RGB uint8 (int8 bundle) or RGB float32 / 255 (float)."""
-  pixels = rgb(images_uint8)
-  if tflite.input_details(model)["dtype"] == np.uint8:
-    return pixels
-  return pixels.astype(np.float32) / 255.0
+  return _as_input(rgb(images_uint8), tflite.input_details(model)["dtype"])
+
+
+def _as_input(pixels: np.ndarray, dtype) -> np.ndarray:
+  return pixels if dtype == np.uint8 else pixels.astype(np.float32) / 255.0
 
 
 def predict_bundle(model, images_uint8: np.ndarray) -> dict:
   """{"class_id", "probabilities" (dequantized)} of a bundle (a path or bytes) on gray uint8
   digits [N, 28, 28], with LiteRT, one digit per call (the bundle's batch is 1)."""
-  runner = tflite.interpreter(model).get_signature_runner(SERVING_SIGNATURE)
-  details = runner.get_output_details()["probabilities"]
-  pixels = model_input(model, images_uint8)
-  probabilities = np.zeros((len(pixels), NUM_CLASSES), np.float32)
-  for i in range(len(pixels)):
-    probabilities[i] = runner(image=pixels[i : i + 1])["probabilities"][0]
-  probabilities = tflite.dequantize(probabilities, details)
+  interpreter = tflite.interpreter(model)
+  interpreter.allocate_tensors()
+  (given,), (taken,) = interpreter.get_input_details(), interpreter.get_output_details()
+  images = np.asarray(images_uint8, np.uint8)
+  probabilities = np.zeros((len(images), NUM_CLASSES), taken["dtype"])
+  # The interpreter's own calls, a digit at a time, made into its input as it is needed: the
+  # signature runner's checks and a whole [N, 28, 28, 3] copy of the test set cost more than the
+  # model (10,000 digits: 0.6 s, now a tenth of that).
+  for i in range(len(images)):
+    interpreter.set_tensor(given["index"], _as_input(rgb(images[i : i + 1]), given["dtype"]))
+    interpreter.invoke()
+    probabilities[i] = interpreter.get_tensor(taken["index"])[0]
+  probabilities = tflite.dequantize(probabilities, taken)
   return {"class_id": probabilities.argmax(-1), "probabilities": probabilities}
 
 

@@ -1,8 +1,8 @@
 """How close an export must come to the Keras model it was made from, and the check of it.
 
 A correct export computes the Keras model's function, up to float rounding (saved_model, float) or
-quantization (dynamic, int8). Garbage (NaN, 1e30, classes swapped) is far outside every bar;
-measured figures are in BUILD_NOTES.md, "TFLite variants".
+quantization (dynamic, int8). Garbage (NaN, 1e30, classes swapped) is far outside every bar
+(BUILD_NOTES.md, "Export"; each run's figures are in its tflite_report.md).
 """
 
 import numpy as np
@@ -24,7 +24,7 @@ MIN_AGREEMENT = {"saved_model": 1.0, "float": 0.9999, "dynamic": 0.998, "int8": 
 MIN_AGREEMENT.update(float_classifier=MIN_AGREEMENT["float"], int8_classifier=MIN_AGREEMENT["int8"])
 MAX_LOGIT_DIFF = {"saved_model": 1e-5, "float": 1e-4, "dynamic": 0.05, "int8": 0.1}
 # The image-classifier bundles give probabilities only; they are held to the Keras model's softmax.
-# Measured on the default runs (BUILD_NOTES, "TFLite for phones"): float below 2e-6; int8 0.043
+# Measured on the default runs (their tflite_report.md): float below 2e-6; int8 0.043
 # (softmax), 0.10 (mlp); a wrong conversion is off by the whole probability (up to 1).
 MAX_PROBABILITY_DIFF = {"float_classifier": 1e-4, "int8_classifier": 0.25}
 # How far test accuracy may fall below the Keras model's: the TFLite issue's criterion for int8 (0.3

@@ -13,7 +13,6 @@ carry one export id, and the SavedModel's names its TFLite directory.
 
 import contextlib
 import dataclasses
-import importlib.util
 import shutil
 import tempfile
 from pathlib import Path
@@ -28,6 +27,7 @@ from kmnist.export.formats import TFLITE_VARIANTS
 from kmnist.models import registry
 from kmnist.util import disk, files
 from kmnist.util.errors import KmnistError, one_line
+from kmnist.util.stopwatch import Stopwatch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,50 +52,65 @@ def export_and_verify(
   chief: bool = True,
   reference_logits: np.ndarray | None = None,
   about: dict | None = None,
+  mediapipe_check: bool = False,
+  clock: Stopwatch | None = None,
 ) -> Exports | None:
   """Writes the SavedModel and the TFLite models, scored on the test images (int8 calibrated on the
   training images). Raises KmnistError if any export fails, after keeping what passed (see the
   module docstring).
 
-  Under a multi-worker strategy every worker calls this: the Keras predictions and the SavedModel
-  write are collective operations. A non-chief worker (`chief=False`) stops after them and gets
-  None; only the chief checks and converts. `about` (kmnist.export.record.make) is written into
-  both version directories, saying what the export is.
+  Under a multi-worker strategy every worker calls this: the SavedModel write is a collective
+  operation. A non-chief worker (`chief=False`) stops after it and gets None; only the chief checks
+  and converts. `about` (kmnist.export.record.make) is written into both version directories,
+  saying what the export is. `mediapipe_check` also runs each bundle through MediaPipe's
+  ImageClassifier (the `mobile` extra), held to its LiteRT accuracy. `clock` gets the seconds of
+  each export and each check, as stages named `export: ...`.
   """
+  clock = clock or Stopwatch()
   test = datasets.test
   # The Keras model's own test logits, the yardstick of every export (computed here unless the
   # caller has them).
   reference = (
     registry.predict_logits(model, test.images) if reference_logits is None else reference_logits
   )
-  # The int8 files' calibration images, chosen by the model's logits on the training split (every
-  # worker predicts: a collective step, as above).
-  calibration = None
-  if any(variant in formats.INT8_VARIANTS for variant in tflite_variants):
-    train = datasets.train.images
-    calibration = tflite.calibration_images(train, registry.predict_logits(model, train))
   sm_base, tfl_base = Path(export_dir) / "saved_model", Path(export_dir) / "tflite"
   version = files.free_version([sm_base, tfl_base], version)  # one number names the pair
   sm_about, tfl_about = record.pair(about, version) if about is not None else (None, None)
   with files.staged_directory(sm_base / str(version)) as staged:
-    saved_model.write_saved_model(model, staged.path, version, one_digit_per_class(test), sm_about)
+    with clock("export: saved_model"):
+      saved_model.write_saved_model(
+        model, staged.path, version, one_digit_per_class(test), sm_about
+      )
     if not chief:
       staged.publish()
       return None
     # Checked while hidden: a SavedModel that fails never appears, so no server can load it.
-    check_outputs(
-      "saved_model",
-      saved_model.predict_saved_model(staged.path, test.images),
-      reference,
-      test.labels,
-    )
+    with clock("export: saved_model check"):
+      outputs = saved_model.predict_saved_model(staged.path, test.images)
+      check_outputs("saved_model", outputs, reference, test.labels)
+    # The int8 files' calibration images, chosen by the model's logits on the training split.
+    calibration = None
+    if any(variant in formats.INT8_VARIANTS for variant in tflite_variants):
+      with clock("export: int8 calibration images"):
+        train = datasets.train.images
+        calibration = tflite.calibration_images(train, registry.predict_logits(model, train))
     sm_dir, tfl_dir = staged.final_path, tfl_base / str(version)
     tflite_report = report.new_report(tfl_dir, sm_dir, datasets, reference, calibration)
     with files.atomic_directory(tfl_dir) as tmp:
       for variant in tflite_variants:
         tflite_report["variants"].append(
           export_variant(
-            variant, tmp, model, staged.path, datasets, reference, about, version, calibration
+            variant,
+            tmp,
+            model,
+            staged.path,
+            datasets,
+            reference,
+            about,
+            version,
+            calibration,
+            mediapipe_check=mediapipe_check,
+            clock=clock,
           )
         )
       (tmp / formats.LABELS_FILENAME).write_bytes(metadata.labels_file(NUM_CLASSES))
@@ -129,39 +144,43 @@ def export_variant(
   about,
   version,
   calibration=None,
+  mediapipe_check: bool = False,
+  clock: Stopwatch | None = None,
 ) -> dict:
   """Converts, checks and writes one TFLite variant into `directory`. Returns its report row: the
   figures, or the error (and no file) if it failed. `about` and `version` go into a bundle's
-  metadata; `calibration` (tflite.calibration_images) calibrates the int8 ones."""
+  metadata; `calibration` (tflite.calibration_images) calibrates the int8 ones; `mediapipe_check`
+  runs a bundle through MediaPipe too; `clock` gets the seconds of its export and its check."""
   test, classifier = datasets.test, variant in formats.CLASSIFIER_VARIANTS
+  clock = clock or Stopwatch()
   try:
     # The int8 conversion and the bundles write their source SavedModel into the temporary
     # directory.
-    with disk.reported(tempfile.gettempdir()):
+    with disk.reported(tempfile.gettempdir()), clock(f"export: {variant}"):
       if classifier:
         model_bytes = bundle.convert(variant, model, calibration)
         model_bytes = bundle.with_metadata(model_bytes, variant, about, version)
       else:
         model_bytes = tflite.convert(variant, sm_dir, model, calibration)
-    predict = bundle.predict_bundle if classifier else tflite.predict_tflite
-    scores = check_outputs(variant, predict(model_bytes, test.images), reference, test.labels)
+    with clock(f"export: {variant} check"):
+      predict = bundle.predict_bundle if classifier else tflite.predict_tflite
+      scores = check_outputs(variant, predict(model_bytes, test.images), reference, test.labels)
     if classifier:
-      scores["mediapipe"] = mediapipe_scores(variant, model_bytes, test, scores)
+      scores["mediapipe"] = None
+      if mediapipe_check:
+        with clock(f"export: {variant} MediaPipe check"):
+          scores["mediapipe"] = mediapipe_scores(variant, model_bytes, test, scores)
   except disk.DiskError:
     raise  # the disk's fault, not the variant's: the whole export stops
-  except (
-    Exception
-  ) as e:  # This variant only; Ctrl-C (not an Exception) still stops the whole export.
+  except Exception as e:  # This variant only; Ctrl-C (not an Exception) still stops the export.
     return {"variant": variant, "error": one_line(e)}
   (directory / formats.tflite_filename(variant)).write_bytes(model_bytes)
   return report.variant_row(variant, model_bytes, scores, test.images[0])
 
 
 def mediapipe_scores(variant: str, model_bytes: bytes, test: Split, litert: dict) -> dict | None:
-  """The bundle through MediaPipe's ImageClassifier, checked against its LiteRT scores; None when
-  mediapipe (the `mobile` extra) is not installed."""
-  if importlib.util.find_spec("mediapipe") is None:
-    return None
+  """The bundle through MediaPipe's ImageClassifier on every test digit, checked against its LiteRT
+  scores (--mediapipe_check: seconds per bundle, so not in every run)."""
   # Imported here: the extra is optional, and importing mediapipe loads OpenCV as well.
   from kmnist.export import mediapipe_check  # noqa: PLC0415
 

@@ -4,6 +4,7 @@ No TensorFlow here: the training configuration checks --tflite against these nam
 TensorFlow starts, and readers of an export (kmnist-predict, kmnist-serve) find its files by them.
 """
 
+import importlib.util
 from pathlib import Path
 
 from kmnist.util.errors import KmnistError
@@ -44,3 +45,18 @@ def check_tflite_variants(variants: tuple[str, ...]) -> None:
     raise KmnistError(f"{flag} names no TFLite variant; {choices} (default: all of them)")
   if len(set(variants)) != len(variants):
     raise KmnistError(f"{flag} names a variant twice; {choices}, each once")
+
+
+def check_mediapipe_check(variants: tuple[str, ...]) -> None:
+  """--mediapipe_check has a bundle to check and MediaPipe to check it with."""
+  if not set(variants) & set(CLASSIFIER_VARIANTS):
+    raise KmnistError(
+      f"--mediapipe_check runs the image-classifier bundles through MediaPipe, and "
+      f"--tflite={','.join(variants)} names none; add {' or '.join(CLASSIFIER_VARIANTS)}, or "
+      "drop --mediapipe_check"
+    )
+  if importlib.util.find_spec("mediapipe") is None:
+    raise KmnistError(
+      "--mediapipe_check needs MediaPipe, which is not installed: pip install 'kmnist[mobile]' "
+      "(on Debian it also needs apt-get install libgl1 libglib2.0-0), or drop --mediapipe_check"
+    )

@@ -2,7 +2,7 @@
 
 This does what MediaPipe's MetadataPopulator does (mediapipe/tasks/python/metadata/metadata.py),
 without mediapipe: its 1.x wheel lacks the C++ helper the populator imports, and 0.10.21, which has
-it, pins protobuf<5 and numpy<2 (BUILD_NOTES, "TFLite for phones"):
+it, pins protobuf<5 and numpy<2 (BUILD_NOTES.md, the upgrade checklist):
 
   1. the ModelMetadata table is built from `metadata_schema_py_generated` objects (the classes flatc
      generates from metadata_schema.fbs, vendored) and packed by flatbuffers under the file
@@ -21,8 +21,8 @@ import flatbuffers
 import numpy as np
 from tensorflow.lite.python import schema_py_generated as schema
 
-from kmnist.export import metadata_schema_py_generated as md
 from kmnist.export.formats import LABELS_FILENAME
+from kmnist.third_party.tflite_metadata import metadata_schema_py_generated as md
 
 METADATA_NAME = "TFLITE_METADATA"
 METADATA_IDENTIFIER, MODEL_IDENTIFIER = b"M001", b"TFL3"

@@ -78,76 +78,46 @@ def tensor_contract(model_bytes: bytes) -> dict:
 
 
 def markdown(report: dict) -> str:
-  """One row per variant, raw files and bundles in a table each; a variant that failed shows its
-  error instead of figures."""
-  raw = [row for row in report["variants"] if row["variant"] in formats.RAW_VARIANTS]
-  bundles = [row for row in report["variants"] if row["variant"] in formats.CLASSIFIER_VARIANTS]
+  """One row per file, raw-tensor files and bundles alike; a variant that failed shows its error
+  instead of figures. The bundles' accuracy through MediaPipe gets a column when it was measured
+  (--mediapipe_check)."""
+  rows = report["variants"]
+  mediapipe = any(row.get("mediapipe") for row in rows)
+  # The largest difference from Keras is in the logits, or for a bundle in the probabilities.
   latency = f"invoke latency (median of {report['latency_invokes']:,})"
+  header = ["file", "size", "test accuracy", "agreement with Keras", "max \\|Δ\\|", latency]
+  header += ["through MediaPipe's ImageClassifier"] * mediapipe
   lines = [
-    f"TFLite models in {report['directory']}, scored on the {report['test_examples']:,} test "
-    f"images (Keras model: test accuracy {report['keras_test_accuracy']:.4f}):",
+    f"TFLite models in {report['directory']}, each scored on the {report['test_examples']:,} test "
+    f"images against the Keras model (test accuracy {report['keras_test_accuracy']:.4f}):",
+    "",
+    f"| {' | '.join(header)} |",
+    "| --- |" + " ---: |" * (len(header) - 1),
   ]
-  if raw:
-    lines += [
-      "",
-      "| variant | file | size | test accuracy | argmax agreement with Keras | max \\|Δ logits\\| "
-      f"| {latency} |",
-      "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    lines += [_row(row, 4) or _raw_row(row) for row in raw]
-  if bundles:
-    lines += [
-      "",
-      "Image-classifier bundles for MediaPipe Tasks (RGB picture [1, 28, 28, 3] in, probabilities "
-      "out, TFLite metadata and labels.txt inside):",
-      "",
-      "| variant | file | size | test accuracy (LiteRT) | through MediaPipe's ImageClassifier | "
-      f"argmax agreement with Keras | max \\|Δ probabilities\\| | {latency} |",
-      "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    lines += [_row(row, 5) or _bundle_row(row) for row in bundles]
-    if any(row.get("mediapipe", 0) is None for row in bundles):
-      lines += ["", NOT_MEASURED]
-  return "\n".join(lines) + "\n"
+  return "\n".join(lines + [_row(row, len(header), mediapipe) for row in rows]) + "\n"
 
 
-NOT_MEASURED = (
-  "Through MediaPipe: not measured, because mediapipe is not installed here. To get the figure, "
-  "`pip install 'kmnist[mobile]'` and run the same kmnist-train command again: it exports the "
-  "trained model again (without training) and scores each bundle with MediaPipe."
-)
-
-
-def _row(row: dict, empty_cells: int) -> str | None:
+def _row(row: dict, columns: int, mediapipe: bool) -> str:
   if "error" in row:
-    return (
-      f"| {row['variant']} | not written |"
-      + " |" * empty_cells
-      + f" failed: {_cell(row['error'])} |"
+    name = formats.tflite_filename(row["variant"])
+    return f"| {name} | not written |" + " |" * (columns - 3) + f" failed: {_cell(row['error'])} |"
+  difference = row.get("max_abs_logit_diff", row.get("max_abs_probability_diff"))
+  cells = [
+    row["file"],
+    f"{row['size_bytes']:,} B",
+    f"{row['test_accuracy']:.4f}",
+    f"{row['argmax_agreement']:.2%}",
+    f"{difference:.2g}",
+    f"{row['invoke_latency_us']:.1f} µs",
+  ]
+  if mediapipe:
+    through = row.get("mediapipe")
+    cells.append(
+      f"{through['test_accuracy']:.4f} ({through['classify_us']:.0f} µs a picture)"
+      if through
+      else "—"
     )
-  return None
-
-
-def _raw_row(row: dict) -> str:
-  return (
-    f"| {row['variant']} | {row['file']} | {row['size_bytes']:,} B | {row['test_accuracy']:.4f} "
-    f"| {row['argmax_agreement']:.2%} | {row['max_abs_logit_diff']:.2g} | "
-    f"{row['invoke_latency_us']:.1f} µs |"
-  )
-
-
-def _bundle_row(row: dict) -> str:
-  through = row["mediapipe"]
-  mediapipe = (
-    f"{through['test_accuracy']:.4f} ({through['classify_us']:.0f} µs per picture)"
-    if through
-    else "not measured (below)"
-  )
-  return (
-    f"| {row['variant']} | {row['file']} | {row['size_bytes']:,} B | {row['test_accuracy']:.4f} "
-    f"| {mediapipe} | {row['argmax_agreement']:.2%} | {row['max_abs_probability_diff']:.2g} | "
-    f"{row['invoke_latency_us']:.1f} µs |"
-  )
+  return f"| {' | '.join(cells)} |"
 
 
 def _cell(text: str) -> str:

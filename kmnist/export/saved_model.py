@@ -32,11 +32,11 @@ def build_archive(model: keras.Model) -> keras.export.ExportArchive:
   archive = keras.export.ExportArchive()
   archive.track(model)
 
-  @tf.function(input_signature=[IMAGE_SPEC])
+  @tf.function(input_signature=[IMAGE_SPEC], autograph=False)
   def serve_uint8(image):
     return outputs_from_logits(model(tf.cast(image, tf.float32) / 255.0, training=False))
 
-  @tf.function(input_signature=[FLAT_SPEC])
+  @tf.function(input_signature=[FLAT_SPEC], autograph=False)
   def serve_float(x):
     return outputs_from_logits(model(tf.reshape(x, (-1,) + IMAGE_SHAPE), training=False))
 

@@ -96,7 +96,10 @@ def unit_range_archive(model: keras.Model) -> keras.export.ExportArchive:
   archive = keras.export.ExportArchive()
   archive.track(model)
 
-  @tf.function(input_signature=[tf.TensorSpec((None,) + IMAGE_SHAPE, tf.float32, name="image")])
+  @tf.function(
+    input_signature=[tf.TensorSpec((None,) + IMAGE_SHAPE, tf.float32, name="image")],
+    autograph=False,
+  )
   def serve_unit_range(image):
     # Pins the input's quantization to 256 steps over [0, 1] (scale 1/255, zero point 0), whatever
     # range the calibration images happen to cover; for pixels / 255 it is the identity.
@@ -114,7 +117,7 @@ def calibration_images(train_images: np.ndarray, train_logits: np.ndarray) -> np
   the test logits (2,000 evenly spaced images: 9 to 12 of them, by up to 3.2). The images at both
   ends of every logit (CALIBRATION_EXTREMES of each) give the range that all 55,000 give, and an
   evenly spaced CALIBRATION_SAMPLE the inner layers' spread: the same int8 logits as calibrating
-  on the whole split, at a twentieth of the cost (BUILD_NOTES.md, "TFLite variants").
+  on the whole split, at a twentieth of the cost (BUILD_NOTES.md, "Export").
   """
   chosen = set(range(0, len(train_images), max(1, len(train_images) // CALIBRATION_SAMPLE)))
   order = np.argsort(train_logits, axis=0, kind="stable")

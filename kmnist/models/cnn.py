@@ -6,10 +6,10 @@
 Valid (unpadded) convolutions and early pooling keep the compute low on a CPU (3.1 M multiply-adds
 per image), and normalising after the pooling, on a quarter of the values, makes an epoch faster
 still; batch norm lets Adam take a large learning rate, so 5 epochs reach 99.5 % (BUILD_NOTES.md,
-"Models"). Its statistics follow the batches with momentum 0.9, not Keras's 0.99, so that they are
-settled at the end of a run that short. Batch norm is synchronized across replicas: every replica
-normalises with the statistics of the whole global batch, as one device would, so a run on several
-replicas trains the single-device model.
+"Settings, data, models"). Its statistics follow the batches with momentum 0.9, not Keras's 0.99,
+so that they are settled at the end of a run that short. Batch norm is synchronized across
+replicas: every replica normalises with the statistics of the whole global batch, as one device
+would, so a run on several replicas trains the single-device model.
 """
 
 import keras

@@ -27,8 +27,8 @@ MAX_PIXELS = 4096 * 4096
 # Blank: no pixel differs from the darkest by this many levels (of 255).
 BLANK_LEVELS = 16
 # Noise: neighbouring pixels correlate less than this in every direction. Handwriting's strokes are
-# several pixels wide: MNIST's 70,000 digits correlate 0.55 or more (BUILD_NOTES, "Faults"), pixel
-# noise of any kind 0.1 or less.
+# several pixels wide: MNIST's 70,000 digits correlate 0.55 or more, pixel noise of any kind 0.1 or
+# less (BUILD_NOTES.md, "Pictures, console, predict").
 NOISE_CORRELATION = 0.3
 ROWS_PER_CHUNK = 128  # the correlation is summed over row blocks: ~25 MB on the biggest picture
 HIGH_DEPTH_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")

@@ -1,14 +1,13 @@
 """Everything one training run needs, as plain values, and the checks made before any work starts.
 
-Each setting is declared once, here, as a `TrainConfig` field: its default, its help text and its
-simple checks (`setting`); kmnist-train makes its flags from the fields (kmnist.cli.common). A
-model's schedule settings left unset take the model's defaults (kmnist.models.registry), scaled to
-the steps asked for. Nothing here imports TensorFlow, so a bad flag or path is reported in a
-fraction of a second.
+Each setting is declared once, here, as a `TrainConfig` field (kmnist.util.settings): its default,
+its help text and its simple checks; kmnist-train makes its flags from the fields
+(kmnist.cli.common). A model's schedule settings left unset take the model's defaults
+(kmnist.models.registry), scaled to the steps asked for. Nothing here imports TensorFlow, so a bad
+flag or path is reported in a fraction of a second.
 """
 
 import dataclasses
-import os
 from pathlib import Path
 
 from kmnist.data import mnist_files
@@ -18,26 +17,11 @@ from kmnist.models import registry
 from kmnist.training import strategies
 from kmnist.util import files
 from kmnist.util.errors import KmnistError
+from kmnist.util.settings import choices_of, setting
 
 OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = ("constant", "cosine", "warm_restart")  # each said in --lr_schedule's help
 WARMUP_SCHEDULES = ("cosine", "warm_restart")
-
-
-def setting(default, help_text, *, choices=None, per_model=False, positive=False, weights=False):
-  """A TrainConfig field together with its flag's help and its simple checks.
-
-  `choices` (a tuple, or a function giving one) makes an enum flag; `per_model`: left unset (None),
-  the model's schedule decides; `positive`: a positive integer; `weights`: the value decides the
-  trained weights, so a checkpoint is resumed only under the same value (every per-model one does).
-  """
-  metadata = dict(help=help_text, choices=choices, per_model=per_model, positive=positive)
-  return dataclasses.field(default=default, metadata={**metadata, "weights": weights or per_model})
-
-
-def choices_of(field: dataclasses.Field) -> tuple | None:
-  choices = field.metadata.get("choices")
-  return choices() if callable(choices) else choices
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +96,17 @@ class TrainConfig:
     "many replicas on one machine (to try distribution without GPUs).",
     positive=True,
   )
+  ray_workers: int = setting(
+    0,
+    "Train on this many Ray workers (Ray Train writes their TF_CONFIG for multi_worker; worker 0 "
+    "writes the outputs); 0: no Ray. Needs the ray extra.",
+  )
+  ray_address: str | None = setting(
+    None,
+    "With --ray_workers: the Ray cluster (auto, ray://host:10001); default: RAY_ADDRESS or a "
+    "local Ray started for the run.",
+  )
+  ray_use_gpu: bool = setting(False, "With --ray_workers: one GPU for each Ray worker.")
   data_dir: str = setting(DEFAULT_DATA_DIR, "TFDS data directory (prepared `mnist` is kept here).")
   manual_dir: str | None = setting(
     None,
@@ -144,6 +139,12 @@ class TrainConfig:
     "TFLite files to export, comma-separated: float, dynamic (dynamic-range quantized), int8 (full "
     "integer) raw-tensor files; float_classifier, int8_classifier image-classifier bundles for "
     "MediaPipe Tasks (RGB in, metadata inside).",
+  )
+  mediapipe_check: bool = setting(
+    False,
+    "Also run each image-classifier bundle through MediaPipe's ImageClassifier on the 10,000 test "
+    "digits, held to its LiteRT accuracy (needs the `mobile` extra; seconds per bundle). Every "
+    "file is checked against Keras with LiteRT either way.",
   )
 
   def __post_init__(self):
@@ -202,15 +203,10 @@ class TrainConfig:
         f"--eval_every={self.eval_every} must divide --steps={self.steps} (validation runs every "
         "--eval_every steps)"
       )
-    if self.cpu_replicas > 1 and self.strategy not in strategies.CPU_REPLICA_STRATEGIES:
-      raise KmnistError(
-        f"--cpu_replicas={self.cpu_replicas} needs --strategy=mirrored or auto to have "
-        f"replicas to run (--strategy={self.strategy} uses one CPU device per process); drop "
-        "--cpu_replicas or change --strategy"
-      )
-    if self.strategy == "multi_worker":  # the cluster is part of the run's configuration
-      strategies.check_tf_config(os.environ.get("TF_CONFIG"))
+    strategies.check_flags(self)  # the replicas and the cluster: TF_CONFIG's or Ray's
     formats.check_tflite_variants(self.tflite)
+    if self.mediapipe_check:
+      formats.check_mediapipe_check(self.tflite)
     return self
 
   def check_paths(self) -> "TrainConfig":
@@ -221,12 +217,8 @@ class TrainConfig:
     """
     if self.manual_dir:
       mnist_files.check_manual_dir(self.manual_dir)
-    for flag, path in (
-      ("--model_dir", self.model_dir),
-      ("--export_dir", self.export_dir),
-      ("--data_dir", self.data_dir),
-    ):
-      files.check_writable_directory(path, flag)
+    for name in ("model_dir", "export_dir", "data_dir"):
+      files.check_writable_directory(getattr(self, name), f"--{name}")
     if self.export_version is not None:
       files.free_version(self.export_bases(), self.export_version)
     return self

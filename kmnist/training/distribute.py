@@ -149,12 +149,26 @@ def lost_peers_reported(strategy: tf.distribute.Strategy):
     task = cluster_task(strategy)
     if task is None:
       raise
-    peer = lost_peer(str(e), own_task=task) or "another worker"
+    peer = lost_peer(str(e), own_task=task)
     # TensorFlow's first line is often just "Graph execution error:"; its log above has the details.
-    raise KmnistError(
-      f"lost {peer} of the multi-worker cluster ({type(e).__name__}), so training cannot go on; "
-      f"every worker must run until the end: restart all of them"
+    raise LostPeerError(
+      f"lost {peer or 'another worker'} of the multi-worker cluster ({type(e).__name__}), so "
+      "training cannot go on; every worker must run until the end: restart all of them",
+      peer,
+      type(e).__name__,
     ) from None
+
+
+class LostPeerError(KmnistError):
+  """A peer of the cluster is lost: `peer` ("/job:worker/task:1") names it when TensorFlow did, and
+  `cause` is TensorFlow's error. Its arguments are all three, so it pickles (Ray sends it back)."""
+
+  def __init__(self, message: str, peer: str | None, cause: str):
+    super().__init__(message, peer, cause)
+    self.peer, self.cause = peer, cause
+
+  def __str__(self):
+    return self.args[0]
 
 
 def lost_peer(message: str, own_task: tuple[str, int]) -> str | None:

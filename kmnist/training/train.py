@@ -13,7 +13,6 @@ import math
 import os
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from kmnist.models import metrics, registry
 from kmnist.training import batches, checkpoints, distribute, interrupt, optimization
 from kmnist.training.config import TrainConfig
 from kmnist.util import disk, files, manifest
+from kmnist.util.stopwatch import Stopwatch
 from kmnist.visualize import pictures
 
 
@@ -38,7 +38,6 @@ class RunResult:
   tflite_report: dict
   # {file name: path}; empty under --novisualize
   pictures: dict = dataclasses.field(default_factory=dict)
-  pictures_seconds: float = 0.0
 
 
 def run(
@@ -48,12 +47,14 @@ def run(
   log: Callable[[str], None] = logging.info,
   callbacks: tuple = (),
   progress=None,
+  clock: Stopwatch | None = None,
 ) -> RunResult:
   """Trains, evaluates and exports one model as `config` says. Raises KmnistError on bad input.
 
   `callbacks` are added to training's own (the benchmarks' clocks); `progress` shows the first
-  run's data preparation (mnist.load).
+  run's data preparation (mnist.load); `clock` gets each stage's seconds, for metrics.json.
   """
+  clock = clock or Stopwatch()
   config.validate().check_paths()
   if strategy_override is None:
     # Both before TensorFlow's first op: devices and a cluster's collectives are fixed then.
@@ -63,9 +64,10 @@ def run(
     strategy = strategy_override
   keras.utils.set_random_seed(config.seed)
   distribute.check_global_batch(config.batch_size, strategy)  # before the data: it is quick
-  datasets = datasets_override or mnist.load(
-    config.data_dir, config.manual_dir, log=log, progress=progress
-  )
+  with clock("data"):
+    datasets = datasets_override or mnist.load(
+      config.data_dir, config.manual_dir, log=log, progress=progress
+    )
   with distribute.lost_peers_reported(strategy):
     # A cluster's workers must all train the same model on the same data: checked first.
     distribute.check_workers_agree(
@@ -76,21 +78,21 @@ def run(
         "data": datasets.fingerprint[:16],
       },
     )
-    model = train_model(config, datasets, strategy, log, callbacks)
-    # One pass over the test set serves the metrics, the pictures and the export checks.
-    test_logits = registry.predict_logits(model, datasets.test.images)
-    run_metrics = {
-      **metrics.scores(test_logits, datasets.test.labels),
-      "config": dataclasses.asdict(config),
-      "replicas": strategy.num_replicas_in_sync,
-      **metrics.class_report(datasets.test.labels, test_logits.argmax(-1)),
-    }
+    with clock("training"):
+      model = train_model(config, datasets, strategy, log, callbacks)
+    with clock("evaluation"):
+      # One pass over the test set serves the metrics, the pictures and the export checks.
+      test_logits = registry.predict_logits(model, datasets.test.images)
+      run_metrics = {
+        **metrics.scores(test_logits, datasets.test.labels),
+        "config": dataclasses.asdict(config),
+        "replicas": strategy.num_replicas_in_sync,
+        **metrics.class_report(datasets.test.labels, test_logits.argmax(-1)),
+      }
     if not distribute.is_chief(strategy):
       # Every worker takes part in the collective steps of the export (TF's multi-worker pattern:
-      # non-chief workers save to a temporary directory and delete it); only the chief keeps
-      # outputs.
+      # non-chief workers save to a temporary directory and delete it); the chief keeps outputs.
       with tempfile.TemporaryDirectory(prefix="kmnist-worker-") as scratch:
-        # The same variants as the chief: their calibration's predictions are collective too.
         exporter.export_and_verify(
           model,
           datasets,
@@ -110,9 +112,11 @@ def run(
       config.tflite,
       reference_logits=test_logits,
       about=record.make(registry.get(config.model), dataclasses.asdict(config)),
+      mediapipe_check=config.mediapipe_check,
+      clock=clock,
     )
   try:
-    return write_run_outputs(config, model, datasets, test_logits, run_metrics, exports)
+    return write_run_outputs(config, model, datasets, test_logits, run_metrics, exports, clock)
   except disk.DiskError:
     # A run that cannot finish leaves no export behind: the rerun writes the same versions.
     for path in (exports.saved_model_dir, *{p.parent for p in exports.tflite_paths.values()}):
@@ -121,18 +125,24 @@ def run(
 
 
 def write_run_outputs(
-  config: TrainConfig, model, datasets, test_logits, run_metrics: dict, exports: exporter.Exports
+  config: TrainConfig,
+  model,
+  datasets,
+  test_logits,
+  run_metrics: dict,
+  exports: exporter.Exports,
+  clock: Stopwatch,
 ) -> RunResult:
   """The chief's outputs beside the exports: the pictures, metrics.json and MANIFEST.json."""
   run_metrics["saved_model_dir"] = str(exports.saved_model_dir)
   run_metrics["tflite"] = {k: str(v) for k, v in exports.tflite_paths.items()}
-  drawn, pictures_seconds = {}, 0.0
+  drawn = {}
   if config.visualize:
-    start = time.perf_counter()
-    kernel = pictures.pixel_kernel(model, config.model)
-    picture = registry.get(config.model).picture
-    drawn = pictures.write_pictures(config.model_dir, picture, kernel, datasets.test, test_logits)
-    pictures_seconds = time.perf_counter() - start
+    with clock("pictures"):
+      kernel = pictures.pixel_kernel(model, config.model)
+      picture = registry.get(config.model).picture
+      drawn = pictures.write_pictures(config.model_dir, picture, kernel, datasets.test, test_logits)
+  run_metrics["seconds"] = {stage: round(s, 3) for stage, s in clock.seconds.items()}
   metrics_path = files.write_json_atomic(Path(config.model_dir) / "metrics.json", run_metrics)
   tflite_dirs = sorted({path.parent for path in exports.tflite_paths.values()})
   manifest.write_manifest(
@@ -148,7 +158,6 @@ def write_run_outputs(
     tflite_paths=exports.tflite_paths,
     tflite_report=exports.tflite_report,
     pictures=drawn,
-    pictures_seconds=pictures_seconds,
   )
 
 

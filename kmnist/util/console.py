@@ -31,6 +31,20 @@ QUIET = (
   r"fully_quantize: \d+, inference_type: \d+, input_inference_type: \w+, "
   r"output_inference_type: \w+",
   r"INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.",
+  # Ray Train's placement-group cleaner, an actor of Ray's own housekeeping: it asks Ray's state
+  # API every few seconds, which a Ray without its dashboard (ray[default], which kmnist's ray extra
+  # leaves out) does not serve, and its thread can die with a traceback when a local Ray stops under
+  # it (Ray 2.60 catches only the state API's own error there; ray-project/ray#65447).
+  r"(?:\x1b\[\d+m)?\(PlacementGroupCleaner pid=\d+(?:, ip=[^)]+)?\)(?:\x1b\[0m)? .*",
+)
+# Ray shows its actors' lines on the driver behind the actor's name, "(RayTrainWorker pid=7) "
+# (", ip=..." on another node; coloured), and a line several printed alike once more, with
+# " [repeated 3x across cluster]" (the first time with a note on that): each line above is held
+# back in those forms too.
+RAY_ACTOR = r"(?:(?:\x1b\[\d+m)?\(\w+ pid=\d+(?:, ip=[^)]+)?\)(?:\x1b\[0m)? )?"
+RAY_REPEATED = (
+  r"(?:(?:\x1b\[\d+m)? \[repeated \d+x across cluster\]"
+  r"(?: \(Ray deduplicates logs by default\..*\))?(?:\x1b\[0m)?)?"
 )
 # On a machine without a GPU driver (TensorFlow has said so) cuInit fails as it must; with a driver
 # the same failure is a real problem, and is shown.
@@ -48,12 +62,15 @@ def quiet_stderr() -> None:
   if _installed or os.environ.get("KMNIST_RAW_STDERR"):
     return
   _terminal.append(os.isatty(2))
-  quiet = "|".join(f"(?:{pattern})" for pattern in QUIET)
+  quiet = "|".join(as_printed(pattern) for pattern in QUIET)
   sys.stderr.flush()
   read_end, write_end = os.pipe()
   try:
     filter_process = subprocess.Popen(
-      [sys.executable, "-m", FILTER_MODULE, quiet, NO_DRIVER, CUINIT_FAILED, str(IDLE_S)],
+      [
+        *(sys.executable, "-m", FILTER_MODULE, quiet),
+        *(as_printed(NO_DRIVER), as_printed(CUINIT_FAILED), str(IDLE_S)),
+      ],
       stdin=read_end,
       stdout=2,  # the user's stderr, as it is before the filter takes fd 2 over
     )
@@ -75,6 +92,11 @@ def quiet_stderr() -> None:
       filter_process.wait(timeout=5)
 
   atexit.register(restore)
+
+
+def as_printed(pattern: str) -> str:
+  """A line's pattern, as the line prints itself or as Ray prints it for one of its actors."""
+  return f"{RAY_ACTOR}(?:{pattern}){RAY_REPEATED}"
 
 
 class Progress:

@@ -8,6 +8,7 @@ and the user's backend and pyplot state stay untouched.
 import io
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -73,19 +74,33 @@ def filters_figure(kernel: np.ndarray):
 
 def maps_figure(maps: np.ndarray, titles, title: str, label: str, grid, size=MAPS_SIZE):
   """Weight maps on one colour scale centred on 0 (so colours compare across maps), red < 0 <
-  blue."""
+  blue, white between them; each map's title stands above it."""
   limit = float(np.abs(maps).max()) or 1.0
   fig = _figure(size)
-  axes = fig.subplots(*grid, squeeze=False)
-  for ax in axes.flat[len(maps) :]:
-    ax.set_axis_off()
-  for weights, name, ax in zip(maps, titles, axes.flat, strict=False):
-    image = ax.imshow(weights, cmap="RdBu", vmin=-limit, vmax=limit, interpolation="nearest")
-    ax.set_title(name, fontsize=14 if len(maps) <= 10 else 8)
-    ax.set_axis_off()
-  fig.colorbar(image, ax=axes, shrink=0.9, label=label)
+  ax = fig.subplots()
+  ax.set_axis_off()
+  # One sheet of tiles in one image, as mistakes_figure does: a tenth of the time of an axes each.
+  height, width = maps.shape[1:]
+  places, sheet_shape = tile_places(len(maps), grid, (height, width))
+  sheet = np.full(sheet_shape, np.nan)
+  for weights, name, (top, left) in zip(maps, titles, places, strict=False):
+    sheet[top : top + height, left : left + width] = weights
+    fontsize = 14 if len(maps) <= 10 else 8
+    ax.text(left + (width - 1) / 2, top - 0.6, name, ha="center", va="bottom", fontsize=fontsize)
+  colours = matplotlib.colormaps["RdBu"].with_extremes(bad="white")
+  image = ax.imshow(sheet, cmap=colours, vmin=-limit, vmax=limit, interpolation="nearest")
+  fig.colorbar(image, ax=ax, shrink=0.9, label=label)
   fig.suptitle(title)
   return fig
+
+
+def tile_places(count: int, grid, shape) -> tuple[list, tuple]:
+  """Where each of `count` maps of `shape` lies in a sheet of `grid` (rows, columns) tiles: [(top
+  row, left column)], and the sheet's shape; each tile leaves room above for its title."""
+  (rows, cols), (height, width) = grid, shape
+  tile_h, tile_w = height + max(1, round(0.3 * height)), width + max(1, height // 6)
+  places = [((k // cols) * tile_h + tile_h - height, (k % cols) * tile_w) for k in range(count)]
+  return places, (rows * tile_h, cols * tile_w)
 
 
 def confusion_figure(counts: np.ndarray):
