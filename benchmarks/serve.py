@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from absl import app, flags
 
-from benchmarks import serve_batching, serve_load
+from benchmarks import serve_batching, serve_load, stamp
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -281,7 +281,10 @@ def main(argv):
   tf.config.threading.set_intra_op_parallelism_threads(1)
   tf.config.threading.set_inter_op_parallelism_threads(1)
   digits = mnist.load(os.path.expanduser(FLAGS.data_dir)).test.images
-  figures = {"machine": {"cpus": os.cpu_count(), "loadavg_before": os.getloadavg()}}
+  figures = {
+    "stamp": stamp.stamp(),
+    "machine": {"cpus": os.cpu_count(), "loadavg_before": os.getloadavg()},
+  }
   tables = []
   if "load" in FLAGS.parts:
     figures.update(load_figures(digits, tf_serving_grpc, default_model_base))

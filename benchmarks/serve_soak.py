@@ -333,7 +333,9 @@ def run(digits, workdir, seconds: float, data_dir: str, reference: Path) -> dict
   }
 
 
-def table(f: dict) -> str:
+def table(figures: dict) -> str:
+  """The soak's table, from the benchmark's JSON (or its "soak" part)."""
+  f = figures.get("soak", figures)
   rows = [
     f"Soak: {f['seconds'] / 60:.0f} minutes; events: "
     + "; ".join(f"{t:.0f} s {what}" for t, what in f["events"]),

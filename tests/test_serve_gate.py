@@ -190,15 +190,3 @@ def test_static_files_by_versioned_url_and_metadata_from_memory(repository, tmp_
     assert reply.status_code == 200 and reply.json()["model_spec"]["version"] == "1"
   finally:
     shutil.move(moved, served.path)
-
-
-def test_the_metrics_page_is_generated_from_the_code():
-  from pathlib import Path
-
-  from kmnist.serve.operations import metrics
-
-  page = Path(__file__).resolve().parents[1] / "docs" / "reference" / "serve-metrics.md"
-  assert page.read_text() == metrics.markdown(), (
-    'regenerate it: python -c "from kmnist.serve.operations import metrics; '
-    "open('docs/reference/serve-metrics.md', 'w').write(metrics.markdown())\""
-  )

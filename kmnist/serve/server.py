@@ -232,7 +232,9 @@ class KmnistModelServer(ModelServer):
     logger.info("drained (%d requests still in flight); stopping", left)
     self._rest_server._server.should_exit = True
     if self._grpc_server is not None:
-      await self._grpc_server._server.stop(grace=1)
+      # A call gRPC took but whose handler had not started yet is not in flight to the drain: with
+      # this grace it still runs, and is refused (UNAVAILABLE, retried) instead of CANCELLED.
+      await self._grpc_server._server.stop(grace=max(self.drain_seconds, 1))
     await asyncio.gather(*servers, return_exceptions=True)
     for model in list(self.registered_models.get_models().values()):
       model.stop()

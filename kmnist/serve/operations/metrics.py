@@ -95,8 +95,8 @@ def markdown() -> str:
   rows = [
     "# kmnist-serve's metrics and request logs",
     "",
-    "Generated from `kmnist/serve/operations/metrics.py` and `request_log.py` (tests/"
-    "test_serve_gate.py holds this page to them). `/metrics` also carries kserve's own "
+    "Generated from `kmnist/serve/operations/metrics.py` and `request_log.py` (`python -m "
+    "docs.generate`). `/metrics` also carries kserve's own "
     "`request_preprocess_seconds`, `request_predict_seconds`, `request_postprocess_seconds` and "
     "`request_explain_seconds` (label `model_name`), and prometheus_client's process metrics.",
     "",
