@@ -5,12 +5,14 @@
 # drawing page. Run it as TF Serving's image is run (docs/guides/docker-kubernetes.md):
 #   docker build -t kmnist-serve .
 #   docker run --rm -p 8501:8501 -p 8500:8500 \
-#     --mount type=bind,source="$PWD/exported/saved_model",target=/models/kmnist kmnist-serve
-# Without the mount it serves the reference export shipped in the package. The model family (the
-# softmax regression, the MLP and the CNN) from one TF Serving model config file, batched:
+#     --mount type=bind,source="$PWD/exported",target=/models/kmnist kmnist-serve
+# (the whole export directory: saved_model/ and the tflite/ files each version's record names, which
+# the page's on-device mode fetches). Without the mount it serves the reference export shipped in
+# the package. The model family (the softmax regression, the MLP and the CNN) from one TF Serving
+# model config file, batched, each model with its own phone files:
 #   docker run --rm -p 8501:8501 -p 8500:8500 \
-#     --mount type=bind,source="$PWD/runs/mlp/saved_model",target=/models/mlp \
-#     --mount type=bind,source="$PWD/runs/cnn/saved_model",target=/models/cnn \
+#     --mount type=bind,source="$PWD/runs/mlp",target=/models/mlp \
+#     --mount type=bind,source="$PWD/runs/cnn",target=/models/cnn \
 #     kmnist-serve --host=0.0.0.0 --model_config_file=/models/models.config \
 #     --enable_batching --batching_parameters_file=/models/batching.config
 #
@@ -40,8 +42,9 @@ ENTRYPOINT ["kmnist-train"]
 FROM base AS serve
 RUN pip install --no-cache-dir ".[serve]"
 
-# The reference export, served unless a model base is mounted over /models/kmnist.
-COPY kmnist/reference/saved_model /models/kmnist
+# The reference export, served unless an export directory is mounted over /models/kmnist.
+COPY kmnist/reference/saved_model /models/kmnist/saved_model
+COPY kmnist/reference/tflite /models/kmnist/tflite
 # The model family's config file (deploy/models.config) and the batching parameters.
 COPY deploy/models.config deploy/batching.config /models/
 
@@ -52,4 +55,4 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=30s CMD ["python", "-c", 
   "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8501/v2/health/ready')"]
 ENTRYPOINT ["kmnist-serve"]
 # Listening on every interface is what a container needs; outside one the default is 127.0.0.1.
-CMD ["--host=0.0.0.0", "--model=/models/kmnist", "--http_port=8501", "--grpc_port=8500"]
+CMD ["--host=0.0.0.0", "--model=/models/kmnist/saved_model", "--http_port=8501", "--grpc_port=8500"]

@@ -11,7 +11,10 @@ Prints a table and writes the figures as JSON (--out). On this machine, load gen
     response, JSON writing (each measured in process on the same body), kserve's own Prometheus
     timings from the server, and the rest (HTTP, uvicorn/FastAPI/kserve routing, waiting);
   * batching off and on: single digits to the cnn at 1, 16 and 64 clients (serve_batching.py).
---parts picks among "load" (all of the above but the last) and "batching".
+  * the soak (serve_soak.py): 10 minutes of mixed traffic while the server is operated;
+  * the flood (serve_soak.py): the probes' latency while 32 clients flood the page's endpoint.
+--parts picks among "load" (the first four), "batching", "soak" and "flood"; the default
+is load and batching; `--parts=soak --out=runs/serve_soak.json` runs the soak alone.
 """
 
 import json
@@ -26,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from absl import app, flags
 
-from benchmarks import serve_batching, serve_load
+from benchmarks import serve_batching, serve_load, stamp
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -41,7 +44,12 @@ flags.DEFINE_string(
 flags.DEFINE_integer("users", 16, "Concurrent clients.")
 flags.DEFINE_float("seconds", 20, "Length of each load run.")
 flags.DEFINE_integer("max_requests", 100_000, "Each load run stops after this many requests.")
-flags.DEFINE_list("parts", ["load", "batching"], "Which measurements: load, batching.")
+flags.DEFINE_list(
+  "parts",
+  ["load", "batching"],
+  "Which measurements: load, batching, soak (10 minutes), flood (the last two not by default).",
+)
+flags.DEFINE_float("soak_seconds", 600, "Length of the soak (--parts=soak).")
 flags.DEFINE_string(
   "batching_parameters_file",
   "deploy/batching.config",
@@ -76,7 +84,7 @@ def request_breakdown(servable, digits: np.ndarray, batch: int, repeats: int = 2
   """Milliseconds per request of each step the server runs, on one real body, in process."""
   import orjson
 
-  from kmnist.serve import tf_serving_rest
+  from kmnist.serve.protocols import tf_serving_rest
 
   body = json.dumps(
     {"signature_name": "serving_default", "instances": digits[:batch].tolist()}
@@ -267,13 +275,16 @@ def main(argv):
 
   from kmnist.cli.serve import default_model_base
   from kmnist.data import mnist
-  from kmnist.serve import tf_serving_grpc
+  from kmnist.serve.protocols import tf_serving_grpc
 
   # The floor runs with kmnist-serve's default threading (one thread each), as the server does.
   tf.config.threading.set_intra_op_parallelism_threads(1)
   tf.config.threading.set_inter_op_parallelism_threads(1)
   digits = mnist.load(os.path.expanduser(FLAGS.data_dir)).test.images
-  figures = {"machine": {"cpus": os.cpu_count(), "loadavg_before": os.getloadavg()}}
+  figures = {
+    "stamp": stamp.stamp(),
+    "machine": {"cpus": os.cpu_count(), "loadavg_before": os.getloadavg()},
+  }
   tables = []
   if "load" in FLAGS.parts:
     figures.update(load_figures(digits, tf_serving_grpc, default_model_base))
@@ -284,6 +295,26 @@ def main(argv):
         digits, tmp, FLAGS.seconds, FLAGS.batching_parameters_file
       )
     tables.append(serve_batching.table(figures["batching"]))
+  if "soak" in FLAGS.parts:
+    from benchmarks import serve_soak
+    from kmnist.predict.model_paths import reference_export
+
+    with tempfile.TemporaryDirectory() as tmp:
+      figures["soak"] = serve_soak.run(
+        digits[:500],
+        tmp,
+        FLAGS.soak_seconds,
+        os.path.expanduser(FLAGS.data_dir),
+        reference_export(),
+      )
+    tables.append(serve_soak.table(figures["soak"]))
+  if "flood" in FLAGS.parts:
+    from benchmarks import serve_soak
+    from kmnist.predict.model_paths import reference_export
+
+    with tempfile.TemporaryDirectory() as tmp:
+      figures["flood"] = serve_soak.flood(digits, tmp, reference_export())
+    tables.append(serve_soak.flood_table(figures["flood"]))
   figures["machine"]["loadavg_after"] = os.getloadavg()
   out = Path(FLAGS.out)
   out.parent.mkdir(parents=True, exist_ok=True)

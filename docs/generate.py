@@ -24,6 +24,7 @@ from pathlib import Path
 from absl import flags
 
 from benchmarks import models, stamp
+from kmnist.serve.operations import metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -46,6 +47,16 @@ PAGES = {
     "python -m benchmarks",
     "`kmnist-train` as README runs it, turn about with the tutorial's own TF1 program; where its "
     "seconds go; kmnist's training loop against NumPy and TF1 on the same batches; each export.",
+  ),
+  "serve_soak": (
+    "kmnist-serve's soak",
+    "benchmarks.serve_soak",
+    "python -m benchmarks.serve --parts=soak --out=runs/serve_soak.json",
+    "Ten minutes of REST, gRPC, Open Inference and page requests plus hostile bodies against "
+    "kmnist-serve on 127.0.0.1 while versions roll in from kmnist-train, the model config file "
+    "changes and the server is stopped with SIGTERM and started again: good requests that failed "
+    "(0 is the requirement), latency, the probes, RSS, log lines (see the guide "
+    "[kmnist-serve and the page](../guides/kmnist-serve.md)).",
   ),
   "distribute": (
     "Scaling out",
@@ -195,6 +206,7 @@ def pages() -> dict:
     DOCS / "reference" / f"{command}.md": flag_page(command, module)
     for command, module in command_modules().items()
   }
+  wanted[DOCS / "reference" / "serve-metrics.md"] = metrics.markdown()
   figures = benchmark_figures()
   for name, data in figures.items():
     wanted[BENCHMARKS / f"{name}.md"] = benchmark_page(name, data)

@@ -1,7 +1,8 @@
 """kmnist-train with conftest's synthetic digits in place of MNIST, for tests that run the CLI in
 subprocesses.
 
-Everything else is the real command: flags, strategy, training, export, error handling and exit
+With KMNIST_TEST_FAIL_SAVED_MODEL_CHECK set, its SavedModel fails its check. Everything else is
+the real command: flags, strategy, training, export, error handling and exit
 codes.
     python tests/synthetic_cli.py --strategy=mirrored --cpu_replicas=2 --steps=60 ...
 Tests import `command` and `run` from here; the script part runs only as `__main__`.
@@ -47,4 +48,18 @@ if __name__ == "__main__":
   from conftest import make_synthetic_datasets
 
   mnist.load = lambda *args, **kwargs: make_synthetic_datasets()
+  if os.environ.get("KMNIST_TEST_FAIL_SAVED_MODEL_CHECK"):  # an export whose check fails
+    from kmnist.export import exporter
+    from kmnist.util.errors import KmnistError
+
+    checked = exporter.check_outputs
+
+    def failing(what, *args):
+      if what == "saved_model":
+        raise KmnistError(
+          "saved_model: made to fail its check (KMNIST_TEST_FAIL_SAVED_MODEL_CHECK)"
+        )
+      return checked(what, *args)
+
+    exporter.check_outputs = failing
   train_cli.cli()

@@ -389,7 +389,7 @@ def test_the_pytest_commands_of_the_docs_parse_with_the_projects_options(tmp_pat
     ("Run it as TF Serving's image is run (SERVE_README.md):", True, "file"),
     ("visualize_cli.read_dense_weights", False, "name"),
     ("loopback_allowed", False, "name"),
-    ("kmnist.serve.versions.no_such_function", False, "python"),
+    ("kmnist.serve.repository.versions.no_such_function", False, "python"),
     ("images.no_such_function", False, "python"),
     ("KmnistModel.no_such_method", False, "python"),
     ("tests/test_layout.py::test_no_such_test", False, "test"),

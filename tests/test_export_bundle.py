@@ -79,8 +79,10 @@ def test_the_gray_inside_is_pillows_to_within_a_level(
 def test_the_int8_bundles_quantization_is_checked(trained_model, synthetic_datasets, tmp_path):
   sm_dir = saved_model.export_saved_model(trained_model, tmp_path / "saved_model")
   raw = tflite.convert("int8", sm_dir, trained_model, synthetic_datasets.train.images)
-  with pytest.raises(RuntimeError, match="output quantization is .* not \\(1/256, 0\\)"):
-    bundle.check_quantization(raw)  # the raw int8 file: probabilities with zero point -128
+  expected = {"image": bundle.INPUT_QUANTIZATION, "probabilities": bundle.OUTPUT_QUANTIZATION}
+  with pytest.raises(RuntimeError, match="probabilities quantization is .* not \\(1/256, 0\\)"):
+    # the raw int8 file: probabilities with zero point -128
+    tflite.check_quantization(raw, "the int8 bundle", expected)
   assert not bundle.is_bundle(raw)
 
 

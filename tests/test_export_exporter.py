@@ -4,6 +4,7 @@ visible.
 """
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -215,3 +216,52 @@ def test_a_non_chief_worker_stops_after_the_collective_steps(
   )
   assert (tmp_path / "saved_model" / "1" / "saved_model.pb").is_file()
   assert not (tmp_path / "tflite").exists()
+
+
+@pytest.mark.slow
+def test_a_polling_server_serves_only_checked_versions_with_their_phone_files(tmp_path):
+  """kmnist-serve polls exported/ while kmnist-train exports into it: an export made to fail its
+  check is never served, the good one is, and its bundle answers 200 from its first moment."""
+  import os
+  import threading
+  import urllib.error
+  import urllib.request
+
+  import synthetic_cli
+
+  from benchmarks.serve_load import ServerProcess
+
+  flags = [*synthetic_cli.SMALL_RUN, "--tflite=int8_classifier"]
+  assert synthetic_cli.run(*flags, cwd=tmp_path).returncode == 0
+  seen, stop = [], threading.Event()  # (version reported AVAILABLE, its bundle's answer)
+  with ServerProcess(tmp_path / "exported" / "saved_model", "--poll_seconds=0.05") as server:
+    bundle = f"{server.url}/v1/models/kmnist/tflite/kmnist_int8_classifier.tflite"
+
+    def watch():
+      while not stop.is_set():
+        version = server.served_version()
+        if not seen or seen[-1][0] != version:
+          try:
+            with urllib.request.urlopen(bundle, timeout=10) as reply:
+              answer = (reply.status, reply.headers["X-Model-Version"])
+          except urllib.error.HTTPError as e:
+            answer = (e.code, None)
+          seen.append((version, answer))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+      env = dict(os.environ, KMNIST_TEST_FAIL_SAVED_MODEL_CHECK="1")
+      failed = synthetic_cli.run(*flags, cwd=tmp_path, env=env)
+      assert failed.returncode == 2 and "made to fail its check" in failed.stderr
+      assert not (tmp_path / "exported" / "saved_model" / "2").exists()
+      assert synthetic_cli.run(*flags, cwd=tmp_path).returncode == 0
+      deadline = time.monotonic() + 60
+      while (not seen or seen[-1][0] != 2) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    finally:
+      stop.set()
+      watcher.join()
+  # The good version 2 (the failed export never became one) was served with its bundle in place.
+  assert [version for version, _ in seen] == [1, 2]
+  assert [answer for _, answer in seen] == [(200, "1"), (200, "2")]

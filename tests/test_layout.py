@@ -146,10 +146,10 @@ def test_the_commands_and_light_modules_import_no_tensorflow_tfds_or_matplotlib(
     "kmnist.export.record",
     "kmnist.training.config",
     "kmnist.predict.model_paths",
-    "kmnist.serve.version_policy",
-    "kmnist.serve.versions",
-    "kmnist.serve.model_config",
-    "kmnist.serve.batching_parameters",
+    "kmnist.serve.repository.version_policy",
+    "kmnist.serve.repository.versions",
+    "kmnist.serve.repository.model_config",
+    "kmnist.serve.repository.batching_parameters",
   ]
   heavy = ("tensorflow", "keras", "tensorflow_datasets", "matplotlib")
   script = (
@@ -189,7 +189,7 @@ def test_a_wheel_install_carries_the_data_and_classifies_with_its_reference_mode
   assert "kmnist/reference/saved_model/1/saved_model.pb" in names
   assert "kmnist/reference/tflite/1/kmnist_int8_classifier.tflite" in names
   # The page's on-device runtime, with its licence and notice.
-  vendor = "kmnist/serve/static/vendor/litertjs/"
+  vendor = "kmnist/serve/web/static/vendor/litertjs/"
   for name in (
     "litert.js",
     "wasm-utils.js",

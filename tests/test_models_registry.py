@@ -17,10 +17,11 @@ from kmnist.cli import train as train_cli
 from kmnist.export import record
 from kmnist.models import registry
 from kmnist.predict import classify
-from kmnist.serve import app as app_lib
 from kmnist.serve import model as serve_model
 from kmnist.serve import server as server_lib
-from kmnist.serve import tf_serving_grpc, versions
+from kmnist.serve.protocols import tf_serving_grpc
+from kmnist.serve.repository import versions
+from kmnist.serve.web import app as app_lib
 from kmnist.training import optimization, train
 from kmnist.training.config import TrainConfig
 from kmnist.util.errors import KmnistError

@@ -1,8 +1,8 @@
-"""kmnist.serve.batching_parameters: TF Serving's BatchingParameters text files."""
+"""kmnist.serve.repository.batching_parameters: TF Serving's BatchingParameters text files."""
 
 import pytest
 
-from kmnist.serve import batching_parameters
+from kmnist.serve.repository import batching_parameters
 from kmnist.util.errors import KmnistError
 
 TF_SERVING_EXAMPLE = """max_batch_size { value: 128 }

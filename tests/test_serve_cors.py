@@ -1,5 +1,5 @@
-"""kmnist.serve.cors: preflight and actual requests answered as the Fetch standard's CORS protocol
-asks, for the listed origins only (the app in process; Chromium's own check is in
+"""kmnist.serve.web.cors: preflight and actual requests answered as the Fetch standard's CORS
+protocol asks, for the listed origins only (the app in process; Chromium's own check is in
 test_serve_compare.py)."""
 
 import pytest
@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from kserve.model_repository import ModelRepository
 from kserve.protocol.dataplane import DataPlane
 
-from kmnist.serve import app as app_lib
+from kmnist.serve.web import app as app_lib
 
 SITE = "https://digits.example"
 PREDICT = "/v1/models/kmnist:predict"

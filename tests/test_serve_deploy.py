@@ -13,8 +13,9 @@ from kserve.model_repository import ModelRepository
 from kserve.protocol.dataplane import DataPlane
 
 from kmnist.cli import serve
-from kmnist.serve import app as app_lib
-from kmnist.serve import batching_parameters, model_config
+from kmnist.export import record
+from kmnist.serve.repository import batching_parameters, model_config
+from kmnist.serve.web import app as app_lib
 from kmnist.util.files import existing_versions, is_saved_model
 
 from deploy_files import ROOT, dockerfile, exec_form, manifests
@@ -63,9 +64,13 @@ def test_dockerfile_copies_what_exists_and_runs_kmnist_serve_with_its_flags():
 
 @pytest.fixture(scope="module")
 def client():
+  import types
+
   from fastapi.testclient import TestClient
 
-  app = app_lib.create_app(DataPlane(model_registry=ModelRepository()), None)
+  repository = ModelRepository()  # readiness needs each model to serve a version: a stand-in
+  repository.update(types.SimpleNamespace(name="kmnist", ready=True))
+  app = app_lib.create_app(DataPlane(model_registry=repository), None)
   with TestClient(app) as client:
     yield client
 
@@ -113,15 +118,20 @@ def test_the_family_config_names_the_three_models_where_the_image_has_them(tmp_p
   assert fv.batching_parameters_file == "/models/batching.config"
   batching_parameters.read(ROOT / "deploy" / "batching.config")
   # The container's /models as a directory here: the reference copied, the mounts as versions.
-  assert reference == "/models/kmnist"
-  shutil.copytree(ROOT / "kmnist" / "reference" / "saved_model", tmp_path / "kmnist")
+  assert reference == "/models/kmnist/saved_model"
+  reference_export = ROOT / "kmnist" / "reference"
+  shutil.copytree(reference_export / "saved_model", tmp_path / "kmnist" / "saved_model")
   for source, target in mounts.items():
-    assert source.startswith("runs/") and source.endswith("/saved_model")
-    (tmp_path / target.removeprefix("/models/") / "1").mkdir(parents=True)
-    (tmp_path / target.removeprefix("/models/") / "1" / "saved_model.pb").write_bytes(b"")
+    assert source.startswith("runs/") and source.count("/") == 1  # a whole export directory
+    version = tmp_path / target.removeprefix("/models/") / "saved_model" / "1"
+    version.mkdir(parents=True)
+    (version / "saved_model.pb").write_bytes(b"")
   text = (ROOT / "deploy" / "models.config").read_text().replace("/models/", f"{tmp_path}/")
   entries = model_config.parse(text, "deploy/models.config")
-  assert [(e.name, e.base_path.name) for e in entries] == [
+  for entry in entries:  # each model's phone files inside its own mount, where its record says
+    tflite = record.tflite_dir(entry.base_path / "1", {"tflite_dir": "../../tflite/1"})
+    assert tflite == entry.base_path.parent / "tflite" / "1"
+  assert [(e.name, e.base_path.parent.name) for e in entries] == [
     ("softmax", "kmnist"),
     ("mlp", "mlp"),
     ("cnn", "cnn"),

@@ -1,7 +1,7 @@
 """The page's "on this device" mode, in Debian's Chromium as a phone (390x844, touch): digits drawn
 with a finger are answered in the page by the int8 bundle (LiteRT.js) as the server answers them,
 from the same picture as the server prepares it; with the server killed, the page comes back from
-its service worker and still answers. Also the server side of the mode (kmnist.serve.device).
+its service worker and still answers. Also the server side of the mode (kmnist.serve.web.on_device).
 
     KMNIST_SERVE_PHONE_SCREENSHOT=docs/assets/serve_phone.png \
       python -m pytest tests/test_serve_device.py
@@ -10,19 +10,16 @@ keeps the phone-size screenshot (the kmnist-serve guide's picture).
 
 import os
 import signal
-import types
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 from playwright.sync_api import sync_playwright  # noqa: I001 (after the browser module's skip)
-from starlette.exceptions import HTTPException
 from test_serve_browser import CHROMIUM, CHROMIUM_FLAGS, arc
 
 from benchmarks.serve_load import ServerProcess, http_json
 from kmnist.predict.model_paths import reference_export
-from kmnist.serve import device
 
 PHONE = {
   "viewport": {"width": 390, "height": 844},
@@ -70,18 +67,6 @@ def test_the_served_versions_bundle_and_the_service_worker_are_served(served):
     assert reply.headers["Content-Type"].startswith("text/javascript")
   status, reply = http_json(f"{served.url}/v1/models/kmnist/tflite/model.bin")
   assert status == 404 and "model.bin is not a kmnist TFLite file" in reply["error"]
-
-
-def test_a_version_exported_without_the_bundle_is_named(tmp_path):
-  version_dir = tmp_path / "saved_model" / "3"
-  version_dir.mkdir(parents=True)
-  servable = types.SimpleNamespace(path=version_dir, version=3)
-  with pytest.raises(HTTPException) as missing:
-    device.served_file(servable, "kmnist", "kmnist_int8_classifier.tflite")
-  assert missing.value.status_code == 404
-  assert missing.value.detail.startswith(
-    f"version 3 of kmnist has no kmnist_int8_classifier.tflite ({tmp_path}/tflite/3/"
-  )
 
 
 def drawings():

@@ -207,7 +207,7 @@ def test_batching_is_on_and_answers_as_without(server, digits, trained_models):
     thread.join()
   assert results == {i: (200, [cnn[i % 8]]) for i in range(16)}
   metrics = urllib.request.urlopen(f"{server.url}/metrics", timeout=10).read().decode()
-  assert 'kmnist_batch_size_count{model_name="cnn"}' in metrics
+  assert 'kmnist_batch_size_count{model="cnn"}' in metrics
 
 
 def models(server) -> list[str]:

@@ -14,8 +14,9 @@ from tensorflow_serving.apis import model_pb2, predict_pb2
 from kmnist.export import saved_model
 from kmnist.models import registry
 from kmnist.serve import model as serve_model
-from kmnist.serve import tf_serving_grpc, versions
-from kmnist.serve.servable import BadRequest
+from kmnist.serve.protocols import tf_serving_grpc
+from kmnist.serve.repository import versions
+from kmnist.serve.repository.servable import BadRequest
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +151,7 @@ def test_a_request_is_answered_by_the_version_it_started_on(base, tmp_path, digi
   manager = versions.VersionManager(local, tf_serving_grpc.load_and_warm_up, poll_seconds=0)
   manager.load_initial()
   model = serve_model.KmnistModel("kmnist", manager)
-  prepared = model.preprocess({"instances": digits.tolist()})
+  prepared = asyncio.run(model.preprocess({"instances": digits.tolist()}))
   zero = registry.build()  # untrained: every logit 0, so class 0 everywhere
   saved_model.export_saved_model(zero, local, version=2)
   manager.poll_once()
@@ -159,6 +160,6 @@ def test_a_request_is_answered_by_the_version_it_started_on(base, tmp_path, digi
   old = [p["class_id"] for p in answer["predictions"]]
   assert old != [0] * len(digits) and prepared.servable.version == 1
   new = model.postprocess(
-    asyncio.run(model.predict(model.preprocess({"instances": digits.tolist()})))
+    asyncio.run(model.predict(asyncio.run(model.preprocess({"instances": digits.tolist()}))))
   )
   assert [p["class_id"] for p in new["predictions"]] == [0] * len(digits)

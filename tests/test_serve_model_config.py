@@ -1,9 +1,9 @@
-"""kmnist.serve.model_config: TF Serving's model config file, parsed with TF Serving's protos, and
-every problem one line naming the line of the file."""
+"""kmnist.serve.repository.model_config: TF Serving's model config file, parsed with TF Serving's
+protos, and every problem one line naming the line of the file."""
 
 import pytest
 
-from kmnist.serve import model_config, version_policy
+from kmnist.serve.repository import model_config, version_policy
 from kmnist.util.errors import KmnistError
 
 

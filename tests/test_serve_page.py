@@ -1,5 +1,5 @@
-"""kmnist.serve.page: a drawing becomes exactly what kmnist-predict makes of the same picture file,
-and the page's files need nothing from outside the server."""
+"""kmnist.serve.web.page: a drawing becomes exactly what kmnist-predict makes of the same picture
+file, and the page's files need nothing from outside the server."""
 
 import io
 import re
@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
 from kmnist.predict import images
-from kmnist.serve import page
-from kmnist.serve.servable import BadRequest
+from kmnist.serve.repository.servable import BadRequest
+from kmnist.serve.web import page
 
 
 def drawing(mode: str) -> Image.Image:

@@ -1,4 +1,5 @@
-"""kmnist.serve.servable: one version's signatures, the input checks, the evidence map."""
+"""kmnist.serve.repository.servable: one version's signatures, the input checks, the evidence
+map."""
 
 import numpy as np
 import pytest
@@ -7,8 +8,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from kmnist.export import saved_model
-from kmnist.serve import servable as servable_lib
-from kmnist.serve.servable import BadRequest, check_array
+from kmnist.serve.repository import servable as servable_lib
+from kmnist.serve.repository.servable import BadRequest, check_array
 from kmnist.util.errors import KmnistError
 
 

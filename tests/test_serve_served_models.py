@@ -1,13 +1,14 @@
-"""kmnist.serve.served_models: the served set follows the model config file (stand-in loader and
-models, kserve's own ModelRepository; no TensorFlow)."""
+"""kmnist.serve.repository.model_set: the served set follows the model config file (stand-in loader
+and models, kserve's own ModelRepository; no TensorFlow)."""
 
 import logging
+import os
 
 import pytest
 from kserve.model_repository import ModelRepository
 from test_serve_versions import FakeLoader, make_version
 
-from kmnist.serve import served_models, versions
+from kmnist.serve.repository import model_set, versions
 from kmnist.util.errors import KmnistError
 
 
@@ -55,10 +56,10 @@ def served_from(bases, text):
   path = bases / "models.config"
   path.write_text(text)
   repository = ModelRepository()
-  served = served_models.ServedModels(
+  served = model_set.ServedModels(
     repository, FakeLoader(), Model, poll_seconds=0, source=f"--model_config_file={path}"
   )
-  served.apply(served_models.model_config.read(path))
+  served.apply(model_set.model_config.read(path))
   served.start()
   return served, repository, path
 
@@ -133,3 +134,37 @@ def test_labels_on_versions_that_did_not_load(bases, caplog):
   text = text.replace('"canary" value: 2', '"canary" value: 3')
   with pytest.raises(KmnistError, match=r"line 2: model cnn: Request to assign label to version 3"):
     served_from(bases, text)
+
+
+def test_a_fault_repeated_after_a_revert_is_logged_again(bases, caplog):
+  good = config(bases, ("softmax", "softmax", ""))
+  served, _, path = served_from(bases, good)
+  bad = good.replace("model_config_list {", "model_config_list {{")
+  logged = []
+  for text in (bad, good, bad):  # the fault, a revert to what serves, the same fault again
+    caplog.clear()
+    path.write_text(text)
+    assert not served.reload_config(path)
+    logged.append([r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR])
+  assert len(logged[0]) == 1 and logged[1] == [] and logged[2] == logged[0]
+
+
+def test_a_label_on_a_version_not_serving_yet_is_set_once_it_serves(bases, caplog):
+  caplog.set_level(logging.INFO, "kmnist.serve")
+  served, repository, path = served_from(bases, config(bases, ("cnn", "cnn", SPECIFIC)))
+  third = make_version(bases / "cnn", 3, "broken")  # found, but its load fails for now
+  three = SPECIFIC.replace("versions: 2 }", "versions: 2 versions: 3 }").replace(
+    "value: 2", "value: 3"
+  )
+  path.write_text(config(bases, ("cnn", "cnn", three)))
+  served.reload_config(path)
+  assert serving(repository)["cnn"] == ([1, 2], {"stable": 1, "canary": 2})  # as they were
+  served.retry_labels()  # not yet: said once, not at every try
+  errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+  assert len(errors) == 1 and "label to version 3" in errors[0]
+  (third / "saved_model.pb").write_text("ok, written again")  # the version now loads
+  os.utime(third, (third.stat().st_atime, third.stat().st_mtime + 5))  # its directory changed
+  repository.get_model("cnn").versions.poll_once()
+  served.retry_labels()
+  assert serving(repository)["cnn"] == ([1, 2, 3], {"stable": 1, "canary": 3})
+  assert "version labels {'canary': 3, 'stable': 1} applied" in caplog.text

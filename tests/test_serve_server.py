@@ -35,10 +35,11 @@ from benchmarks.readme_clients import readme_grpc_client, readme_rest_client
 from benchmarks.serve_load import ServerProcess, http_json, wait_for_version
 from kmnist.export import saved_model
 from kmnist.models import registry
-from kmnist.serve import app as app_lib
 from kmnist.serve import model as serve_model
 from kmnist.serve import server as server_lib
-from kmnist.serve import tf_serving_grpc, versions
+from kmnist.serve.protocols import tf_serving_grpc
+from kmnist.serve.repository import versions
+from kmnist.serve.web import app as app_lib
 
 MAX_BATCH, MAX_BYTES = 50, 200_000
 
@@ -207,6 +208,7 @@ def server(base, tmp_path_factory):
     "--poll_seconds=0.2",
     f"--max_batch_size={MAX_BATCH}",
     f"--max_request_bytes={MAX_BYTES}",
+    "--max_requests_in_flight=400",  # the hang-up test holds 300 bodies open at once
   ) as process:
     process.base = local
     yield process
@@ -482,5 +484,42 @@ def test_a_new_version_is_served_while_requests_run(server, digits, expected_cla
   assert "serving version 2" in server.log() and "version 1 released" in server.log()
 
 
-def test_stops_cleanly_on_sigterm(server):
+def test_sigterm_under_load_drains_loses_no_accepted_request_and_exits_0(server, digits):
+  """Eight clients (a new connection per request, as urllib makes them): each request gets its
+  answer (200), or the drain's 503 with Retry-After, or a refused connection once the server has
+  closed; never a reset or a cut answer. A client stops at its first refusal, as a load balancer
+  does once readiness is false."""
+  outcomes, started = [], threading.Event()
+  body = json.dumps({"instances": digits[:5].tolist()}).encode()
+
+  def client():
+    while True:
+      request = urllib.request.Request(f"{server.url}/v1/models/kmnist:predict", data=body)
+      try:
+        with urllib.request.urlopen(request, timeout=30) as reply:
+          json.loads(reply.read())
+          outcomes.append("ok")
+          started.set()
+      except urllib.error.HTTPError as e:
+        refused = e.code == 503 and e.headers["Retry-After"] == "1"
+        outcomes.append("drained" if refused else f"HTTP {e.code}")
+        return
+      except urllib.error.URLError as e:
+        refused = isinstance(e.reason, ConnectionRefusedError)
+        outcomes.append("closed" if refused else f"lost: {e.reason!r}")
+        return
+      except OSError as e:  # a reset, a cut answer
+        outcomes.append(f"lost: {e!r}")
+        return
+
+  threads = [threading.Thread(target=client) for _ in range(8)]
+  for thread in threads:
+    thread.start()
+  assert started.wait(30)
+  time.sleep(0.3)
   assert server.stop() == 0
+  for thread in threads:
+    thread.join()
+  assert outcomes.count("ok") > 8
+  assert {o for o in outcomes if o != "ok"} <= {"drained", "closed"}, outcomes
+  assert "SIGTERM: draining" in server.log() and "Traceback" not in server.log()

@@ -1,4 +1,5 @@
-"""kmnist.serve.tf_serving_grpc: PredictRequests as TF Serving maps them, warmup replay, metadata.
+"""kmnist.serve.protocols.tf_serving_grpc: PredictRequests as TF Serving maps them, warmup replay,
+metadata.
 
 The gRPC services themselves are exercised over the wire in test_serve_server.py.
 """
@@ -9,9 +10,10 @@ import tensorflow as tf
 from tensorflow_serving.apis import model_pb2, predict_pb2
 
 from kmnist.export import saved_model
-from kmnist.serve import servable as servable_lib
-from kmnist.serve import tf_serving_grpc, versions
-from kmnist.serve.servable import BadRequest
+from kmnist.serve.protocols import tf_serving_grpc
+from kmnist.serve.repository import servable as servable_lib
+from kmnist.serve.repository import versions
+from kmnist.serve.repository.servable import BadRequest
 
 
 @pytest.fixture(scope="module")

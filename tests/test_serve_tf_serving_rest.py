@@ -1,4 +1,4 @@
-"""kmnist.serve.tf_serving_rest: TF Serving's REST request and response formats."""
+"""kmnist.serve.protocols.tf_serving_rest: TF Serving's REST request and response formats."""
 
 import json
 
@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kmnist.export import saved_model
-from kmnist.serve import servable as servable_lib
-from kmnist.serve import tf_serving_rest as rest
-from kmnist.serve.servable import BadRequest
+from kmnist.serve.protocols import tf_serving_rest as rest
+from kmnist.serve.repository import servable as servable_lib
+from kmnist.serve.repository.servable import BadRequest
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +110,7 @@ def test_bad_requests_get_one_clear_reason(servable, body, message):
 
 
 def test_model_status_and_metadata_shapes(servable):
-  from kmnist.serve import tf_serving_grpc
+  from kmnist.serve.protocols import tf_serving_grpc
 
   status = [
     {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}

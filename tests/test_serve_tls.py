@@ -15,7 +15,7 @@ from test_serve_cli import run_cli
 
 from benchmarks.serve_load import ServerProcess, http_json
 from kmnist.predict.model_paths import reference_export
-from kmnist.serve import tls
+from kmnist.serve.web import tls
 from kmnist.util.errors import KmnistError
 
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "guides" / "kmnist-serve.md"

@@ -1,10 +1,10 @@
-"""kmnist.serve.version_policy: TF Serving's latest/all/specific, from its own proto."""
+"""kmnist.serve.repository.version_policy: TF Serving's latest/all/specific, from its own proto."""
 
 import pytest
 from google.protobuf import text_format
 from tensorflow_serving.config import file_system_storage_path_source_pb2 as fs_pb2
 
-from kmnist.serve import version_policy
+from kmnist.serve.repository import version_policy
 
 FOUND = [1, 2, 5, 7]
 

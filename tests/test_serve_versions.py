@@ -1,4 +1,5 @@
-"""kmnist.serve.versions: TF Serving's version policy, with a stand-in loader (no TensorFlow)."""
+"""kmnist.serve.repository.versions: TF Serving's version policy, with a stand-in loader (no
+TensorFlow)."""
 
 import os
 import threading
@@ -6,7 +7,7 @@ import time
 
 import pytest
 
-from kmnist.serve import version_policy, versions
+from kmnist.serve.repository import version_policy, versions
 from kmnist.util.errors import KmnistError
 
 

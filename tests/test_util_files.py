@@ -43,7 +43,10 @@ def test_an_atomic_directory_appears_whole_or_not_at_all(tmp_path):
     raise RuntimeError("crash while writing")
   assert list(tmp_path.iterdir()) == []
   (tmp_path / "2").mkdir()  # an empty directory, which os.rename would silently replace
-  with pytest.raises(FileExistsError), files.atomic_directory(tmp_path / "2") as tmp:
+  with (
+    pytest.raises(KmnistError, match="never overwritten"),
+    files.atomic_directory(tmp_path / "2") as tmp,
+  ):
     (tmp / "saved_model.pb").write_text("")
   assert list((tmp_path / "2").iterdir()) == []
 

@@ -12,10 +12,8 @@ GRPCInferenceService. A new version under the base is served --poll_seconds (plu
 after it appears, without failing a request.
 """
 
-import errno
 import gc
 import logging
-import socket
 import sys
 from pathlib import Path
 
@@ -23,9 +21,10 @@ from absl import app, flags
 
 from kmnist.cli import common, serve_config
 from kmnist.predict import model_paths
-from kmnist.serve import tls, versions
+from kmnist.serve.repository import model_config, versions
+from kmnist.serve.web import address, tls
 from kmnist.util.errors import KmnistError
-from kmnist.util.files import existing_versions, is_saved_model
+from kmnist.util.files import saved_model_versions
 
 RUN_EXPORTS = Path("exported") / "saved_model"  # where kmnist-train's default run exports
 MODEL_NAME = "kmnist"
@@ -38,7 +37,7 @@ def default_model_base() -> Path:
 
 def default_model() -> Path:
   """exported/saved_model in the working directory if a run exported there, else the reference."""
-  if any(is_saved_model(RUN_EXPORTS / str(v)) for v in existing_versions(RUN_EXPORTS)):
+  if saved_model_versions(RUN_EXPORTS):
     return RUN_EXPORTS
   return default_model_base()
 
@@ -131,7 +130,7 @@ def check_flags(fv) -> serve_config.Settings:
     raise KmnistError(
       f"--max_request_bytes={fv.max_request_bytes} is too small for one digit; give at least 4096"
     )
-  if not fv.model_name or any(c in fv.model_name for c in "/:?#% "):
+  if not model_config.usable_in_urls(fv.model_name):
     raise KmnistError(
       f"--model_name={fv.model_name!r} cannot be used in a URL; give a plain name like kmnist"
     )
@@ -142,39 +141,8 @@ def check_flags(fv) -> serve_config.Settings:
   settings = serve_config.check_flags(fv, model)
   for name in ("http_port", "grpc_port"):
     if fv[name].value:
-      check_port_free(fv.host, fv[name].value, name)
+      address.check_port_free(fv.host, fv[name].value, name)
   return settings
-
-
-def check_port_free(host: str, port: int, flag: str) -> None:
-  """Fails now, naming the flag, if host:port cannot be listened on (in use, or not ours)."""
-  try:
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-  except socket.gaierror as e:
-    raise KmnistError(
-      f"--host={host} is not an address of this machine ({e.strerror}); give "
-      f"e.g. 127.0.0.1 or 0.0.0.0"
-    ) from None
-  family, kind, proto, _, address = infos[0]
-  with socket.socket(family, kind, proto) as probe:
-    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: TIME_WAIT is fine
-    try:
-      probe.bind(address)
-    except OSError as e:
-      if e.errno == errno.EADDRINUSE:
-        raise KmnistError(
-          f"--{flag}={port}: port {port} on {host} is in use (another "
-          f"kmnist-serve or TF Serving?); stop it or pass another --{flag}"
-        ) from None
-      if e.errno == errno.EADDRNOTAVAIL:
-        raise KmnistError(
-          f"--host={host} is not an address of this machine; give e.g. 127.0.0.1 or 0.0.0.0"
-        ) from None
-      if e.errno == errno.EACCES:
-        raise KmnistError(
-          f"--{flag}={port}: ports below 1024 need root; pass a higher port"
-        ) from None
-      raise KmnistError(f"--{flag}={port} cannot be listened on ({e.strerror})") from None
 
 
 def configure_logging(access_log: bool) -> None:
@@ -201,9 +169,11 @@ def main(argv):
   import tensorflow as tf
   from kserve import logging as kserve_logging
 
-  from kmnist.serve import batching, served_models, tf_serving_grpc
   from kmnist.serve import model as model_lib
   from kmnist.serve import server as server_lib
+  from kmnist.serve.operations import api_key, gate, health, telemetry
+  from kmnist.serve.protocols import tf_serving_grpc
+  from kmnist.serve.repository import batching, model_set
 
   tf.config.threading.set_intra_op_parallelism_threads(fv.tensorflow_intra_op_parallelism)
   tf.config.threading.set_inter_op_parallelism_threads(fv.tensorflow_inter_op_parallelism)
@@ -214,6 +184,9 @@ def main(argv):
   gc.collect()
   gc.freeze()
   tls_files = tls.check(fv.ssl_certfile, fv.ssl_keyfile)
+  telemetry.setup()
+  keys = settings.api_keys and api_key.Keys(settings.api_keys)
+  operations = gate.Operations(health.Health(max_in_flight=fv.max_requests_in_flight), keys)
   server = server_lib.KmnistModelServer(
     fv.host,
     fv.http_port,
@@ -222,15 +195,18 @@ def main(argv):
     fv.access_log,
     tls_files=tls_files,
     cors_allowed_origins=settings.cors_allowed_origins,
+    operations=operations,
+    drain_seconds=fv.drain_seconds,
   )
   batcher = settings.batching and batching.Batcher(settings.batching)
-  served = served_models.ServedModels(
+  served = model_set.ServedModels(
     server.registered_models,
     tf_serving_grpc.load_and_warm_up,
     lambda name, versions: model_lib.KmnistModel(name, versions, fv.max_batch_size, batcher),
     fv.poll_seconds,
     settings.source,
   )
+  operations.logging_of = served.logging_of
   served.apply(settings.entries)
   served.start(fv.model_config_file, fv.model_config_file_poll_wait_seconds)
   serve_config.announce(fv, served, logging.getLogger("kmnist.serve"), tls_files)

@@ -1,12 +1,16 @@
 """kmnist-serve's flags for what it serves and to whom: TF Serving's model config file, its request
-batching, and CORS. Defined and checked here, before TensorFlow loads, as serve.py does its own.
+batching, CORS, and the operator's (the API key, request logs, the drain, the bound on requests in
+flight). Defined and checked here, before TensorFlow loads, as serve.py does its own.
 """
 
 import dataclasses
+from pathlib import Path
 
 from absl import flags
 
-from kmnist.serve import batching_parameters, model_config
+from kmnist.serve.operations import api_key, request_log, telemetry
+from kmnist.serve.repository import batching_parameters, model_config
+from kmnist.serve.web import address
 from kmnist.util.errors import KmnistError
 
 
@@ -19,6 +23,7 @@ class Settings:
   source: str | None
   batching: batching_parameters.Parameters | None
   cors_allowed_origins: tuple[str, ...]
+  api_keys: tuple[bytes, ...] | None = None
 
 
 def define_flags(fv: flags.FlagValues) -> None:
@@ -58,6 +63,50 @@ def define_flags(fv: flags.FlagValues) -> None:
     "browser (CORS); default: none.",
     flag_values=fv,
   )
+  define_operator_flags(fv)
+
+
+def define_operator_flags(fv: flags.FlagValues) -> None:
+  flags.DEFINE_string(
+    "api_key_file",
+    None,
+    "File of API keys, one per line: requests must send one as Authorization: Bearer <key> (gRPC: "
+    "the same metadata); the probes and the page stay open. Default: no key needed.",
+    flag_values=fv,
+  )
+  flags.DEFINE_float(
+    "drain_seconds",
+    5,
+    "On SIGTERM: seconds the requests in flight may take to finish (new ones get 503) before "
+    "the server exits.",
+    lower_bound=0,
+    flag_values=fv,
+  )
+  flags.DEFINE_integer(
+    "max_requests_in_flight",
+    128,
+    "Requests worked on at once; one more is refused with 429 (gRPC RESOURCE_EXHAUSTED) and "
+    "Retry-After.",
+    lower_bound=1,
+    flag_values=fv,
+  )
+  flags.DEFINE_string(
+    "request_log_file",
+    None,
+    "JSON-lines request log of --model's requests (a config file's models: their logging_config).",
+    flag_values=fv,
+  )
+  flags.DEFINE_float(
+    "request_log_sampling_rate",
+    1.0,
+    "Share of requests logged to --request_log_file (TF Serving's sampling_rate).",
+    lower_bound=0,
+    upper_bound=1,
+    flag_values=fv,
+  )
+  flags.DEFINE_boolean(
+    "request_log_inputs", False, "Request logs carry the input pixels too.", flag_values=fv
+  )
 
 
 def check_flags(fv, model) -> Settings:
@@ -72,7 +121,16 @@ def check_flags(fv, model) -> Settings:
     entries = model_config.read(fv.model_config_file)
     source = f"--model_config_file={fv.model_config_file}"
   else:
-    entries, source = model_config.from_flags(model, fv.model_name), None
+    logging = None
+    if fv.request_log_file is not None:
+      path = Path(fv.request_log_file)
+      logging = request_log.Logging(path, fv.request_log_sampling_rate, fv.request_log_inputs)
+    entries, source = model_config.from_flags(model, fv.model_name, logging), None
+  if fv.request_log_file is not None and fv.model_config_file is not None:
+    raise KmnistError(
+      "--request_log_file is for --model; with --model_config_file give each model a "
+      'logging_config { log_collector_config { filename_prefix: "/logs/cnn" } }'
+    )
   if fv.model_config_file_poll_wait_seconds < 0:
     raise KmnistError(
       f"--model_config_file_poll_wait_seconds={fv.model_config_file_poll_wait_seconds:g} must "
@@ -91,7 +149,9 @@ def check_flags(fv, model) -> Settings:
     why = origin_problem(origin)
     if why:
       raise KmnistError(f"--cors_allowed_origins: {origin!r} {why}")
-  return Settings(entries, source, batching, tuple(fv.cors_allowed_origins))
+  keys = api_key.read(fv.api_key_file) if fv.api_key_file is not None else None
+  telemetry.check()
+  return Settings(entries, source, batching, tuple(fv.cors_allowed_origins), keys)
 
 
 def origin_problem(origin: str) -> str | None:
@@ -106,8 +166,7 @@ def origin_problem(origin: str) -> str | None:
 
 def announce(fv, served, log, tls_files=None) -> None:
   """One line per model served: where it comes from and where to reach it."""
-  host = f"[{fv.host}]" if ":" in fv.host else fv.host
-  url = f"{'https' if tls_files else 'http'}://{host}:{fv.http_port}"
+  url = f"{'https' if tls_files else 'http'}://{address.in_url(fv.host)}:{fv.http_port}"
   grpc = f"{fv.host}:{fv.grpc_port}{' (TLS)' if tls_files else ''}" if fv.grpc_port else "off"
   for name in served.names:
     versions = served.versions(name)

@@ -22,7 +22,6 @@ import tempfile
 import keras
 import numpy as np
 import tensorflow as tf
-from tensorflow.lite.tools import flatbuffer_utils
 
 from kmnist import __version__
 from kmnist.data.spec import IMAGE_SHAPE, NUM_CLASSES
@@ -88,38 +87,11 @@ def convert(variant: str, model: keras.Model, train_images: np.ndarray) -> bytes
       # Fail the conversion rather than fall back to float for an op with no int8 kernel.
       converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
       converter.inference_input_type = converter.inference_output_type = tf.uint8
-    model_bytes = name_as_signature(tflite.run_converter(converter))
+    model_bytes = tflite.run_converter(converter, signature_names=True)
   if quantized:
-    check_quantization(model_bytes)
+    quantization = {"image": INPUT_QUANTIZATION, "probabilities": OUTPUT_QUANTIZATION}
+    tflite.check_quantization(model_bytes, "the int8 bundle", quantization)
   return model_bytes
-
-
-def name_as_signature(model_bytes: bytes) -> bytes:
-  """The input and output tensors named as in the signature and the metadata (`image`,
-  `probabilities`), for runtimes that read tensors without the signature, where the converter's
-  names would be `serving_default_image:0` and `StatefulPartitionedCall:0`."""
-  model = flatbuffer_utils.convert_bytearray_to_object(bytearray(model_bytes))
-  for signature in model.signatureDefs:
-    tensors = model.subgraphs[signature.subgraphIndex].tensors
-    for end in [*signature.inputs, *signature.outputs]:
-      tensors[end.tensorIndex].name = end.name
-  return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
-
-
-def check_quantization(model_bytes: bytes) -> None:
-  """The int8 bundle takes raw pixels and gives probabilities as q / 256, or RuntimeError."""
-  runner = tflite.interpreter(model_bytes).get_signature_runner(SERVING_SIGNATURE)
-  found = {
-    "input": runner.get_input_details()["image"]["quantization"],
-    "output": runner.get_output_details()["probabilities"]["quantization"],
-  }
-  for name, expected in (("input", INPUT_QUANTIZATION), ("output", OUTPUT_QUANTIZATION)):
-    (scale, zero_point), (want_scale, want_zero_point) = found[name], expected
-    if not (np.isclose(scale, want_scale, rtol=1e-6) and zero_point == want_zero_point):
-      raise RuntimeError(
-        f"the int8 bundle's {name} quantization is (scale {scale}, zero point {zero_point}), "
-        f"not (1/{round(1 / want_scale)}, {want_zero_point})"
-      )
 
 
 def with_metadata(model_bytes: bytes, variant: str, about: dict | None, version: int) -> bytes:

@@ -1,10 +1,14 @@
 """Every export of a trained model written and checked against Keras: `export_and_verify`.
 
-Each version directory appears whole or not at all (written under a hidden name, then renamed). A
-SavedModel that fails its check (checks.py) is removed and nothing else is written. A TFLite variant
-that fails to convert or fails its check is left out, but not the rest: `tflite/<version>/` still
-appears with the variants that passed, `labels.txt` and the report (which names the failure), the
-SavedModel stays, and then the export raises, naming variant and cause.
+Each version directory appears whole or not at all (written under a hidden name, then renamed),
+and in an order a polling server can rely on: the SavedModel is written and checked (checks.py)
+while still hidden, then `tflite/<version>/` appears, then the SavedModel. So a version a server
+can see has passed its check, and its phone files are in place from its first moment. A SavedModel
+that fails its check never appears, nor does anything else. A TFLite variant that fails to convert
+or fails its check is left out, but not the rest: `tflite/<version>/` still appears with the
+variants that passed, `labels.txt` and the report (which names the failure), the SavedModel too,
+and then the export raises, naming variant and cause. Both directories' records (record.pair)
+carry one export id, and the SavedModel's names its TFLite directory.
 """
 
 import contextlib
@@ -17,7 +21,7 @@ import numpy as np
 
 from kmnist.data.spec import NUM_CLASSES
 from kmnist.data.splits import Datasets, Split
-from kmnist.export import bundle, formats, record, report, saved_model, tflite
+from kmnist.export import bundle, formats, metadata, record, report, saved_model, tflite
 from kmnist.export.checks import check_mediapipe, check_outputs
 from kmnist.export.formats import TFLITE_VARIANTS
 from kmnist.models import registry
@@ -71,29 +75,27 @@ def export_and_verify(
   )
   sm_base, tfl_base = Path(export_dir) / "saved_model", Path(export_dir) / "tflite"
   version = files.free_version([sm_base, tfl_base], version)  # one number names the pair
-  with clock("export: saved_model"):
-    sm_dir = saved_model.export_saved_model(
-      model, sm_base, version, warmup_images=one_digit_per_class(test), about=about
-    )
-  if not chief:
-    return None
-  try:
+  sm_about, tfl_about = record.pair(about, version) if about is not None else (None, None)
+  with files.staged_directory(sm_base / str(version)) as staged:
+    with clock("export: saved_model"):
+      saved_model.write_saved_model(
+        model, staged.path, version, one_digit_per_class(test), sm_about
+      )
+    if not chief:
+      staged.publish()
+      return None
+    # Checked while hidden: a SavedModel that fails never appears, so no server can load it.
     with clock("export: saved_model check"):
-      outputs = saved_model.predict_saved_model(sm_dir, test.images)
+      outputs = saved_model.predict_saved_model(staged.path, test.images)
       check_outputs("saved_model", outputs, reference, test.labels)
-  except BaseException:
-    shutil.rmtree(sm_dir, ignore_errors=True)  # An export that failed its check must not be served.
-    raise
-  # The int8 files' calibration images, chosen by the model's logits on the training split.
-  calibration = None
-  if any(variant in formats.INT8_VARIANTS for variant in tflite_variants):
-    with clock("export: int8 calibration images"):
-      train = datasets.train.images
-      calibration = tflite.calibration_images(train, registry.predict_logits(model, train))
-
-  tfl_dir = tfl_base / str(version)
-  tflite_report = report.new_report(tfl_dir, sm_dir, datasets, reference, calibration)
-  try:
+    # The int8 files' calibration images, chosen by the model's logits on the training split.
+    calibration = None
+    if any(variant in formats.INT8_VARIANTS for variant in tflite_variants):
+      with clock("export: int8 calibration images"):
+        train = datasets.train.images
+        calibration = tflite.calibration_images(train, registry.predict_logits(model, train))
+    sm_dir, tfl_dir = staged.final_path, tfl_base / str(version)
+    tflite_report = report.new_report(tfl_dir, sm_dir, datasets, reference, calibration)
     with files.atomic_directory(tfl_dir) as tmp:
       for variant in tflite_variants:
         tflite_report["variants"].append(
@@ -101,7 +103,7 @@ def export_and_verify(
             variant,
             tmp,
             model,
-            sm_dir,
+            staged.path,
             datasets,
             reference,
             about,
@@ -111,15 +113,12 @@ def export_and_verify(
             clock=clock,
           )
         )
-      (tmp / formats.LABELS_FILENAME).write_text(
-        "".join(f"{label}\n" for label in range(NUM_CLASSES))
-      )
+      (tmp / formats.LABELS_FILENAME).write_bytes(metadata.labels_file(NUM_CLASSES))
       report.write(tmp, tflite_report)
-      if about is not None:
-        record.write(tmp, about, version)
-  except disk.DiskError:
-    remove_version(sm_dir)  # the rerun exports the pair again, under the same version
-    raise
+      if tfl_about is not None:
+        record.write(tmp, tfl_about, version)
+    # Last: the phone files are in place before a server can see the version.
+    staged.publish()
 
   rows = tflite_report["variants"]
   failed = [row for row in rows if "error" in row]

@@ -8,12 +8,15 @@ No TensorFlow here.
 """
 
 import json
+import os
+import uuid
 from pathlib import Path
 
 import numpy as np
 
 from kmnist import __version__
 from kmnist.data.spec import IMAGE_SHAPE, NUM_CLASSES
+from kmnist.export import formats
 from kmnist.models import registry
 from kmnist.util import files
 from kmnist.util.errors import KmnistError, one_line
@@ -46,6 +49,34 @@ def path_in(export_dir) -> Path:
 def write(export_dir, record: dict, version: int) -> Path:
   """Writes `record` with the export's version into `export_dir` (before it is renamed in place)."""
   return files.write_json_atomic(path_in(export_dir), {**record, "export_version": version})
+
+
+def pair(about: dict, version: int) -> tuple[dict, dict]:
+  """The records of one export's SavedModel and TFLite version directories: both carry one
+  `export_id`, and the SavedModel's names its TFLite directory, relative to itself (so a copy of
+  the export directory, or a container's mount of it, keeps the two together)."""
+  linked = {**about, "export_id": uuid.uuid4().hex}
+  return {**linked, "tflite_dir": f"../../tflite/{version}"}, linked
+
+
+def tflite_dir(saved_model_dir, about: dict) -> Path:
+  """Where a SavedModel version's own TFLite files are: where its record says, else (an export of
+  an older kmnist, which wrote no such line) beside it, <export_dir>/tflite/<v>."""
+  relative = about.get("tflite_dir")
+  if not relative:
+    return formats.tflite_dir_beside(saved_model_dir)
+  return Path(os.path.normpath(Path(saved_model_dir) / relative))
+
+
+def not_of_export(tflite_about: dict | None, about: dict) -> str | None:
+  """Why a TFLite directory (its record) is not the one written with the SavedModel whose record is
+  `about`; None when it is (or when neither says: exports of an older kmnist)."""
+  if tflite_about is None:
+    return "it has no kmnist.json" if about.get("export_id") else None
+  for key in ("export_id", "model"):
+    if about.get(key) and tflite_about.get(key) != about.get(key):
+      return f"its {key} is {tflite_about.get(key)!r}, the SavedModel's {about.get(key)!r}"
+  return None
 
 
 def read(export_dir) -> dict | None:

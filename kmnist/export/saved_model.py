@@ -59,12 +59,19 @@ def export_saved_model(
   """
   target = Path(export_base) / str(files.free_version([export_base], version))
   with files.atomic_directory(target) as tmp:
-    build_archive(model).write_out(str(tmp), verbose=False)
-    if warmup_images is not None:
-      write_warmup_requests(tmp, warmup_images)
-    if about is not None:
-      record.write(tmp, about, int(target.name))
+    write_saved_model(model, tmp, int(target.name), warmup_images, about)
   return target
+
+
+def write_saved_model(
+  model: keras.Model, directory, version: int, warmup_images=None, about: dict | None = None
+) -> None:
+  """The SavedModel's files, written into `directory` (a hidden one, renamed when complete)."""
+  build_archive(model).write_out(str(directory), verbose=False)
+  if warmup_images is not None:
+    write_warmup_requests(directory, warmup_images)
+  if about is not None:
+    record.write(directory, about, version)
 
 
 def load_signature(saved_model_dir, signature: str = SERVING_SIGNATURE):

@@ -73,13 +73,22 @@ def convert_int8(model: keras.Model, train_images: np.ndarray) -> bytes:
     converter.inference_input_type = tf.uint8  # what a camera pipeline has
     converter.inference_output_type = tf.int8
     model_bytes = run_converter(converter)
-  scale, zero_point = input_details(model_bytes)["quantization"]
-  if not (np.isclose(scale, INPUT_SCALE, rtol=1e-6) and zero_point == INPUT_ZERO_POINT):
-    raise RuntimeError(
-      f"the int8 model's input quantization is (scale {scale}, zero point {zero_point}), "
-      f"not (1/255, 0): it would not take raw pixels"
-    )
+  check_quantization(model_bytes, "the int8 model", {"image": (INPUT_SCALE, INPUT_ZERO_POINT)})
   return model_bytes
+
+
+def check_quantization(model_bytes: bytes, what: str, expected: dict) -> None:
+  """Each tensor {name: (scale, zero point)} of the signature is quantized as expected (so the
+  model takes raw pixels, and gives what its readers dequantize), or RuntimeError."""
+  runner = interpreter(model_bytes).get_signature_runner(SERVING_SIGNATURE)
+  details = {**runner.get_input_details(), **runner.get_output_details()}
+  for name, (want_scale, want_zero_point) in expected.items():
+    scale, zero_point = details[name]["quantization"]
+    if not (np.isclose(scale, want_scale, rtol=1e-6) and zero_point == want_zero_point):
+      raise RuntimeError(
+        f"{what}'s {name} quantization is (scale {scale}, zero point {zero_point}), not "
+        f"(1/{round(1 / want_scale)}, {want_zero_point})"
+      )
 
 
 def unit_range_archive(model: keras.Model) -> keras.export.ExportArchive:
@@ -123,8 +132,9 @@ def calibration_batches(images: np.ndarray):
     yield {"image": images[start : start + CALIBRATION_BATCH].astype(np.float32) / 255.0}
 
 
-def run_converter(converter) -> bytes:
-  """The converter's flatbuffer, without conversion metadata and inner tensor names."""
+def run_converter(converter, signature_names: bool = False) -> bytes:
+  """The converter's flatbuffer, without conversion metadata and inner tensor names; with
+  `signature_names`, the input and output tensors named as in the signature."""
   # The conversion metadata (converter options, TF version) costs ~150 bytes per file, which the
   # int8 size budget needs; the same facts are in tflite_report.json beside the models.
   converter.exclude_conversion_metadata = True
@@ -132,18 +142,21 @@ def run_converter(converter) -> bytes:
     # Calibration runs TensorFlow's own deprecated tf.lite.Interpreter; the warning is not ours to
     # act on.
     warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
-    return strip_intermediate_names(converter.convert())
+    return strip_intermediate_names(converter.convert(), signature_names)
 
 
-def strip_intermediate_names(model_bytes: bytes) -> bytes:
+def strip_intermediate_names(model_bytes: bytes, signature_names: bool = False) -> bytes:
   """Drops the names of the tensors inside the graph (~500 bytes of Keras layer paths per file).
 
   The signature and its input and output names stay, and nothing computed changes. TFLite's own
-  `strip_strings` would also drop the signature, which apps use.
+  `strip_strings` would also drop the signature, which apps use. With `signature_names` the input
+  and output tensors take the signature's names (`image`, `probabilities`) instead of the
+  converter's (`serving_default_image:0`, `StatefulPartitionedCall:0`), for runtimes that read
+  tensors without the signature.
   """
   model = flatbuffer_utils.convert_bytearray_to_object(bytearray(model_bytes))
   named = {
-    io.tensorIndex
+    io.tensorIndex: io.name
     for signature in model.signatureDefs or []
     for io in [*signature.inputs, *signature.outputs]
   }
@@ -151,6 +164,8 @@ def strip_intermediate_names(model_bytes: bytes) -> bytes:
     for index, tensor in enumerate(subgraph.tensors):
       if index not in named:
         tensor.name = None
+      elif signature_names:
+        tensor.name = named[index]
   return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 

@@ -13,27 +13,25 @@ a batch with other requests to the same version (batching.py). :explain answers 
 plus the softmax model's evidence map (the drawing page uses it).
 """
 
+import asyncio
 import dataclasses
 import functools
+import hashlib
 
 import kserve
 import numpy as np
-from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+from kserve.protocol.infer_type import InferRequest
 from tensorflow_serving.apis import predict_pb2
 
-from kmnist.serve import tf_serving_grpc, tf_serving_rest
-from kmnist.serve.servable import BadRequest, Servable, Signature, check_array
+from kmnist.serve.operations import metrics
+from kmnist.serve.protocols import open_inference, tf_serving_grpc, tf_serving_rest
+from kmnist.serve.repository.servable import BadRequest, Servable, Signature
 
 DEFAULT_MAX_BATCH_SIZE = 1000
 # Set by the REST routes /v1/models/<name>/versions/<v>:predict and /labels/<label>:predict: the
 # version or label the client asked for.
 PINNED_VERSION_HEADER = "kmnist-model-version"
 PINNED_LABEL_HEADER = "kmnist-model-version-label"
-V2_DATATYPES = {
-  np.dtype(np.uint8): "UINT8",
-  np.dtype(np.float32): "FP32",
-  np.dtype(np.int64): "INT64",
-}
 
 
 @dataclasses.dataclass
@@ -79,7 +77,7 @@ class KmnistModel(kserve.Model):
   def get_input_types(self) -> list[dict]:
     """Open Inference model metadata: one input per signature (a request sends one of them)."""
     return [
-      {"name": s.input_name, "datatype": V2_DATATYPES[s.dtype], "shape": [-1, *s.shape]}
+      {"name": s.input_name, "datatype": open_inference.DATATYPES[s.dtype], "shape": [-1, *s.shape]}
       for s in self._signatures()
     ]
 
@@ -89,7 +87,7 @@ class KmnistModel(kserve.Model):
       for name, spec in signature.function.structured_outputs.items():
         outputs[name] = {
           "name": name,
-          "datatype": V2_DATATYPES[np.dtype(spec.dtype.as_numpy_dtype)],
+          "datatype": open_inference.DATATYPES[np.dtype(spec.dtype.as_numpy_dtype)],
           "shape": [-1 if d is None else d for d in spec.shape],
         }
     return [outputs[name] for name in sorted(outputs)]
@@ -97,10 +95,21 @@ class KmnistModel(kserve.Model):
   def _signatures(self) -> list[Signature]:
     return [s for _, s in sorted(self.versions.current.signatures.items())]
 
-  def preprocess(self, payload, headers=None) -> Prepared:
+  async def preprocess(self, payload, headers=None) -> Prepared:
+    # Off the event loop (as the model's run below): parsing a large body takes milliseconds, and
+    # the loop must keep answering the probes.
+    prepared = await asyncio.to_thread(self._prepare, payload, headers)
+    call = metrics.CURRENT.get()
+    if call is not None:  # what the operator's metrics and request log say of it
+      call.version, call.examples = str(prepared.servable.version), len(prepared.array)
+      call.digest = hashlib.sha256(np.ascontiguousarray(prepared.array).tobytes()).hexdigest()
+      call.pixels = prepared.array
+    return prepared
+
+  def _prepare(self, payload, headers=None) -> Prepared:
     servable = self._servable(payload, headers or {})  # once: it answers, whatever swaps
     if isinstance(payload, InferRequest):
-      signature, array = self._v2_input(payload, servable)
+      signature, array = open_inference.request_array(payload, servable, self.max_batch_size)
       return Prepared("v2", servable, signature, array, payload)
     if isinstance(payload, predict_pb2.PredictRequest):
       signature, array = tf_serving_grpc.request_array(servable, payload, self.max_batch_size)
@@ -123,7 +132,7 @@ class KmnistModel(kserve.Model):
   async def predict(self, payload: Prepared, headers=None) -> Result:
     servable, signature = payload.servable, payload.signature
     if self.batcher is None:
-      return Result(payload, servable.run(signature, payload.array))
+      return Result(payload, await asyncio.to_thread(servable.run, signature, payload.array))
     run = functools.partial(servable.run, signature)
     key = (servable, signature.name)  # only requests to one version and signature batch together
     return Result(payload, await self.batcher.run(key, run, payload.array, self.name))
@@ -142,9 +151,14 @@ class KmnistModel(kserve.Model):
         result.outputs,
         list(prepared.original.output_filter),
       )
-    return self._v2_response(prepared, result.outputs)
+    return open_inference.response(
+      self.name, prepared.original, prepared.servable, prepared.signature, result.outputs
+    )
 
-  def explain(self, payload: Prepared, headers=None) -> dict:
+  async def explain(self, payload: Prepared, headers=None) -> dict:
+    return await asyncio.to_thread(self._explain, payload)
+
+  def _explain(self, payload: Prepared) -> dict:
     """What the page shows: per image the outputs, and for the softmax model the evidence map of
     the predicted digit (weight x pixel, 28x28; with the bias it sums to the digit's logit)."""
     if payload.protocol != "v1":
@@ -162,57 +176,3 @@ class KmnistModel(kserve.Model):
       "model": servable.model_name,
       "explanations": explanations,
     }
-
-  def _v2_input(self, request: InferRequest, servable: Servable) -> tuple[Signature, np.ndarray]:
-    if len(request.inputs) != 1:
-      choices = " or ".join(f"'{s.input_name}'" for s in servable.signatures.values())
-      raise BadRequest(f"send exactly one input tensor ({choices}), got {len(request.inputs)}")
-    infer_input = request.inputs[0]
-    signature = servable.signature_for_input(infer_input.name)
-    datatype = V2_DATATYPES[signature.dtype]
-    where = f"input '{infer_input.name}'"
-    if infer_input.datatype != datatype:
-      raise BadRequest(
-        f"{where} has datatype {infer_input.datatype}, but {signature.name} takes "
-        f"{datatype}: {signature.describe()}"
-      )
-    shape = list(infer_input.shape)
-    try:
-      # Binary data (gRPC raw_input_contents, REST's binary extension) or JSON data, flat or nested.
-      raw = infer_input._raw_data is not None  # kserve keeps it private; as_numpy reads it
-      values = infer_input.as_numpy() if raw else np.asarray(infer_input.data)
-    except (ValueError, OverflowError) as e:
-      raise BadRequest(
-        f"{where}: its data is not an array of numbers of shape {shape} ({e})"
-      ) from None
-    needed = int(np.prod(shape))
-    if values.size != needed:
-      raise BadRequest(
-        f"{where}: its data has {values.size} values, but its shape {shape} needs {needed}"
-      )
-    return signature, check_array(signature, values.reshape(shape), self.max_batch_size, where)
-
-  def _v2_response(self, prepared: Prepared, outputs: dict) -> InferResponse:
-    request: InferRequest = prepared.original
-    wanted = [o.name for o in request.request_outputs or []] or sorted(outputs)
-    unknown = sorted(set(wanted) - set(outputs))
-    if unknown:
-      raise BadRequest(
-        f"requested outputs {unknown} are not outputs of "
-        f"{prepared.signature.name}; it returns {sorted(outputs)}"
-      )
-    infer_outputs = []
-    for name in wanted:
-      value = outputs[name]
-      infer_output = InferOutput(
-        name=name, shape=list(value.shape), datatype=V2_DATATYPES[value.dtype]
-      )
-      infer_output.set_data_from_numpy(value, binary_data=request.from_grpc)
-      infer_outputs.append(infer_output)
-    return InferResponse(
-      response_id=request.id or "",
-      model_name=self.name,
-      infer_outputs=infer_outputs,
-      model_version=str(prepared.servable.version),
-      from_grpc=request.from_grpc,
-    )

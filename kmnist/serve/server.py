@@ -5,32 +5,37 @@ What kserve 0.21 does not do, and how it is added here without patching kserve:
   * it binds REST to 0.0.0.0 and gRPC to [::]: KmnistModelServer.start builds the same two servers
     with the host set (uvicorn's Config.host, the gRPC listen address), and with TLS on both when
     given a certificate (kserve's own serves it on REST only);
-  * its gRPC errors log a traceback for every bad request: a bad request is one log line here;
+  * its gRPC errors log a traceback for every bad request: a bad request is one log line here
+    (operations/grpc_gate.py, which also checks the API key and admits and counts each call);
+  * on SIGTERM it stops at once, resetting what is in flight: here readiness turns false, new
+    requests are refused with 503, those in flight finish (--drain_seconds), then it exits 0;
   * its V2 repository API could unload the model: versions follow the base path, so unload is
     refused and load means "poll now".
 """
 
 import asyncio
+import contextlib
 import logging
+import os
+import signal
 from concurrent import futures
 
 import grpc
+import uvicorn
 from grpc import aio
 from kserve import ModelServer
 from kserve import errors as kserve_errors
 from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
-from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
 from kserve.protocol.grpc.server import GRPCServer
 from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.protocol.model_repository_extension import ModelRepositoryExtension
 from kserve.protocol.rest.server import RESTServer
 
-from kmnist.serve import tf_serving_grpc
-from kmnist.serve.app import DEFAULT_MAX_REQUEST_BYTES, create_app
-from kmnist.serve.batching import QueueFullError
-from kmnist.serve.servable import BadRequest
-from kmnist.serve.versions import UnknownLabelError, VersionNotFoundError
+from kmnist.serve.operations import gate, grpc_gate, health, telemetry
+from kmnist.serve.protocols import tf_serving_grpc
+from kmnist.serve.web import address
+from kmnist.serve.web.app import DEFAULT_MAX_REQUEST_BYTES, create_app
 
 logger = logging.getLogger("kmnist.serve")
 
@@ -51,39 +56,37 @@ class FollowBaseRepository(ModelRepositoryExtension):
     )
 
 
+class SignalsOurs(uvicorn.Server):
+  """uvicorn's server, leaving SIGTERM and SIGINT to KmnistModelServer's drain."""
+
+  @contextlib.contextmanager
+  def capture_signals(self):
+    yield
+
+
 class KmnistRESTServer(RESTServer):
   """kserve's REST server (uvicorn) on `host`, serving create_app's app."""
 
-  def __init__(self, host: str, max_request_bytes: int, access_log: bool, cors, **kwargs):
+  def __init__(
+    self, host: str, max_request_bytes: int, access_log: bool, cors, operations, **kwargs
+  ):
     super().__init__(FASTAPI_APP_IMPORT_STRING, **kwargs)
+    self._server = SignalsOurs(self.config)  # SIGTERM drains first (KmnistModelServer.serve)
+    self.operations = operations
     self.config.host = host
     self.config.access_log = access_log
     self.max_request_bytes = max_request_bytes
     self.cors = cors
 
   def create_application(self):
-    self.config.app = create_app(
-      self.dataplane, self.model_repository_extension, self.max_request_bytes, self.cors
+    app = create_app(
+      self.dataplane,
+      self.model_repository_extension,
+      self.max_request_bytes,
+      self.cors,
+      self.operations,
     )
-
-
-class OneLineErrors(ExceptionToStatusInterceptor):
-  """gRPC: a client's mistake is INVALID_ARGUMENT or NOT_FOUND with one log line."""
-
-  CODES = {
-    BadRequest: grpc.StatusCode.INVALID_ARGUMENT,
-    kserve_errors.ModelNotFound: grpc.StatusCode.NOT_FOUND,
-    VersionNotFoundError: grpc.StatusCode.NOT_FOUND,
-    UnknownLabelError: grpc.StatusCode.INVALID_ARGUMENT,
-    QueueFullError: grpc.StatusCode.UNAVAILABLE,
-  }
-
-  async def handle_exception(self, ex, request_or_iterator, context, method_name):
-    for kind, code in self.CODES.items():
-      if isinstance(ex, kind):
-        logger.warning("%s %s: %s", code.name, method_name, ex)
-        await context.abort(code, str(ex))
-    await super().handle_exception(ex, request_or_iterator, context, method_name)
+    self.config.app = telemetry.instrument_app(app)
 
 
 class KmnistGRPCServer(GRPCServer):
@@ -98,8 +101,10 @@ class KmnistGRPCServer(GRPCServer):
     max_message_bytes: int,
     grace_period: int,
     tls_files: tuple[str, str] | None = None,
+    operations=None,
   ):
     super().__init__(port, dataplane, repository_extension, kwargs={}, grace_period=grace_period)
+    self._interceptors = (*telemetry.grpc_interceptors(), grpc_gate.GrpcGate(operations))
     self._host = host
     self._max_message_bytes = max_message_bytes
     self._tls_files = tls_files  # (certfile, keyfile): gRPC over TLS, as REST serves https
@@ -107,7 +112,7 @@ class KmnistGRPCServer(GRPCServer):
   async def start(self, max_workers):
     self._server = aio.server(
       futures.ThreadPoolExecutor(max_workers=max_workers),
-      interceptors=(OneLineErrors(),),
+      interceptors=self._interceptors,
       options=[
         ("grpc.max_send_message_length", self._max_message_bytes),
         ("grpc.max_receive_message_length", self._max_message_bytes),
@@ -118,14 +123,13 @@ class KmnistGRPCServer(GRPCServer):
       InferenceServicer(self._data_plane, self._model_repository_extension), self._server
     )
     tf_serving_grpc.add_to_server(self._server, self._data_plane)
-    host = f"[{self._host}]" if ":" in self._host else self._host
     if self._tls_files:
       certfile, keyfile = self._tls_files
       with open(keyfile, "rb") as key, open(certfile, "rb") as cert:
         credentials = grpc.ssl_server_credentials([(key.read(), cert.read())])
-      self._server.add_secure_port(f"{host}:{self._port}", credentials)
+      self._server.add_secure_port(f"{address.in_url(self._host)}:{self._port}", credentials)
     else:
-      self._server.add_insecure_port(f"{host}:{self._port}")
+      self._server.add_insecure_port(f"{address.in_url(self._host)}:{self._port}")
     await self._server.start()
     await self._server.wait_for_termination()
 
@@ -143,6 +147,8 @@ class KmnistModelServer(ModelServer):
     grace_period: int = 10,
     tls_files: tuple[str, str] | None = None,
     cors_allowed_origins: tuple[str, ...] = (),
+    operations: gate.Operations | None = None,
+    drain_seconds: float = 5.0,
   ):
     super().__init__(
       http_port=http_port,
@@ -162,6 +168,17 @@ class KmnistModelServer(ModelServer):
     self.access_log = access_log
     self.cors_allowed_origins = cors_allowed_origins
     self.model_repository_extension = FollowBaseRepository(model_registry=self.registered_models)
+    self.operations = operations or gate.Operations(health.Health(self.registered_models))
+    self.operations.health.registry = self.registered_models
+    self.drain_seconds = drain_seconds
+    # The heavy work (parsing, inference, the page's PNGs) runs on the loop's default executor:
+    # one thread per core, so the event loop (and its probes) competes with few threads for the GIL.
+    self.max_asyncio_workers = os.cpu_count() or 1
+
+    async def ready():  # Open Inference's ServerReady (gRPC): the same readiness as REST's
+      return self.operations.health.ready()[0]
+
+    self.dataplane.ready = ready
 
   def start(self, models) -> None:
     """As ModelServer.start with one worker, with the servers bound to `host`."""
@@ -171,6 +188,7 @@ class KmnistModelServer(ModelServer):
       self.max_request_bytes,
       self.access_log,
       self.cors_allowed_origins,
+      self.operations,
       data_plane=self.dataplane,
       model_repository_extension=self.model_repository_extension,
       http_port=self.http_port,
@@ -190,8 +208,34 @@ class KmnistModelServer(ModelServer):
         self.max_request_bytes,
         self.grace_period,
         self.tls_files,
+        self.operations,
       )
       self.servers.append(self._grpc_server.start(self.max_threads))
     self.setup_event_loop()
-    self.register_signal_handler()
-    asyncio.run(self._serve())
+    asyncio.run(self.serve())
+
+  async def serve(self) -> None:
+    """Serves until SIGTERM (or SIGINT), then drains: readiness false, new requests refused, the
+    ones in flight finished (at most drain_seconds), then both servers stopped."""
+    loop, signalled = asyncio.get_running_loop(), asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+      loop.add_signal_handler(sig, signalled.set)
+    servers = [asyncio.ensure_future(server) for server in self.servers]
+    waiting = asyncio.ensure_future(signalled.wait())
+    done, _ = await asyncio.wait([waiting, *servers], return_when=asyncio.FIRST_COMPLETED)
+    for task in done - {waiting}:  # a server that stopped by itself: its error, if any
+      task.result()
+    logger.info(
+      "SIGTERM: draining (at most %g s; readiness false, new requests 503)", self.drain_seconds
+    )
+    left = await self.operations.health.drain(self.drain_seconds)
+    logger.info("drained (%d requests still in flight); stopping", left)
+    self._rest_server._server.should_exit = True
+    if self._grpc_server is not None:
+      # A call gRPC took but whose handler had not started yet is not in flight to the drain: with
+      # this grace it still runs, and is refused (UNAVAILABLE, retried) instead of CANCELLED.
+      await self._grpc_server._server.stop(grace=max(self.drain_seconds, 1))
+    await asyncio.gather(*servers, return_exceptions=True)
+    for model in list(self.registered_models.get_models().values()):
+      model.stop()
+    self.operations.log.close()

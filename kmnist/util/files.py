@@ -60,14 +60,33 @@ def write_json_atomic(path, obj) -> Path:
   return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+class Staged:
+  """A version directory being written: `path` (hidden) to fill, `publish()` to make it appear."""
+
+  def __init__(self, final_path: Path, path: Path):
+    self.final_path, self.path, self.published = final_path, path, False
+
+  def publish(self) -> Path:
+    if self.final_path.exists():  # os.rename would silently replace an empty directory.
+      raise KmnistError(
+        f"{self.final_path} appeared while this run wrote it (another run exporting into the same "
+        "directory took the number); it is never overwritten: run again for the next free version"
+      )
+    os.rename(self.path, self.final_path)
+    self.published = True
+    return self.final_path
+
+
 @contextlib.contextmanager
-def atomic_directory(final_path):
-  """Yields a temporary sibling to fill; renames it to `final_path` if the block succeeds.
+def staged_directory(final_path):
+  """Yields a Staged: a temporary sibling of `final_path` to fill, renamed to `final_path` when
+  its `publish()` is called, removed if the block raises or ends without publishing.
 
   The temporary name starts with '.', so TensorFlow Serving (which watches integer-named version
-  directories) never picks up a partial export. An existing `final_path` is never replaced. A disk
-  that refuses a write inside the block (full, read-only, no permission) raises disk.DiskError
-  naming `final_path`, and the temporary is removed.
+  directories) never picks up a partial or unchecked export: a writer can check what it wrote, and
+  write what must be in place first, before the version appears. An existing `final_path` is never
+  replaced. A disk that refuses a write inside the block (full, read-only, no permission) raises
+  disk.DiskError naming `final_path`.
   """
   final_path = Path(final_path)
   with disk.reported(final_path):
@@ -78,16 +97,23 @@ def atomic_directory(final_path):
         prefix=f".{final_path.name}.{os.getpid()}.", suffix=".tmp", dir=final_path.parent
       )
     )
+    staged = Staged(final_path, tmp)
     try:
       # mkdtemp makes it owner-only; a server running as another user must read it.
       tmp.chmod(0o777 & ~_umask())
-      yield tmp
-      if final_path.exists():  # os.rename would silently replace an empty directory.
-        raise FileExistsError(f"{final_path} already exists; refusing to overwrite it")
-      os.rename(tmp, final_path)
-    except BaseException:
-      shutil.rmtree(tmp, ignore_errors=True)
-      raise
+      yield staged
+    finally:
+      if not staged.published:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_directory(final_path):
+  """Yields a temporary sibling to fill; renames it to `final_path` if the block succeeds (a
+  staged_directory published at once)."""
+  with staged_directory(final_path) as staged:
+    yield staged.path
+    staged.publish()
 
 
 def remove_abandoned_temporaries(final_path: Path) -> None:
@@ -137,6 +163,12 @@ def free_version(bases, version: int | None = None) -> int:
 
 def is_saved_model(path) -> bool:
   return (Path(path) / "saved_model.pb").is_file()
+
+
+def saved_model_versions(base) -> list[int]:
+  """The complete SavedModel versions under a TF Serving base (an integer directory holding
+  saved_model.pb), ascending: what a server may serve."""
+  return [v for v in existing_versions(base) if is_saved_model(Path(base) / str(v))]
 
 
 def check_writable_directory(path, flag: str) -> None:

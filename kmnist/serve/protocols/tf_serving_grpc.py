@@ -21,8 +21,8 @@ from tensorflow_serving.apis import (
 )
 
 from kmnist.export import saved_model
-from kmnist.serve.servable import BadRequest, Servable, Signature, check_array
-from kmnist.serve.versions import VersionManager, VersionNotFoundError
+from kmnist.serve.repository.servable import BadRequest, Servable, Signature, check_array
+from kmnist.serve.repository.versions import VersionManager
 
 WARMUP_RECORDS_LIMIT = 1000  # TF Serving replays at most this many
 # TF Serving's error codes (tensorflow/core/protobuf/error_codes.proto) by the names REST reports.
@@ -111,7 +111,9 @@ def load_and_warm_up(directory, version: int) -> Servable:
 
 def signature_def_map(servable: Servable) -> get_model_metadata_pb2.SignatureDefMap:
   """The served signatures' SignatureDefs exactly as saved_model.pb has them."""
-  saved = saved_model_pb2.SavedModel.FromString((servable.path / "saved_model.pb").read_bytes())
+  saved = saved_model_pb2.SavedModel.FromString(
+    servable.saved_model_pb or (servable.path / "saved_model.pb").read_bytes()
+  )
   result = get_model_metadata_pb2.SignatureDefMap()
   for name, signature_def in saved.meta_graphs[0].signature_def.items():
     if name in servable.signatures:
@@ -157,11 +159,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
     _require_name(spec)
     versions = self._dataplane.get_model_from_registry(spec.name).versions
     version = spec.version.value if spec.HasField("version") else None
-    if spec.version_label:
-      version = versions.label_version(spec.version_label)
-    statuses = versions.status(version)
-    if not statuses:
-      raise VersionNotFoundError(f"Could not find version {version} of model {spec.name}")
+    statuses = versions.status(version, spec.version_label or None)
     response = get_model_status_pb2.GetModelStatusResponse()
     for status in statuses:
       entry = response.model_version_status.add(

@@ -25,7 +25,7 @@ from google.protobuf import (
   wrappers_pb2,
 )
 
-from kmnist.serve import model_config
+from kmnist.serve.repository import model_config
 from kmnist.util.errors import KmnistError, one_line
 
 # (field, number, google.protobuf wrapper) as session_bundle_config.proto declares them.
@@ -56,7 +56,7 @@ class Parameters:
 def _message_class():
   """BatchingParameters as a protobuf message class, in a pool of its own."""
   proto = descriptor_pb2.FileDescriptorProto(
-    name="kmnist/serve/batching_parameters.proto",
+    name="kmnist/serve/repository/batching_parameters.proto",
     package="tensorflow.serving",
     syntax="proto3",
     dependency=["google/protobuf/wrappers.proto"],

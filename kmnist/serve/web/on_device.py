@@ -1,10 +1,11 @@
 """The drawing page's "on this device" mode, server side: its service worker, and the TFLite files
 of the version being served, which the page runs in the browser (static/device.js).
 
-The files are those kmnist-train wrote beside the served SavedModel (<export>/tflite/<v> beside
-<export>/saved_model/<v>), so the page runs the version the server answers with. A version exported
-without them (an older kmnist, or --tflite without the bundles) gets 404 naming the file, and the
-page's mode says so.
+The files are those kmnist-train wrote with the served SavedModel: its record names their
+directory (<export>/tflite/<v>, beside <export>/saved_model/<v>) and both records carry one export
+id, so the page runs the version, and the model, the server answers with: each model of a family
+its own. A version exported without them (an older kmnist, or --tflite without the bundles) gets
+404 naming the file, and the page's mode says so.
 """
 
 import mimetypes
@@ -13,8 +14,9 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse
 from starlette.exceptions import HTTPException
 
-from kmnist.export import formats
-from kmnist.serve import page
+from kmnist.export import formats, record
+from kmnist.serve.web import page
+from kmnist.util.errors import KmnistError
 
 SERVICE_WORKER = page.STATIC_DIR / "sw.js"
 TFLITE_FILES = {formats.tflite_filename(variant) for variant in formats.TFLITE_VARIANTS}
@@ -25,7 +27,7 @@ mimetypes.add_type("text/javascript", ".js")
 
 
 def router(dataplane) -> APIRouter:
-  """GET /sw.js and GET /v1/models/<name>/tflite/<file>, for the app (kmnist.serve.app)."""
+  """GET /sw.js and GET /v1/models/<name>/tflite/<file>, for the app (kmnist.serve.web.app)."""
   routes = APIRouter()
 
   @routes.get("/sw.js", include_in_schema=False)
@@ -49,7 +51,15 @@ def served_file(servable, model_name: str, filename: str) -> FileResponse:
   if filename not in TFLITE_FILES:
     served = ", ".join(sorted(TFLITE_FILES))
     raise HTTPException(404, f"{filename} is not a kmnist TFLite file; this route serves {served}")
-  path = formats.tflite_dir_beside(servable.path) / filename
+  directory = servable.tflite_dir
+  path = directory / filename
+  foreign = record.not_of_export(_record(directory), servable.about)
+  if path.is_file() and foreign:  # another model's or another export's files: never served
+    raise HTTPException(
+      404,
+      f"version {servable.version} of {model_name}: {directory} is not its export's TFLite "
+      f"directory ({foreign}); mount the whole export directory (saved_model/ and tflite/)",
+    )
   if not path.is_file():
     raise HTTPException(
       404,
@@ -58,3 +68,10 @@ def served_file(servable, model_name: str, filename: str) -> FileResponse:
     )
   headers = {"Cache-Control": "no-cache", "X-Model-Version": str(servable.version)}
   return FileResponse(path, media_type="application/octet-stream", headers=headers)
+
+
+def _record(directory):
+  try:
+    return record.read(directory)
+  except KmnistError:
+    return {"model": None}

@@ -13,15 +13,15 @@ What kserve 0.21 does not do, and how it is added here without patching kserve:
     full batch queue is 503, as TF Serving's UNAVAILABLE.
 """
 
+import asyncio
 import logging
 import warnings
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import FastAPIDeprecationWarning, RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRouter
-from fastapi.staticfiles import StaticFiles
 from kserve import errors as kserve_errors
 from kserve.protocol.rest.server import metrics_handler
 from kserve.protocol.rest.v1_endpoints import register_v1_endpoints
@@ -29,9 +29,11 @@ from kserve.protocol.rest.v2_endpoints import register_v2_endpoints
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
-from kmnist.serve import cors, device, page, tf_serving_routes
-from kmnist.serve.batching import QueueFullError
-from kmnist.serve.versions import UnknownLabelError, VersionNotFoundError
+from kmnist.serve.operations import gate, health
+from kmnist.serve.protocols import tf_serving_routes
+from kmnist.serve.repository.batching import QueueFullError
+from kmnist.serve.repository.versions import UnknownLabelError, VersionNotFoundError
+from kmnist.serve.web import cors, on_device, page
 
 logger = logging.getLogger("kmnist.serve")
 
@@ -102,11 +104,11 @@ class BodyLimit:
     )
 
 
-def _error(status: int):
+def _error(status: int, headers=None):
   async def handler(request: Request, exc: Exception):
     message = _reworded(str(exc), request)
     logger.warning("%d %s %s: %s", status, request.method, request.url.path, message)
-    return ORJSON(status_code=status, content={"error": message})
+    return ORJSON(status_code=status, content={"error": message}, headers=headers)
 
   return handler
 
@@ -151,26 +153,30 @@ def create_app(
   repository_extension,
   max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
   cors_allowed_origins: tuple[str, ...] = (),
+  operations: gate.Operations | None = None,
 ) -> FastAPI:
   """The REST app: kmnist's routes first, then kserve's V1 and V2 endpoints and /metrics; CORS
-  for the origins given (none: no CORS headers, browsers keep other origins out)."""
+  for the origins given (none: no CORS headers, browsers keep other origins out); the gate
+  (operations: API key, admission, metrics, request logs)."""
   app = FastAPI(title="kmnist-serve", docs_url=None, redoc_url=None, default_response_class=ORJSON)
+  operations = operations or gate.Operations(health.Health(dataplane.model_registry))
 
   router = APIRouter()
 
   @router.get("/", include_in_schema=False)
   async def index():
-    return FileResponse(page.STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+    return page.index_response()
 
   @router.post("/demo/prepare")
   async def prepare(request: Request):
     """The page's drawing (a PNG body) -> {"pixels": 28x28}, the picture the model receives."""
-    return {"pixels": page.prepare_picture(await request.body()).tolist()}
+    body = await request.body()
+    return {"pixels": (await asyncio.to_thread(page.prepare_picture, body)).tolist()}
 
   app.include_router(router)
-  app.include_router(device.router(dataplane))  # the page's "on this device" mode
+  app.include_router(on_device.router(dataplane))  # the page's "on this device" mode
   app.include_router(tf_serving_routes.router(dataplane, repository_extension))
-  app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
+  app.mount("/static", page.StaticFiles(directory=page.STATIC_DIR), name="static")
   metrics = APIRouter()
   metrics.add_api_route("/metrics", metrics_handler, methods=["GET"])
   app.include_router(metrics)
@@ -184,7 +190,7 @@ def create_app(
     (kserve_errors.ModelNotFound, _error(404)),
     (VersionNotFoundError, _error(404)),
     (UnknownLabelError, _error(400)),
-    (QueueFullError, _error(503)),
+    (QueueFullError, _error(503, {"Retry-After": str(health.RETRY_AFTER_SECONDS)})),
     (HTTPException, _http_error),
     (kserve_errors.ModelNotReady, kserve_errors.model_not_ready_handler),
     (kserve_errors.InferenceError, kserve_errors.inference_error_handler),
@@ -197,6 +203,9 @@ def create_app(
   for exception, handler in handlers:
     app.add_exception_handler(exception, handler)
   app.add_middleware(BodyLimit, max_bytes=max_request_bytes)
+  # The probes answered first (/v2/health/live and /ready), then the API key, admission and each
+  # request's metrics and log.
+  app.add_middleware(gate.RestGate, operations=operations)
   if cors_allowed_origins:  # outermost: a preflight is answered before any limit or route
     app.add_middleware(cors.Cors, allow_origins=cors_allowed_origins)
   return app

@@ -7,6 +7,31 @@
 // No libraries and no build step; nothing is fetched from outside this server.
 "use strict";
 
+// The API key (kmnist-serve --api_key_file): on the first 401 the page asks for it once, keeps it
+// for this origin (localStorage) and sends it as Authorization: Bearer with every request of its
+// own; compare.js and device.js fetch through the same function.
+(function () {
+  const plainFetch = window.fetch.bind(window);
+  const KEY = "kmnist-api-key";
+  let asking = null; // one question, however many requests are refused at once
+  function withKey(options) {
+    const key = localStorage.getItem(KEY);
+    if (!key) return options;
+    const headers = Object.assign({}, (options || {}).headers, {Authorization: "Bearer " + key});
+    return Object.assign({}, options, {headers: headers});
+  }
+  window.fetch = async function (url, options) {
+    const response = await plainFetch(url, withKey(options));
+    if (response.status !== 401) return response;
+    asking = asking || Promise.resolve(window.prompt("This kmnist-serve needs an API key:"));
+    const key = ((await asking) || "").trim();
+    asking = null;
+    if (!key) return response;
+    localStorage.setItem(KEY, key);
+    return plainFetch(url, withKey(options));
+  };
+})();
+
 (function () {
   const pad = document.getElementById("pad");
   const padContext = pad.getContext("2d");
@@ -139,6 +164,8 @@
       if (mine !== request) return;
       describeModel(reply.model);
       show(reply.explanations[0], reply.model_version, performance.now() - began);
+      // device.js fetches the new version's bundle when the served version changes.
+      document.dispatchEvent(new CustomEvent("kmnist:version", {detail: reply.model_version}));
     } catch (error) {
       if (mine !== request) return;
       answer.className = "answer error";

@@ -18,7 +18,7 @@ import numpy as np
 import orjson
 from google.protobuf import json_format
 
-from kmnist.serve.servable import BadRequest, Servable, Signature, check_array
+from kmnist.serve.repository.servable import BadRequest, Servable, Signature, check_array
 
 ROW, COLUMNAR = "row", "columnar"
 

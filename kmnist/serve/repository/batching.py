@@ -9,6 +9,12 @@ UNAVAILABLE (HTTP 503), as TF Serving does. A free thread takes the oldest close
 one once it is full or its first request has waited `batch_timeout_micros`. The batch's inputs are
 concatenated, run through the signature once (padded to the next of `allowed_batch_sizes`, if
 given, with copies of its first example) and the outputs split back to the requests.
+
+Why a scheduler of kmnist's own rather than a library's: TF Serving's is C++ inside its model
+server (not a Python package); kserve's Python server has none (KServe batches in its Go agent,
+a sidecar outside this process); TensorFlow's in-graph BatchFunction would need every SavedModel
+exported again; Ray Serve's @serve.batch brings a cluster runtime. A few hundred lines give TF
+Serving's semantics exactly: its parameters file, its queue refusal, its padding.
 """
 
 import asyncio
@@ -19,21 +25,12 @@ import threading
 import time
 
 import numpy as np
-from prometheus_client import Histogram
 
-from kmnist.serve.batching_parameters import Parameters
-from kmnist.serve.servable import BadRequest
+from kmnist.serve.operations.metrics import BATCH_SIZE, QUEUE_DEPTH
+from kmnist.serve.repository.batching_parameters import Parameters
+from kmnist.serve.repository.servable import BadRequest
 
 logger = logging.getLogger("kmnist.serve")
-
-
-# Beside kserve's own histograms on /metrics: how many examples each batch ran (before padding).
-BATCH_SIZE = Histogram(
-  "kmnist_batch_size",
-  "Examples per batch run by kmnist-serve's batcher",
-  ["model_name"],
-  buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
-)
 
 
 class QueueFullError(Exception):
@@ -112,6 +109,7 @@ class Batcher:
         open_batch.opened = time.monotonic()
       open_batch.tasks.append(task)
       open_batch.size += size
+      QUEUE_DEPTH.labels(name).inc(size)
       self._ready.notify()
 
   def stop(self) -> None:
@@ -155,8 +153,14 @@ class Batcher:
           if queue is not None:
             break
           self._ready.wait(batch)
-      BATCH_SIZE.labels(queue.name).observe(batch.size)
-      self._process(queue.run, batch)
+      try:
+        QUEUE_DEPTH.labels(queue.name).dec(batch.size)
+        BATCH_SIZE.labels(queue.name).observe(batch.size)
+        self._process(queue.run, batch)
+      except Exception as e:  # never die leaving requests waiting: each gets the error
+        logger.exception("batch of %d requests to %s failed", len(batch.tasks), queue.name)
+        for task in batch.tasks:
+          task.loop.call_soon_threadsafe(_settle, task.future, None, e)
 
   def _process(self, run, batch: _Batch) -> None:
     arrays = [task.array for task in batch.tasks]

@@ -14,8 +14,7 @@ from fastapi.routing import APIRouter
 from kserve.protocol.rest.v1_endpoints import V1Endpoints
 
 from kmnist.serve import model as serve_model
-from kmnist.serve import tf_serving_grpc, tf_serving_rest
-from kmnist.serve.versions import VersionNotFoundError
+from kmnist.serve.protocols import tf_serving_grpc, tf_serving_rest
 
 PINNED = (serve_model.PINNED_VERSION_HEADER.encode(), serve_model.PINNED_LABEL_HEADER.encode())
 
@@ -27,13 +26,7 @@ def router(dataplane, repository_extension) -> APIRouter:
     return dataplane.get_model_from_registry(model_name).versions  # ModelNotFound -> 404
 
   def status(model_name: str, version: int | None = None, label: str | None = None):
-    manager = versions(model_name)
-    if label is not None:
-      version = manager.label_version(label)
-    statuses = manager.status(version)
-    if not statuses:
-      raise VersionNotFoundError(f"Could not find version {version} of model {model_name}")
-    return tf_serving_rest.model_status(statuses)
+    return tf_serving_rest.model_status(versions(model_name).status(version, label))
 
   def metadata(model_name: str, version: int | None = None, label: str | None = None):
     servable = versions(model_name).servable(version, label)

@@ -144,6 +144,8 @@ class Servable:
     self.path = Path(path)
     self._loaded = loaded  # keeps the variables the signatures read alive
     self.signatures = read_signatures(loaded)
+    self.about = {"model": model_name}  # the export's record (kmnist.export.record)
+    self.saved_model_pb = b""  # saved_model.pb, as loaded
     self.kernel = kernel  # [784, 10] float32, or None
     self.bias = bias
     if SERVING_SIGNATURE not in self.signatures:
@@ -168,7 +170,16 @@ class Servable:
       about, kernel, bias = {"model": None}, None, None
     if about.get("picture") != "digit_maps":  # the evidence map: weights x pixels, linear models
       kernel, bias = None, None
-    return cls(version, path, loaded, kernel, bias, about["model"])
+    servable = cls(version, path, loaded, kernel, bias, about["model"])
+    servable.about = about
+    # Read now: a version keeps answering its metadata after its files are removed from disk.
+    servable.saved_model_pb = (Path(path) / "saved_model.pb").read_bytes()
+    return servable
+
+  @property
+  def tflite_dir(self) -> Path:
+    """This version's own TFLite files (the phone's), where its export's record says."""
+    return record.tflite_dir(self.path, self.about)
 
   def signature(self, name: str | None) -> Signature:
     name = name or SERVING_SIGNATURE

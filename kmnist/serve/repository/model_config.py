@@ -16,10 +16,11 @@ from pathlib import Path
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from kmnist.serve import version_policy
-from kmnist.serve.version_policy import Policy
+from kmnist.serve.operations import request_log
+from kmnist.serve.repository import version_policy
+from kmnist.serve.repository.version_policy import Policy
 from kmnist.util.errors import KmnistError, one_line
-from kmnist.util.files import existing_versions, is_saved_model
+from kmnist.util.files import is_saved_model, saved_model_versions
 
 LABEL = re.compile(r"[A-Za-z0-9_]+")  # TF Serving's REST API: a label is word characters
 URL_UNSAFE = "/:?#% "
@@ -27,6 +28,11 @@ EXAMPLE = (
   'model_config_list { config { name: "cnn" base_path: "/models/cnn" model_platform: '
   '"tensorflow" } }'
 )
+
+
+def usable_in_urls(name: str) -> bool:
+  """Whether a model name can stand in TF Serving's URLs (/v1/models/<name>...) as it is."""
+  return bool(name) and not any(c in name for c in URL_UNSAFE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +45,7 @@ class ModelEntry:
   policy: Policy = version_policy.LATEST
   labels: tuple[tuple[str, int], ...] = ()
   line: int = 0
+  logging: request_log.Logging | None = None  # its logging_config, or None: no request log
 
   def where(self, source: str | None) -> str:
     return (
@@ -46,9 +53,9 @@ class ModelEntry:
     )
 
 
-def from_flags(model_path, model_name: str) -> list[ModelEntry]:
-  """The one model of --model and --model_name."""
-  return [ModelEntry(model_name, Path(model_path))]
+def from_flags(model_path, model_name: str, logging=None) -> list[ModelEntry]:
+  """The one model of --model and --model_name (and its request log flags)."""
+  return [ModelEntry(model_name, Path(model_path), logging=logging)]
 
 
 def read(path) -> list[ModelEntry]:
@@ -101,7 +108,7 @@ def _entry(model, line: int, source: str, seen: set) -> ModelEntry:
   name = model.name
   if not name:
     raise KmnistError(f'{at}: a config has no name; give each model a name: "cnn"')
-  if any(c in name for c in URL_UNSAFE):
+  if not usable_in_urls(name):
     raise KmnistError(f"{at}: model name {name!r} cannot be used in a URL; give a plain name")
   if name in seen:  # TF Serving's words
     raise KmnistError(f"{at}: Illegal to list model {name} multiple times in config list")
@@ -112,10 +119,6 @@ def _entry(model, line: int, source: str, seen: set) -> ModelEntry:
     raise KmnistError(
       f"{at}: model {name} has model_platform {platform!r}; kmnist-serve serves SavedModels, "
       'model_platform: "tensorflow"'
-    )
-  if model.HasField("logging_config"):
-    raise KmnistError(
-      f"{at}: model {name} sets logging_config, which kmnist-serve does not do; remove it"
     )
   base = Path(model.base_path)
   if not model.base_path or not base.is_absolute():  # as TF Serving requires
@@ -138,14 +141,30 @@ def _entry(model, line: int, source: str, seen: set) -> ModelEntry:
     raise KmnistError(
       f"{at}: model {name}'s policy specific {{}} names no version; add versions: <number>"
     )
-  return ModelEntry(name, base, policy, tuple(sorted(model.version_labels.items())), line)
+  labels = tuple(sorted(model.version_labels.items()))
+  return ModelEntry(name, base, policy, labels, line, _logging(model, at))
+
+
+def _logging(model, at: str) -> request_log.Logging | None:
+  """A model's logging_config as TF Serving reads it: written to filename_prefix + ".jsonl"."""
+  if not model.HasField("logging_config"):
+    return None
+  config = model.logging_config
+  prefix = config.log_collector_config.filename_prefix
+  rate = config.sampling_config.sampling_rate
+  if not prefix or not Path(prefix).is_absolute():
+    raise KmnistError(
+      f"{at}: model {model.name}'s logging_config needs an absolute log_collector_config "
+      f'{{ filename_prefix: "/logs/{model.name}" }} (its lines go to <prefix>.jsonl)'
+    )
+  if not 0 <= rate <= 1:
+    raise KmnistError(f"{at}: model {model.name}'s sampling_rate {rate:g} must be in [0, 1]")
+  return request_log.Logging(Path(prefix + ".jsonl"), rate)
 
 
 def _check_versions(entry: ModelEntry, text: str, source: str) -> None:
   """The policy serves a version among those on disk now, and each label names one it serves."""
-  found = [
-    v for v in existing_versions(entry.base_path) if is_saved_model(entry.base_path / str(v))
-  ]
+  found = saved_model_versions(entry.base_path)
   served = entry.policy.aspired(found)
   if not served:
     raise KmnistError(

@@ -171,6 +171,16 @@ function setMode(on) {
   }
 }
 
+// A new version served: its own bundle, loaded in place of the old one.
+document.addEventListener("kmnist:version", async function (event) {
+  if (!loading) return;
+  const loaded = await loading.catch(function () { return null; });
+  if (loaded && loaded.version !== String(event.detail) && toggle.checked) {
+    loading = null;
+    setMode(true);
+  }
+});
+
 toggle.addEventListener("change", function () { setMode(toggle.checked); });
 pad.addEventListener("pointerup", answerDrawing);
 pad.addEventListener("pointercancel", answerDrawing);

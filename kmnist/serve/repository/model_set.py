@@ -16,8 +16,8 @@ import logging
 import threading
 from pathlib import Path
 
-from kmnist.serve import model_config
-from kmnist.serve.versions import VersionManager
+from kmnist.serve.repository import model_config
+from kmnist.serve.repository.versions import VersionManager
 from kmnist.util.errors import KmnistError, one_line
 
 logger = logging.getLogger("kmnist.serve")
@@ -39,10 +39,16 @@ class ServedModels:
     self._thread = None
     self._seen = None  # the config file's bytes last read
     self._error = None  # the last error logged, not repeated
+    self._pending: dict = {}  # name -> entry whose labels wait for a version to serve
 
   @property
   def names(self) -> list[str]:
     return list(self._entries)
+
+  def logging_of(self, name: str):
+    """The request log settings of model `name` (None: not logged)."""
+    entry = self._entries.get(name)
+    return entry.logging if entry is not None else None
 
   def versions(self, name: str) -> VersionManager:
     return self._repository.get_model(name).versions
@@ -96,9 +102,21 @@ class ServedModels:
       )
       if not self._started:
         raise KmnistError(message)
-      logger.error("%s; its labels stay as they were", message)
+      if self._pending.get(entry.name) != entry:  # said once; retried until the version serves
+        logger.error("%s; its labels stay as they were until it is", message)
+      self._pending[entry.name] = entry
       return
+    if self._pending.pop(entry.name, None) is not None:
+      logger.info("model %s: version labels %s applied", entry.name, dict(entry.labels))
     manager.labels = dict(entry.labels)
+
+  def retry_labels(self) -> None:
+    """Labels that named a version still loading: set once it serves (each config poll)."""
+    for name, entry in list(self._pending.items()):
+      if self._entries.get(name) == entry:
+        self._set_labels(entry, self.versions(name))
+      else:  # the config changed since: its own labels were applied with it
+        self._pending.pop(name, None)
 
   def start(self, config_path=None, config_poll_seconds: float = 0) -> None:
     """Starts every model's version poller, and the config file's if it is to be polled."""
@@ -123,6 +141,7 @@ class ServedModels:
   def _poll_config(self, path, seconds: float) -> None:
     while not self._stop.wait(seconds):
       self.reload_config(path)
+      self.retry_labels()
 
   def reload_config(self, path) -> bool:
     """Reads the config file again and serves what it lists, if it changed; True if it did."""
@@ -133,6 +152,7 @@ class ServedModels:
       self._seen = data
       entries = model_config.read(path)
       if entries == list(self._entries.values()):
+        self._error = None  # back to what serves (a revert): the same fault is logged again
         return False
       self.apply(entries)
     except Exception as e:  # whatever it is, the running models keep answering

@@ -14,7 +14,7 @@ import dataclasses
 from pathlib import Path
 
 from kmnist.util.errors import KmnistError
-from kmnist.util.files import existing_versions, is_saved_model
+from kmnist.util.files import is_saved_model, saved_model_versions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +70,7 @@ def resolve(model_path) -> tuple[Path, int | None]:
         f"name is not an integer); put it in a base as <base>/1 and pass the base"
       )
     return path, int(path.name)
-  if path.is_dir() and any(is_saved_model(path / str(v)) for v in existing_versions(path)):
+  if path.is_dir() and saved_model_versions(path):
     return path, None
   raise KmnistError(
     f"--model={model_path} is neither a SavedModel version directory (with "

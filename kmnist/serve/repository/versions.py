@@ -16,9 +16,9 @@ import threading
 import time
 from pathlib import Path
 
-from kmnist.serve.version_policy import LATEST, Policy, resolve
+from kmnist.serve.repository.version_policy import LATEST, Policy, resolve
 from kmnist.util.errors import KmnistError
-from kmnist.util.files import existing_versions, is_saved_model
+from kmnist.util.files import saved_model_versions
 
 logger = logging.getLogger("kmnist.serve")
 
@@ -109,7 +109,7 @@ class VersionManager:
     """The complete versions under the base (the version directory alone, if given one)."""
     if not self.follows_base:
       return [self._fixed_version]
-    return [v for v in existing_versions(self.path) if is_saved_model(self.path / str(v))]
+    return saved_model_versions(self.path)
 
   def aspired(self) -> list[int]:
     """The versions the policy serves among those found and not known to be broken."""
@@ -139,11 +139,12 @@ class VersionManager:
       wanted = self.aspired()
       if not wanted:
         if self._served and not self._warned_empty:
+          serving = ", ".join(map(str, self.served_versions()))
           logger.warning(
             "no loadable version of %s left under %s; still serving %s",
             self.name,
             self.path,
-            ", ".join(map(str, self.served_versions())),
+            serving,
           )
           self._warned_empty = True
         return
@@ -172,12 +173,9 @@ class VersionManager:
         "version %d of %s failed to load, still serving %s: %s", version, self.name, serving, reason
       )
       return None
+    took = time.perf_counter() - start
     logger.info(
-      "serving version %d of %s from %s (loaded in %.2f s)",
-      version,
-      self.name,
-      directory,
-      time.perf_counter() - start,
+      "serving version %d of %s from %s (loaded in %.2f s)", version, self.name, directory, took
     )
     return servable
 
@@ -218,11 +216,15 @@ class VersionManager:
       except Exception:  # e.g. the base vanished for a moment: the next poll tries again
         logger.exception("polling %s failed; still serving", self.path)
 
-  def status(self, version: int | None = None) -> list[dict]:
-    """TF Serving's model_version_status entries, newest version first."""
+  def status(self, version: int | None = None, label: str | None = None) -> list[dict]:
+    """TF Serving's model_version_status entries, newest first: of every version, of `version`,
+    or of the version `label` names (REST and gRPC alike); VersionNotFoundError if this server
+    never saw that version."""
+    if label is not None:
+      version = self.label_version(label)
     with self._lock:
       states = dict(self._states)
-    return [
+    statuses = [
       {
         "version": str(v),
         "state": state,
@@ -231,6 +233,9 @@ class VersionManager:
       for v, (state, error) in sorted(states.items(), reverse=True)
       if version is None or v == version
     ]
+    if not statuses:
+      raise VersionNotFoundError(f"Could not find version {version} of model {self.name}")
+    return statuses
 
   def _failure_summary(self) -> str:
     failures = [f"version {v}: {error}" for v, (_, error) in sorted(self._states.items()) if error]

@@ -1,0 +1,1 @@
+"""The operator's side of kmnist-serve (see kmnist.serve)."""
