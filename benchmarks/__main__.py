@@ -9,7 +9,9 @@ Prints a table and writes it as JSON (`--out`). Measured, in one process tree:
     where its seconds go; a first run that prepares TFDS from the shipped files
     (benchmarks/command.py);
   * SavedModel export, TFLite conversion per variant, and TFLite latency (one image; a batch of
-    1,000).
+    1,000);
+  * `kmnist-train --model=cnn` as a whole command against keras-io's mnist_convnet training to
+    99.2 %, turn about (benchmarks/cnn_command.py).
 """
 
 import json
@@ -48,6 +50,12 @@ flags.DEFINE_boolean(
 )
 flags.DEFINE_integer(
   "command_repeats", 5, "Runs of each whole command (kmnist-train, the TF1 program); medians."
+)
+flags.DEFINE_list(
+  "cnn_seeds",
+  ["0", "1", "2"],
+  "Seeds of keras-io's recipe, each followed by kmnist-train --model=cnn as a whole command "
+  "(benchmarks/cnn_command.py); empty: skip it.",
 )
 flags.DEFINE_list(
   "models",
@@ -231,6 +239,11 @@ def main(argv):
   loops["kmnist_over_numpy"] = kmnist["examples_per_second"] / loops["numpy"]["examples_per_second"]
   loops["kmnist_over_tf1"] = kmnist["examples_per_second"] / loops["tf1"]["examples_per_second"]
   figures.update(training_loop=loops, export=export_figures(model, datasets))
+  if FLAGS.cnn_seeds:
+    from benchmarks import cnn_command
+
+    seeds = [int(seed) for seed in FLAGS.cnn_seeds]
+    figures["cnn_command"] = cnn_command.measure(datasets, FLAGS.data_dir, seeds)
   write_figures(figures, FLAGS.out, command.table(figures))
 
 

@@ -132,6 +132,10 @@ def table(figures: dict) -> str:
   training loops, the exports."""
   loops = figures["training_loop"]
   rows = [commands_table(figures["end_to_end"]), ""] if "end_to_end" in figures else []
+  if "cnn_command" in figures:
+    from benchmarks import cnn_command  # TensorFlow, through keras-io's recipe
+
+    rows += [cnn_command.table(figures["cnn_command"]), ""]
   rows += [
     "The training loop alone (its first call's tracing apart), on the same batches:",
     "",

@@ -76,3 +76,19 @@ def test_the_batching_table_compares_the_most_clients():
   table = serve_batching.table(figures)
   assert "| on | 64 | 1,000 | 1.0 | 2.0 | 2 | 700 → 701 MiB | 0.50 |" in table
   assert table.endswith("At 64 clients, batching on: 2.50x the unbatched requests/s, 2 errors.")
+
+
+def test_the_cnn_command_is_compared_with_kerasio_reaching_the_target_or_all_its_training():
+  from benchmarks import cnn_command
+
+  rounds = [
+    {"seed": 0, "kerasio_seconds_to_target": 60.0, "kerasio_training_seconds": 70.0,
+     "kerasio_test_accuracy": 0.9921, "cnn_command_seconds": 40.0},
+    {"seed": 1, "kerasio_seconds_to_target": None, "kerasio_training_seconds": 120.0,
+     "kerasio_test_accuracy": 0.9914, "cnn_command_seconds": 50.0},
+    {"seed": 2, "kerasio_seconds_to_target": 100.0, "kerasio_training_seconds": 130.0,
+     "kerasio_test_accuracy": 0.9920, "cnn_command_seconds": 45.0},
+  ]  # fmt: skip
+  assert cnn_command.ratio(rounds) == 45.0 / 100.0  # medians: 45 s against 60, 120 and 100 s
+  table = cnn_command.table({"target": 0.992, "rounds": rounds, "ratio": 0.45})
+  assert "| 1 | not reached (120 s trained) (0.9914) | 50 |" in table and "**0.45x**" in table
